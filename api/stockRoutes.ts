@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import type { FastifyPluginCallback } from "fastify";
+import { isRefusal } from "../crdt/shopState.js";
+import type { Replica } from "../node/replica.js";
+import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
+import { paramsSchema, readAmount, readBatchSize } from "./params.js";
+
+const itemViewSchema = {
+  type: "object",
+  properties: { stock: { type: "integer" }, price: { type: "integer" } },
+  required: ["stock", "price"],
+} as const;
+
+export function stockRoutes(replica: Replica): FastifyPluginCallback {
+  return (app, _options, done) => {
+    app.post<{ Params: { price: string } }>(
+      "/item/create/:price",
+      { schema: { params: paramsSchema([], ["price"]), response: { 200: idReplySchema("item_id") } } },
+      async (request) => {
+        const price = readAmount("price", request.params.price);
+        const itemId = randomUUID();
+        await replica.mutate((shop) => (shop.createItem(itemId, price), null));
+        return { item_id: itemId };
+      },
+    );
+
+    app.post<{ Params: { n: string; starting_stock: string; item_price: string } }>(
+      "/batch_init/:n/:starting_stock/:item_price",
+      { schema: { params: paramsSchema([], ["n", "starting_stock", "item_price"]) } },
+      async (request) => {
+        const count = readBatchSize("n", request.params.n);
+        const startingStock = readAmount("starting_stock", request.params.starting_stock);
+        const price = readAmount("item_price", request.params.item_price);
+        await replica.mutate((shop) => (shop.batchInitItems(count, startingStock, price), null));
+        return { msg: `Batch init for ${count} items successful` };
+      },
+    );
+
+    app.get<{ Params: { item_id: string } }>(
+      "/find/:item_id",
+      { schema: { params: paramsSchema(["item_id"], []), response: { 200: itemViewSchema } } },
+      async (request, reply) => {
+        const view = await replica.read((shop) => shop.findItem(request.params.item_id));
+        return isRefusal(view) ? sendRefusal(reply, view) : view;
+      },
+    );
+
+    app.post<{ Params: { item_id: string; amount: string } }>(
+      "/add/:item_id/:amount",
+      { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
+      async (request, reply) => {
+        const amount = readAmount("amount", request.params.amount);
+        const refusal = await replica.mutate((shop) => shop.addStock(request.params.item_id, amount));
+        return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock increased by ${amount}`);
+      },
+    );
+
+    app.post<{ Params: { item_id: string; amount: string } }>(
+      "/subtract/:item_id/:amount",
+      { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
+      async (request, reply) => {
+        const amount = readAmount("amount", request.params.amount);
+        const refusal = await replica.mutate((shop) => shop.subtractStock(request.params.item_id, amount));
+        return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock decreased by ${amount}`);
+      },
+    );
+    done();
+  };
+}

@@ -1,0 +1,170 @@
+// Bounded counter with escrowed rights (Balegas et al., SRDS 2015).
+//
+// R[i][i] = increments made at actor i, R[i][j] = rights i handed to j,
+// U[i] = decrements made at i. Only actor i ever writes row i and U[i], so merge
+// is the entry-wise max and the type is state-based: duplicated, stale or
+// reordered states are harmless. Stored sparse: most counters are touched by few
+// actors.
+
+/** A replica incarnation: the only writer of its own row of every counter. */
+export type Actor = string;
+
+export type CounterRefusal = "insufficient-rights" | "self-transfer" | "overflow";
+
+export class BoundedCounter {
+  /** R[i][i] */
+  readonly increments = new Map<Actor, number>();
+  /** R[i][j] for i != j, as from -> (to -> amount) */
+  readonly transfers = new Map<Actor, Map<Actor, number>>();
+  /** U[i] */
+  readonly decrements = new Map<Actor, number>();
+
+  value(): number {
+    let total = 0;
+    for (const amount of this.increments.values()) total += amount;
+    for (const amount of this.decrements.values()) total -= amount;
+    return total;
+  }
+
+  /** What `actor` may still decrement or hand on. */
+  rights(actor: Actor): number {
+    let rights = (this.increments.get(actor) ?? 0) - (this.decrements.get(actor) ?? 0);
+    for (const [from, row] of this.transfers) {
+      if (from === actor) {
+        for (const amount of row.values()) rights -= amount;
+      } else {
+        rights += row.get(actor) ?? 0;
+      }
+    }
+    return rights;
+  }
+
+  /** Rights of every actor that appears in the state (zero-rights actors included). */
+  rightsByActor(): Map<Actor, number> {
+    const result = new Map<Actor, number>();
+    for (const actor of this.actors()) result.set(actor, this.rights(actor));
+    return result;
+  }
+
+  actors(): Set<Actor> {
+    const actors = new Set<Actor>(this.increments.keys());
+    for (const actor of this.decrements.keys()) actors.add(actor);
+    for (const [from, row] of this.transfers) {
+      actors.add(from);
+      for (const to of row.keys()) actors.add(to);
+    }
+    return actors;
+  }
+
+  increment(actor: Actor, amount: number): CounterRefusal | null {
+    assertAmount(amount);
+    const next = (this.increments.get(actor) ?? 0) + amount;
+    if (!Number.isSafeInteger(next) || !Number.isSafeInteger(this.value() + amount)) return "overflow";
+    if (amount > 0) this.increments.set(actor, next);
+    return null;
+  }
+
+  decrement(actor: Actor, amount: number): CounterRefusal | null {
+    assertAmount(amount);
+    if (this.rights(actor) < amount) return "insufficient-rights";
+    if (amount > 0) this.decrements.set(actor, (this.decrements.get(actor) ?? 0) + amount);
+    return null;
+  }
+
+  transfer(from: Actor, to: Actor, amount: number): CounterRefusal | null {
+    assertAmount(amount);
+    if (from === to) return "self-transfer";
+    const rightsBefore = this.rights(from);
+    if (rightsBefore < amount) return "insufficient-rights";
+    if (amount === 0) return null;
+    let row = this.transfers.get(from);
+    if (row === undefined) {
+      row = new Map();
+      this.transfers.set(from, row);
+    }
+    const next = (row.get(to) ?? 0) + amount;
+    if (!Number.isSafeInteger(next)) return "overflow";
+    row.set(to, next);
+    assert(this.rights(from) === rightsBefore - amount, "a transfer must move exactly its amount");
+    return null;
+  }
+
+  /** Entry-wise max: commutative, associative, idempotent. */
+  merge(other: BoundedCounter): void {
+    mergeMax(this.increments, other.increments);
+    mergeMax(this.decrements, other.decrements);
+    for (const [from, otherRow] of other.transfers) {
+      if (otherRow.size === 0) continue;
+      let row = this.transfers.get(from);
+      if (row === undefined) {
+        row = new Map();
+        this.transfers.set(from, row);
+      }
+      mergeMax(row, otherRow);
+    }
+  }
+
+  clone(): BoundedCounter {
+    const copy = new BoundedCounter();
+    copy.merge(this);
+    return copy;
+  }
+
+  equals(other: BoundedCounter): boolean {
+    return (
+      mapsEqual(this.increments, other.increments) &&
+      mapsEqual(this.decrements, other.decrements) &&
+      this.transfers.size === other.transfers.size &&
+      [...this.transfers].every(([from, row]) => {
+        const otherRow = other.transfers.get(from);
+        return otherRow !== undefined && mapsEqual(row, otherRow);
+      })
+    );
+  }
+
+  /**
+   * Why this state could not have come from any correct history, or null if it
+   * could: every entry a safe non-negative integer, no self-transfer, no actor
+   * with negative rights. Checked on every state read from disk or a peer.
+   */
+  invalidity(): string | null {
+    for (const [actor, amount] of this.increments) if (!isAmount(amount)) return `increment of ${actor} is ${amount}`;
+    for (const [actor, amount] of this.decrements) if (!isAmount(amount)) return `decrement of ${actor} is ${amount}`;
+    for (const [from, row] of this.transfers) {
+      for (const [to, amount] of row) {
+        if (from === to) return `transfer from ${from} to itself`;
+        if (!isAmount(amount)) return `transfer from ${from} to ${to} is ${amount}`;
+      }
+    }
+    if (!Number.isSafeInteger(this.value())) return "value is not a safe integer";
+    for (const actor of this.actors()) {
+      if (this.rights(actor) < 0) return `rights of ${actor} are negative`;
+    }
+    return null;
+  }
+}
+
+function mergeMax(target: Map<Actor, number>, source: ReadonlyMap<Actor, number>): void {
+  for (const [actor, amount] of source) {
+    const current = target.get(actor);
+    if (current === undefined || amount > current) target.set(actor, amount);
+  }
+}
+
+function mapsEqual(a: ReadonlyMap<Actor, number>, b: ReadonlyMap<Actor, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [key, value] of a) if (b.get(key) !== value) return false;
+  return true;
+}
+
+function isAmount(amount: number): boolean {
+  return Number.isSafeInteger(amount) && amount >= 0;
+}
+
+function assertAmount(amount: number): void {
+  assert(isAmount(amount), `an amount must be a safe non-negative integer, got ${amount}`);
+}
+
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`invariant broken: ${message}`);
+}

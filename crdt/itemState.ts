@@ -1,0 +1,25 @@
+import { BoundedCounter } from "./boundedCounter.js";
+import { type Generation, type GenerationalState, sameGeneration } from "./generation.js";
+
+/** A stock item: a price fixed at creation and a bounded stock counter. */
+export class ItemState implements GenerationalState<ItemState> {
+  constructor(
+    readonly generation: Generation,
+    public price: number,
+    readonly stock: BoundedCounter = new BoundedCounter(),
+  ) {}
+
+  mergeSameGeneration(other: ItemState): void {
+    // The price never changes within a generation; max keeps the merge a lattice.
+    if (other.price > this.price) this.price = other.price;
+    this.stock.merge(other.stock);
+  }
+
+  clone(): ItemState {
+    return new ItemState(this.generation, this.price, this.stock.clone());
+  }
+
+  equals(other: ItemState): boolean {
+    return sameGeneration(this.generation, other.generation) && this.price === other.price && this.stock.equals(other.stock);
+  }
+}

@@ -1,0 +1,22 @@
+import { BoundedCounter } from "./boundedCounter.js";
+import { type Generation, type GenerationalState, sameGeneration } from "./generation.js";
+
+/** A payment user: a bounded credit counter. */
+export class UserState implements GenerationalState<UserState> {
+  constructor(
+    readonly generation: Generation,
+    readonly credit: BoundedCounter = new BoundedCounter(),
+  ) {}
+
+  mergeSameGeneration(other: UserState): void {
+    this.credit.merge(other.credit);
+  }
+
+  clone(): UserState {
+    return new UserState(this.generation, this.credit.clone());
+  }
+
+  equals(other: UserState): boolean {
+    return sameGeneration(this.generation, other.generation) && this.credit.equals(other.credit);
+  }
+}

@@ -1,6 +1,6 @@
 // The HTTP face of a replica: every route of API.md, with strict input checks.
 // Bad input is a 400 with a message and changes nothing; only bugs are 5xx.
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
 import type { Replica } from "../node/replica.js";
 import { orderRoutes } from "./orderRoutes.js";
 import { amountMessage, amountSchema } from "./params.js";
@@ -23,6 +23,8 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
     // Ajv must not turn "1e3" or "" into numbers; params are strings checked by us.
     ajv: { customOptions: { coerceTypes: false } },
     forceCloseConnections: true,
+    // A malformed percent-encoding or an overlong id gets the same {"error"} body as every refusal.
+    frameworkErrors: (error, _request, reply) => void sendClientError(reply as FastifyReply, error),
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, _body, done) => done(null, undefined));
@@ -41,6 +43,10 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   app.register(paymentRoutes(replica), { prefix: "/payment" });
   app.register(orderRoutes(replica), { prefix: "/orders" });
   return app;
+}
+
+function sendClientError(reply: FastifyReply, error: FastifyError): FastifyReply {
+  return reply.code(error.statusCode ?? 400).send({ error: error.message });
 }
 
 /** Schema failures on an amount get the same message as the bound checks. */

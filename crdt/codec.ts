@@ -82,7 +82,11 @@ function unpackFields(bytes: Uint8Array, count: number): unknown[] {
     throw new DecodeError(`not msgpack: ${(error as Error).message}`);
   }
   if (!Array.isArray(fields) || fields.length !== count) throw new DecodeError(`expected an array of ${count} fields`);
-  if (fields[0] !== formatVersion) throw new DecodeError(`unknown format version ${String(fields[0])}`);
+  if (fields[0] !== formatVersion) {
+    // Not String(fields[0]): a msgpackr record with a "toString" key would throw a TypeError.
+    const version = typeof fields[0] === "number" ? String(fields[0]) : `of type ${typeof fields[0]}`;
+    throw new DecodeError(`unknown format version ${version}`);
+  }
   return fields;
 }
 

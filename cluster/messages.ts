@@ -1,0 +1,126 @@
+// Messages between replicas, after a link is authenticated. Encoding lives here,
+// apart from the logic that uses it: tiny, versioned, validated on decode. A frame
+// that does not decode to a valid message is a protocol error: the link is closed.
+import { Packr } from "msgpackr";
+import { idLengthMax } from "../crdt/codec.js";
+import type { StateKey } from "../crdt/shopState.js";
+
+export const protocolVersion = 1;
+/** Largest frame a replica sends or accepts (ws maxPayload). */
+export const bytesPerFrameMax = 8 * 1024 * 1024;
+/** Most states in one frame; bigger batches are split. */
+export const statesPerFrameMax = 4096;
+/** Most needs in one rights request. */
+export const needsPerRequestMax = 1024;
+
+export type StateEntry = readonly [key: StateKey, state: Uint8Array];
+export type Need = readonly [key: StateKey, amount: number];
+
+export type PeerMessage =
+  /** Durable states of the sender's batch `seq`, sent live; `seq` 0 for anti-entropy chunks. */
+  | { readonly type: "states"; readonly seq: number; readonly entries: readonly StateEntry[] }
+  /** The receiver has durably merged the sender's batches up to `seq`. */
+  | { readonly type: "ack"; readonly seq: number }
+  /** Anti-entropy: send me every state you changed after your batch `cursor`. */
+  | { readonly type: "syncRequest"; readonly cursor: number }
+  /** Anti-entropy: all states changed after the cursor were sent (before this); you now have my batches up to `upTo`. */
+  | { readonly type: "syncDone"; readonly upTo: number }
+  /** Please hand me these rights (stock, credit or an order token, by state key). */
+  | { readonly type: "rightsRequest"; readonly requestId: number; readonly needs: readonly Need[] }
+  /** What was handed over; the states carrying the transfers were sent before this. */
+  | { readonly type: "rightsGrant"; readonly requestId: number; readonly granted: readonly Need[] }
+  /** An Automerge sync message of the membership document. */
+  | { readonly type: "membership"; readonly sync: Uint8Array };
+
+export class ProtocolError extends Error {}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
+
+const typeCodes = ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership"] as const;
+
+export function encodeMessage(message: PeerMessage): Uint8Array {
+  const code = typeCodes.indexOf(message.type);
+  switch (message.type) {
+    case "states":
+      return packr.pack([protocolVersion, code, message.seq, message.entries.flat()]);
+    case "ack":
+      return packr.pack([protocolVersion, code, message.seq]);
+    case "syncRequest":
+      return packr.pack([protocolVersion, code, message.cursor]);
+    case "syncDone":
+      return packr.pack([protocolVersion, code, message.upTo]);
+    case "rightsRequest":
+      return packr.pack([protocolVersion, code, message.requestId, message.needs.flat()]);
+    case "rightsGrant":
+      return packr.pack([protocolVersion, code, message.requestId, message.granted.flat()]);
+    case "membership":
+      return packr.pack([protocolVersion, code, message.sync]);
+  }
+}
+
+export function decodeMessage(bytes: Uint8Array): PeerMessage {
+  let fields: unknown;
+  try {
+    fields = packr.unpack(bytes);
+  } catch (error) {
+    throw new ProtocolError(`frame is not msgpack: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
+  if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
+  const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
+  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" ? 4 : 3;
+  if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
+  switch (type) {
+    case "states":
+      return { type, seq: readCount(fields[2]), entries: readEntries(fields[3]) };
+    case "ack":
+      return { type, seq: readCount(fields[2]) };
+    case "syncRequest":
+      return { type, cursor: readCount(fields[2]) };
+    case "syncDone":
+      return { type, upTo: readCount(fields[2]) };
+    case "rightsRequest":
+      return { type, requestId: readCount(fields[2]), needs: readNeeds(fields[3]) };
+    case "rightsGrant":
+      return { type, requestId: readCount(fields[2]), granted: readNeeds(fields[3]) };
+    case "membership":
+      if (!(fields[2] instanceof Uint8Array)) throw new ProtocolError("membership sync must be bytes");
+      return { type, sync: fields[2] };
+  }
+}
+
+function readCount(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProtocolError("a count must be a safe non-negative integer");
+  }
+  return value;
+}
+
+function readKey(value: unknown): StateKey {
+  if (typeof value !== "string" || !/^[iuo]:/.test(value) || value.length < 3 || value.length > idLengthMax + 2) {
+    throw new ProtocolError("a state key must be i:, u: or o: followed by an id");
+  }
+  return value;
+}
+
+function readEntries(value: unknown): StateEntry[] {
+  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > statesPerFrameMax) {
+    throw new ProtocolError(`states must be at most ${statesPerFrameMax} key/state pairs`);
+  }
+  const entries: StateEntry[] = [];
+  for (let index = 0; index < value.length; index += 2) {
+    const state = value[index + 1];
+    if (!(state instanceof Uint8Array)) throw new ProtocolError("a state must be bytes");
+    entries.push([readKey(value[index]), state]);
+  }
+  return entries;
+}
+
+function readNeeds(value: unknown): Need[] {
+  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > needsPerRequestMax) {
+    throw new ProtocolError(`needs must be at most ${needsPerRequestMax} key/amount pairs`);
+  }
+  const needs: Need[] = [];
+  for (let index = 0; index < value.length; index += 2) needs.push([readKey(value[index]), readCount(value[index + 1])]);
+  return needs;
+}

@@ -1,0 +1,397 @@
+// Unit tests of ShopState, the shop's operations on one replica: checkout is all or
+// nothing and charges an order once (G2, G4), refusals change and report nothing
+// (G2: "a 4xx changed nothing"), batch_init generations overwrite and are not undone
+// by older states arriving later (G3), and onChange reports exactly what changed.
+import { Packr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import { DecodeError } from "../../crdt/codec.js";
+import { ShopState, type StateKey, isRefusal, itemKey, orderKey, userKey } from "../../crdt/shopState.js";
+
+interface Harness {
+  readonly shop: ShopState;
+  /** Keys reported through onChange, in order; tests clear it between steps. */
+  readonly changes: StateKey[];
+}
+
+function makeShop(actor = "r1"): Harness {
+  const changes: StateKey[] = [];
+  const shop = new ShopState(actor, (key) => changes.push(key));
+  return { shop, changes };
+}
+
+function allKeys(shop: ShopState): StateKey[] {
+  return [...[...shop.items.keys()].map(itemKey), ...[...shop.users.keys()].map(userKey), ...[...shop.orders.keys()].map(orderKey)];
+}
+
+/** Every state of the shop, encoded: equal fingerprints mean nothing changed. */
+function fingerprint(shop: ShopState): Map<StateKey, string> {
+  return new Map(allKeys(shop).map((key) => [key, Buffer.from(shop.encode(key)).toString("hex")]));
+}
+
+function stock(shop: ShopState, id: string): number {
+  const item = shop.findItem(id);
+  if (isRefusal(item)) throw new Error(item.message);
+  return item.stock;
+}
+
+function credit(shop: ShopState, id: string): number {
+  const user = shop.findUser(id);
+  if (isRefusal(user)) throw new Error(user.message);
+  return user.credit;
+}
+
+function paid(shop: ShopState, id: string): boolean {
+  const order = shop.findOrder(id);
+  if (isRefusal(order)) throw new Error(order.message);
+  return order.paid;
+}
+
+/** Items A (price 10, stock 5) and B (price 3, stock 1), user U with 100, empty order O of U. */
+function stockedShop(): Harness {
+  const harness = makeShop();
+  const { shop } = harness;
+  shop.createItem("A", 10);
+  expect(shop.addStock("A", 5)).toBeNull();
+  shop.createItem("B", 3);
+  expect(shop.addStock("B", 1)).toBeNull();
+  shop.createUser("U");
+  expect(shop.addFunds("U", 100)).toBeNull();
+  expect(shop.createOrder("O", "U")).toBeNull();
+  harness.changes.length = 0;
+  return harness;
+}
+
+function add(shop: ShopState, orderId: string, itemId: string, quantity: number): void {
+  expect(shop.addItem(orderId, itemId, quantity)).toBeNull();
+}
+
+/** Runs `operation`, expects it refused for `reason`, and expects no state changed and no change reported. */
+function expectRefusedWithoutChange(harness: Harness, operation: () => unknown, reason: string): string {
+  const before = fingerprint(harness.shop);
+  harness.changes.length = 0;
+  const result = operation();
+  expect(result).toMatchObject({ reason });
+  expect(harness.changes).toEqual([]);
+  expect(fingerprint(harness.shop)).toEqual(before);
+  return (result as { message: string }).message;
+}
+
+const sorted = (keys: readonly StateKey[]): StateKey[] => [...keys].sort();
+
+describe("ShopState checkout", () => {
+  it("takes every item's stock, the user's credit and the order token, and reports exactly those keys once each", () => {
+    const harness = stockedShop();
+    const { shop, changes } = harness;
+    add(shop, "O", "A", 2);
+    add(shop, "O", "B", 1);
+    add(shop, "O", "A", 1);
+    changes.length = 0;
+    expect(shop.checkout("O")).toBeNull();
+    expect(stock(shop, "A")).toBe(2);
+    expect(stock(shop, "B")).toBe(0);
+    expect(credit(shop, "U")).toBe(100 - 33);
+    expect(paid(shop, "O")).toBe(true);
+    expect(sorted(changes)).toEqual(["i:A", "i:B", "o:O", "u:U"]);
+  });
+
+  it("G2: is all or nothing when one item of several lacks stock, and names that item only", () => {
+    const harness = stockedShop();
+    add(harness.shop, "O", "A", 2);
+    add(harness.shop, "O", "B", 3);
+    const message = expectRefusedWithoutChange(harness, () => harness.shop.checkout("O"), "insufficient");
+    expect(message).toContain("stock of item B (needs 3, has 1)");
+    expect(message).not.toContain("item A");
+    expect(message).not.toContain("credit");
+    expect(paid(harness.shop, "O")).toBe(false);
+  });
+
+  it("G2: is all or nothing when credit is short, and names the credit", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    shop.createUser("P");
+    expect(shop.addFunds("P", 12)).toBeNull();
+    expect(shop.createOrder("Q", "P")).toBeNull();
+    add(shop, "Q", "A", 1);
+    add(shop, "Q", "B", 1);
+    const message = expectRefusedWithoutChange(harness, () => shop.checkout("Q"), "insufficient");
+    expect(message).toContain("credit of user P (needs 13, has 12)");
+    expect(message).not.toContain("stock");
+    expect(shop.addFunds("P", 1)).toBeNull();
+    expect(shop.checkout("Q")).toBeNull();
+    expect(credit(shop, "P")).toBe(0);
+  });
+
+  it("names every missing right when several are short", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    shop.createUser("P");
+    expect(shop.createOrder("Q", "P")).toBeNull();
+    add(shop, "Q", "A", 6);
+    add(shop, "Q", "B", 2);
+    const message = expectRefusedWithoutChange(harness, () => shop.checkout("Q"), "insufficient");
+    expect(message).toContain("stock of item A (needs 6, has 5)");
+    expect(message).toContain("stock of item B (needs 2, has 1)");
+    expect(message).toContain("credit of user P (needs 66, has 0)");
+  });
+
+  it("sums the quantities of an item that appears on several lines", () => {
+    const harness = stockedShop();
+    const { shop, changes } = harness;
+    add(shop, "O", "A", 3);
+    add(shop, "O", "A", 3);
+    // Each line alone (3) fits the stock of 5; together (6) they do not.
+    const message = expectRefusedWithoutChange(harness, () => shop.checkout("O"), "insufficient");
+    expect(message).toContain("stock of item A (needs 6, has 5)");
+    expect(shop.addStock("A", 1)).toBeNull();
+    changes.length = 0;
+    expect(shop.checkout("O")).toBeNull();
+    expect(stock(shop, "A")).toBe(0);
+    expect(credit(shop, "U")).toBe(40);
+    expect(sorted(changes)).toEqual(["i:A", "o:O", "u:U"]);
+  });
+
+  it("G4: is idempotent on a paid order: answered as done, no second charge, nothing reported", () => {
+    const harness = stockedShop();
+    const { shop, changes } = harness;
+    add(shop, "O", "A", 1);
+    expect(shop.checkout("O")).toBeNull();
+    expect(shop.addFunds("U", 50)).toBeNull();
+    expect(shop.addStock("A", 10)).toBeNull();
+    const before = fingerprint(shop);
+    changes.length = 0;
+    expect(shop.checkout("O")).toBeNull();
+    expect(shop.checkout("O")).toBeNull();
+    expect(changes).toEqual([]);
+    expect(fingerprint(shop)).toEqual(before);
+    expect(credit(shop, "U")).toBe(140);
+    expect(stock(shop, "A")).toBe(14);
+  });
+
+  it("an empty order checks out for nothing, once", () => {
+    const { shop, changes } = stockedShop();
+    expect(shop.checkout("O")).toBeNull();
+    expect(paid(shop, "O")).toBe(true);
+    expect(credit(shop, "U")).toBe(100);
+    expect(sorted(changes)).toEqual(["o:O", "u:U"]);
+  });
+
+  it("refuses an unknown order, and an order whose token another replica holds", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    add(shop, "O", "A", 1);
+    expectRefusedWithoutChange(harness, () => shop.checkout("nope"), "not-found");
+
+    const other = makeShop("r2");
+    for (const key of allKeys(shop)) other.shop.mergeEncoded(key, shop.encode(key));
+    expect(other.shop.findOrder("O")).toMatchObject({ items: [["A", 1]], total_cost: 10 });
+    expectRefusedWithoutChange(other, () => other.shop.checkout("O"), "not-token-holder");
+    expectRefusedWithoutChange(other, () => other.shop.addItem("O", "A", 1), "not-token-holder");
+  });
+
+  it("G4: a replica that learns the order was paid answers a retry as done, without charging", () => {
+    const { shop } = stockedShop();
+    add(shop, "O", "A", 2);
+    const other = makeShop("r2");
+    for (const key of allKeys(shop)) other.shop.mergeEncoded(key, shop.encode(key));
+    // The other replica holds rights of its own: it could pay, if the token let it.
+    expect(other.shop.addFunds("U", 100)).toBeNull();
+    expect(other.shop.addStock("A", 10)).toBeNull();
+    expect(shop.checkout("O")).toBeNull();
+    for (const key of ["i:A", "u:U", "o:O"]) other.shop.mergeEncoded(key, shop.encode(key));
+    other.changes.length = 0;
+    expect(other.shop.checkout("O")).toBeNull();
+    expect(other.changes).toEqual([]);
+    expect(credit(other.shop, "U")).toBe(200 - 20);
+    expect(stock(other.shop, "A")).toBe(15 - 2);
+  });
+
+  it("refuses an order whose lines name an item this replica does not know", () => {
+    const harness = makeShop();
+    const { shop } = harness;
+    shop.batchInitUsers(1, 100);
+    shop.batchInitOrders(1, 5, 1, 10, (n) => n - 1); // user 0, items 4 and 4
+    const message = expectRefusedWithoutChange(harness, () => shop.checkout("0"), "bad-reference");
+    expect(message).toContain("item 4");
+  });
+});
+
+describe("ShopState addItem", () => {
+  it("appends a line, adds its cost, bumps the version and reports the order only", () => {
+    const { shop, changes } = stockedShop();
+    expect(shop.addItem("O", "A", 2)).toBeNull();
+    expect(shop.addItem("O", "B", 1)).toBeNull();
+    expect(shop.findOrder("O")).toEqual({ order_id: "O", paid: false, items: [["A", 2], ["B", 1]], user_id: "U", total_cost: 23 });
+    expect(shop.orders.get("O")!.version).toBe(2);
+    expect(changes).toEqual(["o:O", "o:O"]);
+  });
+
+  it("is refused on a paid order, on an unknown item and on an unknown order, changing nothing", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    expectRefusedWithoutChange(harness, () => shop.addItem("O", "nope", 1), "bad-reference");
+    expectRefusedWithoutChange(harness, () => shop.addItem("nope", "A", 1), "not-found");
+    add(shop, "O", "A", 1);
+    expect(shop.checkout("O")).toBeNull();
+    const message = expectRefusedWithoutChange(harness, () => shop.addItem("O", "A", 1), "paid");
+    expect(message).toContain("order O");
+    expect(shop.findOrder("O")).toMatchObject({ items: [["A", 1]], total_cost: 10 });
+  });
+
+  it("refuses a total cost past the largest safe integer", () => {
+    const harness = makeShop();
+    const { shop } = harness;
+    shop.createItem("X", Number.MAX_SAFE_INTEGER);
+    shop.createUser("U");
+    expect(shop.createOrder("O", "U")).toBeNull();
+    add(shop, "O", "X", 1);
+    expectRefusedWithoutChange(harness, () => shop.addItem("O", "X", 1), "overflow");
+  });
+});
+
+describe("ShopState refusals change and report nothing (G2)", () => {
+  it("for every refused operation", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    expectRefusedWithoutChange(harness, () => shop.subtractStock("A", 6), "insufficient");
+    expectRefusedWithoutChange(harness, () => shop.subtractStock("nope", 1), "not-found");
+    expectRefusedWithoutChange(harness, () => shop.addStock("nope", 1), "not-found");
+    expectRefusedWithoutChange(harness, () => shop.addStock("A", Number.MAX_SAFE_INTEGER), "overflow");
+    expectRefusedWithoutChange(harness, () => shop.pay("U", 101), "insufficient");
+    expectRefusedWithoutChange(harness, () => shop.pay("nope", 1), "not-found");
+    expectRefusedWithoutChange(harness, () => shop.addFunds("nope", 1), "not-found");
+    expectRefusedWithoutChange(harness, () => shop.createOrder("Z", "nope"), "not-found");
+    expect(shop.orders.has("Z")).toBe(false);
+    expectRefusedWithoutChange(harness, () => shop.findItem("nope"), "not-found");
+  });
+
+  it("and the accepted counterparts report their key once", () => {
+    const { shop, changes } = stockedShop();
+    expect(shop.subtractStock("A", 5)).toBeNull();
+    expect(shop.pay("U", 100)).toBeNull();
+    expect(shop.addStock("B", 2)).toBeNull();
+    expect(shop.addFunds("U", 1)).toBeNull();
+    expect(changes).toEqual(["i:A", "u:U", "i:B", "u:U"]);
+    expect(stock(shop, "A")).toBe(0);
+    expect(credit(shop, "U")).toBe(1);
+  });
+});
+
+describe("ShopState batch_init and generations (G3)", () => {
+  it("batchInitItems overwrites earlier keys with a newer generation, and reports each key", () => {
+    const { shop, changes } = makeShop();
+    shop.createItem("0", 99);
+    expect(shop.addStock("0", 7)).toBeNull();
+    changes.length = 0;
+    shop.batchInitItems(3, 50, 4);
+    expect(changes).toEqual(["i:0", "i:1", "i:2"]);
+    expect(shop.findItem("0")).toEqual({ stock: 50, price: 4 });
+    expect(shop.findItem("2")).toEqual({ stock: 50, price: 4 });
+    const first = shop.items.get("0")!.generation;
+    expect(first.counter).toBeGreaterThan(0);
+    shop.batchInitItems(2, 9, 1);
+    expect(shop.findItem("0")).toEqual({ stock: 9, price: 1 });
+    expect(shop.findItem("1")).toEqual({ stock: 9, price: 1 });
+    expect(shop.items.get("0")!.generation.counter).toBeGreaterThan(first.counter);
+    // Keys past the new count are left as they were.
+    expect(shop.findItem("2")).toEqual({ stock: 50, price: 4 });
+  });
+
+  it("batchInitUsers overwrites earlier keys with a newer generation", () => {
+    const { shop, changes } = makeShop();
+    shop.createUser("1");
+    expect(shop.addFunds("1", 5)).toBeNull();
+    shop.batchInitUsers(2, 30);
+    expect(credit(shop, "1")).toBe(30);
+    shop.batchInitUsers(2, 8);
+    expect(credit(shop, "0")).toBe(8);
+    expect(credit(shop, "1")).toBe(8);
+    expect(changes.slice(-2)).toEqual(["u:0", "u:1"]);
+  });
+
+  it("batchInitOrders overwrites earlier keys with unpaid two-line orders held by this replica", () => {
+    const { shop } = makeShop();
+    shop.createUser("U");
+    expect(shop.createOrder("0", "U")).toBeNull();
+    const picks = [1, 3, 4, 0, 2, 2];
+    shop.batchInitOrders(2, 5, 3, 7, () => picks.shift()!);
+    expect(shop.findOrder("0")).toEqual({ order_id: "0", paid: false, items: [["3", 1], ["4", 1]], user_id: "1", total_cost: 14 });
+    expect(shop.findOrder("1")).toEqual({ order_id: "1", paid: false, items: [["2", 1], ["2", 1]], user_id: "0", total_cost: 14 });
+    expect(shop.orders.get("0")!.holdsToken("r1")).toBe(true);
+    expect(shop.orders.get("0")!.generation.counter).toBeGreaterThan(0);
+  });
+
+  it("mergeEncoded of an older generation does not overwrite a newer one; a newer one overwrites", () => {
+    const a = makeShop("ra");
+    const b = makeShop("rb");
+    a.shop.batchInitItems(1, 10, 5);
+    const older = a.shop.encode("i:0");
+    b.shop.batchInitItems(1, 20, 6);
+    b.shop.batchInitItems(1, 30, 7); // generation 2 at rb: newer than generation 1 at ra
+    a.shop.mergeEncoded("i:0", b.shop.encode("i:0"));
+    expect(a.shop.findItem("0")).toEqual({ stock: 30, price: 7 });
+    a.shop.mergeEncoded("i:0", older);
+    expect(a.shop.findItem("0")).toEqual({ stock: 30, price: 7 });
+    b.shop.mergeEncoded("i:0", older);
+    expect(b.shop.findItem("0")).toEqual({ stock: 30, price: 7 });
+    expect(fingerprint(a.shop)).toEqual(fingerprint(b.shop));
+  });
+
+  it("a state made by create (generation zero) does not undo a batch_init", () => {
+    const creator = makeShop("ra");
+    creator.shop.createUser("0");
+    expect(creator.shop.addFunds("0", 1000)).toBeNull();
+    const { shop } = makeShop("rb");
+    shop.batchInitUsers(1, 3);
+    shop.mergeEncoded("u:0", creator.shop.encode("u:0"));
+    expect(credit(shop, "0")).toBe(3);
+  });
+
+  it("states of one generation merge: increments made at two replicas both count", () => {
+    const a = makeShop("ra");
+    a.shop.batchInitItems(1, 10, 5);
+    const b = makeShop("rb");
+    b.shop.mergeEncoded("i:0", a.shop.encode("i:0"));
+    expect(b.shop.addStock("0", 4)).toBeNull();
+    expect(a.shop.subtractStock("0", 3)).toBeNull();
+    a.shop.mergeEncoded("i:0", b.shop.encode("i:0"));
+    b.shop.mergeEncoded("i:0", a.shop.encode("i:0"));
+    expect(stock(a.shop, "0")).toBe(11);
+    expect(stock(b.shop, "0")).toBe(11);
+  });
+
+  it("a replica's next batch_init is newer than any generation it has received (Lamport)", () => {
+    const a = makeShop("ra");
+    const b = makeShop("rb");
+    for (let round = 0; round < 3; round++) b.shop.batchInitUsers(1, 1);
+    a.shop.mergeEncoded("u:0", b.shop.encode("u:0"));
+    a.shop.batchInitUsers(1, 77);
+    b.shop.mergeEncoded("u:0", a.shop.encode("u:0"));
+    expect(credit(b.shop, "0")).toBe(77);
+    expect(a.shop.users.get("0")!.generation.counter).toBe(4);
+  });
+
+  it("mergeEncoded reports the key it merged, and rejects an unknown kind of key", () => {
+    const source = stockedShop();
+    const target = makeShop("r2");
+    target.shop.mergeEncoded("u:U", source.shop.encode("u:U"));
+    expect(target.changes).toEqual(["u:U"]);
+    expect(credit(target.shop, "U")).toBe(100);
+    expect(() => target.shop.mergeEncoded("x:U", source.shop.encode("u:U"))).toThrow(RangeError);
+    expect(target.changes).toEqual(["u:U"]);
+  });
+
+  it("G1: mergeEncoded of forged or mismatched bytes throws DecodeError and changes and reports nothing", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    // A user whose actor "f" decremented 50 it never held.
+    const forged = new Packr({ useRecords: false, mapsAsObjects: false }).pack([1, 0, "", ["r1", 100], ["f", 50], []]);
+    const before = fingerprint(shop);
+    harness.changes.length = 0;
+    expect(() => shop.mergeEncoded("u:U", forged)).toThrow(DecodeError);
+    expect(() => shop.mergeEncoded("u:U", shop.encode("i:A"))).toThrow(DecodeError);
+    expect(() => shop.mergeEncoded("o:O", shop.encode("o:O").subarray(0, 5))).toThrow(DecodeError);
+    expect(harness.changes).toEqual([]);
+    expect(fingerprint(shop)).toEqual(before);
+    expect(credit(shop, "U")).toBe(100);
+  });
+});

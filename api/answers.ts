@@ -9,7 +9,7 @@ const statusByReason: Record<RefusalReason, number> = {
   insufficient: 400,
   paid: 400,
   overflow: 400,
-  "not-token-holder": 409,
+  "rights-elsewhere": 409,
 };
 
 export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {

@@ -1,7 +1,8 @@
 // The HTTP face of a replica: every route of API.md, with strict input checks.
 // Bad input is a 400 with a message and changes nothing; only bugs are 5xx.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerFactory, LogController } from "fastify";
 import type { Replica } from "../node/replica.js";
+import { clusterRoutes } from "./clusterRoutes.js";
 import { orderRoutes } from "./orderRoutes.js";
 import { amountMessage, amountSchema } from "./params.js";
 import { paymentRoutes } from "./paymentRoutes.js";
@@ -9,6 +10,8 @@ import { stockRoutes } from "./stockRoutes.js";
 
 export interface AppOptions {
   readonly logLevel: string;
+  /** Makes the HTTP server (to share the request handler with a second server). */
+  readonly serverFactory?: FastifyServerFactory;
 }
 
 /** No route reads a body; a client may still send one, up to this size. */
@@ -23,6 +26,7 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
     // Ajv must not turn "1e3" or "" into numbers; params are strings checked by us.
     ajv: { customOptions: { coerceTypes: false } },
     forceCloseConnections: true,
+    ...(options.serverFactory === undefined ? {} : { serverFactory: options.serverFactory }),
     // A malformed percent-encoding or an overlong id gets the same {"error"} body as every refusal.
     frameworkErrors: (error, _request, reply) => void sendClientError(reply as FastifyReply, error),
   });
@@ -42,6 +46,7 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   app.register(stockRoutes(replica), { prefix: "/stock" });
   app.register(paymentRoutes(replica), { prefix: "/payment" });
   app.register(orderRoutes(replica), { prefix: "/orders" });
+  app.register(clusterRoutes(replica), { prefix: "/cluster" });
   return app;
 }
 

@@ -89,10 +89,10 @@ export class BoundedCounter {
     return null;
   }
 
-  /** Entry-wise max: commutative, associative, idempotent. */
-  merge(other: BoundedCounter): void {
-    mergeMax(this.increments, other.increments);
-    mergeMax(this.decrements, other.decrements);
+  /** Entry-wise max: commutative, associative, idempotent. True if any entry rose. */
+  merge(other: BoundedCounter): boolean {
+    let changed = mergeMax(this.increments, other.increments);
+    changed = mergeMax(this.decrements, other.decrements) || changed;
     for (const [from, otherRow] of other.transfers) {
       if (otherRow.size === 0) continue;
       let row = this.transfers.get(from);
@@ -100,8 +100,9 @@ export class BoundedCounter {
         row = new Map();
         this.transfers.set(from, row);
       }
-      mergeMax(row, otherRow);
+      changed = mergeMax(row, otherRow) || changed;
     }
+    return changed;
   }
 
   clone(): BoundedCounter {
@@ -144,11 +145,16 @@ export class BoundedCounter {
   }
 }
 
-function mergeMax(target: Map<Actor, number>, source: ReadonlyMap<Actor, number>): void {
+function mergeMax(target: Map<Actor, number>, source: ReadonlyMap<Actor, number>): boolean {
+  let changed = false;
   for (const [actor, amount] of source) {
     const current = target.get(actor);
-    if (current === undefined || amount > current) target.set(actor, amount);
+    if (current === undefined || amount > current) {
+      target.set(actor, amount);
+      changed = true;
+    }
   }
+  return changed;
 }
 
 function mapsEqual(a: ReadonlyMap<Actor, number>, b: ReadonlyMap<Actor, number>): boolean {

@@ -24,18 +24,18 @@ export function sameGeneration(a: Generation, b: Generation): boolean {
 
 export interface GenerationalState<T> {
   readonly generation: Generation;
-  /** Merge a state of the same generation into this one, in place. */
-  mergeSameGeneration(other: T): void;
+  /** Merge a state of the same generation into this one, in place; true if it changed. */
+  mergeSameGeneration(other: T): boolean;
 }
 
 /**
  * The state to keep after receiving `incoming`: `local` merged in place, or
- * `incoming` itself (the caller hands it over) when it is of a newer generation.
+ * `incoming` itself (the caller hands it over) when it is of a newer generation;
+ * and whether the kept state differs from `local`.
  */
-export function mergeGenerational<T extends GenerationalState<T>>(local: T | undefined, incoming: T): T {
-  if (local === undefined) return incoming;
+export function mergeGenerational<T extends GenerationalState<T>>(local: T | undefined, incoming: T): { kept: T; changed: boolean } {
+  if (local === undefined) return { kept: incoming, changed: true };
   const order = compareGenerations(local.generation, incoming.generation);
-  if (order < 0) return incoming;
-  if (order === 0) local.mergeSameGeneration(incoming);
-  return local;
+  if (order < 0) return { kept: incoming, changed: true };
+  return { kept: local, changed: order === 0 && local.mergeSameGeneration(incoming) };
 }

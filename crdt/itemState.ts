@@ -9,10 +9,11 @@ export class ItemState implements GenerationalState<ItemState> {
     readonly stock: BoundedCounter = new BoundedCounter(),
   ) {}
 
-  mergeSameGeneration(other: ItemState): void {
+  mergeSameGeneration(other: ItemState): boolean {
     // The price never changes within a generation; max keeps the merge a lattice.
-    if (other.price > this.price) this.price = other.price;
-    this.stock.merge(other.stock);
+    const priceRose = other.price > this.price;
+    if (priceRose) this.price = other.price;
+    return this.stock.merge(other.stock) || priceRose;
   }
 
   clone(): ItemState {

@@ -35,14 +35,14 @@ export class OrderState implements GenerationalState<OrderState> {
     return this.token.rights(actor) === 1;
   }
 
-  mergeSameGeneration(other: OrderState): void {
-    this.token.merge(other.token);
-    if (compareContent(other, this) > 0) {
-      this.userId = other.userId;
-      this.lines = other.lines.slice();
-      this.totalCost = other.totalCost;
-      this.version = other.version;
-    }
+  mergeSameGeneration(other: OrderState): boolean {
+    const tokenChanged = this.token.merge(other.token);
+    if (compareContent(other, this) <= 0) return tokenChanged;
+    this.userId = other.userId;
+    this.lines = other.lines.slice();
+    this.totalCost = other.totalCost;
+    this.version = other.version;
+    return true;
   }
 
   clone(): OrderState {

@@ -3,19 +3,27 @@
 // from the caller. Every operation either refuses and changes nothing, or applies
 // completely and reports each changed key through `onChange` in the same
 // synchronous step, so a caller can commit them as one batch.
-import { type Actor, type CounterRefusal, assert } from "./boundedCounter.js";
+import { type Actor, type BoundedCounter, type CounterRefusal, assert } from "./boundedCounter.js";
 import { decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, orderLinesMax } from "./codec.js";
 import { type Generation, type GenerationalState, generationZero, mergeGenerational } from "./generation.js";
 import { ItemState } from "./itemState.js";
 import { OrderState } from "./orderState.js";
 import { UserState } from "./userState.js";
 
-export type RefusalReason = "not-found" | "bad-reference" | "insufficient" | "paid" | "overflow" | "not-token-holder";
+export type RefusalReason = "not-found" | "bad-reference" | "insufficient" | "paid" | "overflow" | "rights-elsewhere";
 
 export interface Refusal {
   readonly reason: RefusalReason;
   readonly message: string;
+  /** With "rights-elsewhere": what this replica must be handed before it can try again. */
+  readonly missing?: readonly Need[];
 }
+
+/** An amount of rights on the counter of a state: stock of an item, credit of a user, an order's token. */
+export type Need = readonly [key: StateKey, amount: number];
+
+/** "local": made by this replica's own operation; "merged": received from disk or a peer. */
+export type ChangeOrigin = "local" | "merged";
 
 /** A state's key: a one-letter kind, a colon, the id. Also its LevelDB key. */
 export type StateKey = string;
@@ -45,11 +53,19 @@ export class ShopState {
   readonly orders = new Map<string, OrderState>();
   /** Lamport clock of generations: above every generation seen. */
   private generationCounter = 0;
+  /**
+   * Where new rights go: this actor first, then the reachable peers' actors. New
+   * stock and credit are split over them as they are made, so checkouts anywhere
+   * find rights at home.
+   */
+  spreadActors: readonly Actor[];
 
   constructor(
     readonly actor: Actor,
-    private readonly onChange: (key: StateKey) => void,
-  ) {}
+    private readonly onChange: (key: StateKey, origin: ChangeOrigin) => void,
+  ) {
+    this.spreadActors = [actor];
+  }
 
   // ---- reads
 
@@ -82,24 +98,25 @@ export class ShopState {
   createItem(id: string, price: number): void {
     assert(!this.items.has(id), `item ${id} is new`);
     this.items.set(id, new ItemState(generationZero, price));
-    this.onChange(itemKey(id));
+    this.onChange(itemKey(id), "local");
   }
 
   addStock(id: string, amount: number): Refusal | null {
     const item = this.items.get(id);
     if (item === undefined) return notFound("item", id);
-    const refusal = item.stock.increment(this.actor, amount);
+    const refusal = this.incrementSpread(item.stock, amount, 0);
     if (refusal !== null) return counterRefusal(refusal, `stock of item ${id}`, amount, item.stock.value());
-    this.onChange(itemKey(id));
+    this.onChange(itemKey(id), "local");
     return null;
   }
 
   subtractStock(id: string, amount: number): Refusal | null {
     const item = this.items.get(id);
     if (item === undefined) return notFound("item", id);
-    const refusal = item.stock.decrement(this.actor, amount);
-    if (refusal !== null) return counterRefusal(refusal, `stock of item ${id}`, amount, item.stock.value());
-    this.onChange(itemKey(id));
+    const shortage = this.shortage(item.stock, itemKey(id), amount, `stock of item ${id}`);
+    if (shortage !== null) return shortage;
+    assert(item.stock.decrement(this.actor, amount) === null, "checked rights cover the decrement");
+    this.onChange(itemKey(id), "local");
     return null;
   }
 
@@ -107,9 +124,9 @@ export class ShopState {
     const generation = this.nextGeneration();
     for (let index = 0; index < count; index++) {
       const item = new ItemState(generation, price);
-      assert(item.stock.increment(this.actor, startingStock) === null, "starting stock is a safe integer");
+      assert(this.incrementSpread(item.stock, startingStock, index) === null, "starting stock is a safe integer");
       this.items.set(String(index), item);
-      this.onChange(itemKey(String(index)));
+      this.onChange(itemKey(String(index)), "local");
     }
   }
 
@@ -118,24 +135,25 @@ export class ShopState {
   createUser(id: string): void {
     assert(!this.users.has(id), `user ${id} is new`);
     this.users.set(id, new UserState(generationZero));
-    this.onChange(userKey(id));
+    this.onChange(userKey(id), "local");
   }
 
   addFunds(id: string, amount: number): Refusal | null {
     const user = this.users.get(id);
     if (user === undefined) return notFound("user", id);
-    const refusal = user.credit.increment(this.actor, amount);
+    const refusal = this.incrementSpread(user.credit, amount, 0);
     if (refusal !== null) return counterRefusal(refusal, `credit of user ${id}`, amount, user.credit.value());
-    this.onChange(userKey(id));
+    this.onChange(userKey(id), "local");
     return null;
   }
 
   pay(id: string, amount: number): Refusal | null {
     const user = this.users.get(id);
     if (user === undefined) return notFound("user", id);
-    const refusal = user.credit.decrement(this.actor, amount);
-    if (refusal !== null) return counterRefusal(refusal, `credit of user ${id}`, amount, user.credit.value());
-    this.onChange(userKey(id));
+    const shortage = this.shortage(user.credit, userKey(id), amount, `credit of user ${id}`);
+    if (shortage !== null) return shortage;
+    assert(user.credit.decrement(this.actor, amount) === null, "checked rights cover the decrement");
+    this.onChange(userKey(id), "local");
     return null;
   }
 
@@ -143,9 +161,9 @@ export class ShopState {
     const generation = this.nextGeneration();
     for (let index = 0; index < count; index++) {
       const user = new UserState(generation);
-      assert(user.credit.increment(this.actor, startingMoney) === null, "starting money is a safe integer");
+      assert(this.incrementSpread(user.credit, startingMoney, index) === null, "starting money is a safe integer");
       this.users.set(String(index), user);
-      this.onChange(userKey(String(index)));
+      this.onChange(userKey(String(index)), "local");
     }
   }
 
@@ -155,7 +173,7 @@ export class ShopState {
     assert(!this.orders.has(id), `order ${id} is new`);
     if (!this.users.has(userId)) return notFound("user", userId);
     this.orders.set(id, OrderState.create(generationZero, userId, this.actor));
-    this.onChange(orderKey(id));
+    this.onChange(orderKey(id), "local");
     return null;
   }
 
@@ -164,10 +182,12 @@ export class ShopState {
     const generation = this.nextGeneration();
     for (let index = 0; index < count; index++) {
       const order = OrderState.create(generation, String(randomIndex(userCount)), this.actor);
+      const holder = this.spreadActors[index % this.spreadActors.length]!;
+      if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
       order.lines = [[String(randomIndex(itemCount)), 1], [String(randomIndex(itemCount)), 1]];
       order.totalCost = 2 * itemPrice;
       this.orders.set(String(index), order);
-      this.onChange(orderKey(String(index)));
+      this.onChange(orderKey(String(index)), "local");
     }
   }
 
@@ -177,7 +197,7 @@ export class ShopState {
     const item = this.items.get(itemId);
     if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} does not exist` };
     if (order.paid) return { reason: "paid", message: `order ${orderId} is already paid` };
-    if (!order.holdsToken(this.actor)) return notTokenHolder(orderId);
+    if (!order.holdsToken(this.actor)) return tokenElsewhere(orderId);
     if (order.lines.length >= orderLinesMax) {
       return { reason: "overflow", message: `order ${orderId} already has the most lines allowed (${orderLinesMax})` };
     }
@@ -188,7 +208,7 @@ export class ShopState {
     order.lines.push([itemId, quantity]);
     order.totalCost = totalCost;
     order.version += 1;
-    this.onChange(orderKey(orderId));
+    this.onChange(orderKey(orderId), "local");
     return null;
   }
 
@@ -204,18 +224,17 @@ export class ShopState {
     if (!(plan instanceof CheckoutPlan)) return plan;
     for (const [itemId, quantity] of plan.quantities) {
       assert(plan.items.get(itemId)!.stock.decrement(this.actor, quantity) === null, "planned stock is held");
-      this.onChange(itemKey(itemId));
+      this.onChange(itemKey(itemId), "local");
     }
     assert(plan.user.credit.decrement(this.actor, order.totalCost) === null, "planned credit is held");
-    this.onChange(userKey(order.userId));
+    this.onChange(userKey(order.userId), "local");
     assert(order.token.decrement(this.actor, 1) === null && order.paid, "the held token pays the order");
-    this.onChange(orderKey(orderId));
+    this.onChange(orderKey(orderId), "local");
     return null;
   }
 
   /** What a checkout would take, or why it cannot happen here and now. */
   private planCheckout(orderId: string, order: OrderState): CheckoutPlan | Refusal {
-    if (!order.holdsToken(this.actor)) return notTokenHolder(orderId);
     const user = this.users.get(order.userId);
     if (user === undefined) return { reason: "bad-reference", message: `user ${order.userId} of order ${orderId} does not exist` };
     const plan = new CheckoutPlan(user);
@@ -229,36 +248,123 @@ export class ShopState {
       }
       plan.quantities.set(itemId, summed);
     }
-    const missing: string[] = [];
+    const short: string[] = [];
+    const missing: Need[] = [];
     for (const [itemId, quantity] of plan.quantities) {
-      const rights = plan.items.get(itemId)!.stock.rights(this.actor);
-      if (rights < quantity) missing.push(`stock of item ${itemId} (needs ${quantity}, has ${rights})`);
+      this.collectShortage(plan.items.get(itemId)!.stock, itemKey(itemId), quantity, `stock of item ${itemId}`, short, missing);
     }
-    const credit = user.credit.rights(this.actor);
-    if (credit < order.totalCost) missing.push(`credit of user ${order.userId} (needs ${order.totalCost}, has ${credit})`);
-    if (missing.length > 0) return { reason: "insufficient", message: `not enough ${missing.join(", ")}` };
+    this.collectShortage(user.credit, userKey(order.userId), order.totalCost, `credit of user ${order.userId}`, short, missing);
+    if (short.length > 0) return { reason: "insufficient", message: `not enough ${short.join(", ")}` };
+    if (!order.holdsToken(this.actor)) missing.push([orderKey(orderId), 1]);
+    if (missing.length > 0) return rightsElsewhere(`order ${orderId}`, missing);
     return plan;
+  }
+
+  /**
+   * Null if this actor's rights cover `amount`; "insufficient" if even the whole
+   * value (as this replica sees it) does not; else "rights-elsewhere" with the need.
+   */
+  private shortage(counter: BoundedCounter, key: StateKey, amount: number, what: string): Refusal | null {
+    const short: string[] = [];
+    const missing: Need[] = [];
+    this.collectShortage(counter, key, amount, what, short, missing);
+    if (short.length > 0) return { reason: "insufficient", message: `not enough ${short.join(", ")}` };
+    if (missing.length > 0) return rightsElsewhere(what, missing);
+    return null;
+  }
+
+  private collectShortage(counter: BoundedCounter, key: StateKey, amount: number, what: string, short: string[], missing: Need[]): void {
+    const rights = counter.rights(this.actor);
+    if (rights >= amount) return;
+    const value = counter.value();
+    if (value < amount) short.push(`${what} (needs ${amount}, has ${value})`);
+    else missing.push([key, amount - rights]);
+  }
+
+  /**
+   * Increment at this actor and split the new rights over `spreadActors` in the
+   * same step; `rotation` picks who gets the remainder, so single units spread too.
+   */
+  private incrementSpread(counter: BoundedCounter, amount: number, rotation: number): CounterRefusal | null {
+    const refusal = counter.increment(this.actor, amount);
+    if (refusal !== null) return refusal;
+    const actors = this.spreadActors;
+    const share = Math.floor(amount / actors.length);
+    const remainder = amount % actors.length;
+    for (let index = 0; index < actors.length; index++) {
+      const target = actors[index]!;
+      if (target === this.actor) continue;
+      const extra = (index - rotation % actors.length + actors.length) % actors.length < remainder ? 1 : 0;
+      const moved = counter.transfer(this.actor, target, share + extra);
+      assert(moved === null || moved === "overflow", "fresh rights can be handed on");
+      if (moved !== null) return moved;
+    }
+    return null;
+  }
+
+  // ---- rights between replicas
+
+  /** The counter that holds rights for `key`: stock, credit, or the order token. */
+  counterAt(key: StateKey): BoundedCounter | undefined {
+    const id = key.slice(2);
+    switch (key[0]) {
+      case "i":
+        return this.items.get(id)?.stock;
+      case "u":
+        return this.users.get(id)?.credit;
+      case "o":
+        return this.orders.get(id)?.token;
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * Hand rights to `requester`, generously: per need, what is asked or half of
+   * what this actor can spare, whichever is more. `spareOf(key, rights)` says how
+   * much of its rights this actor can spare. Returns what was handed over.
+   */
+  grantRights(requester: Actor, needs: readonly Need[], spareOf: (key: StateKey, rights: number) => number): Need[] {
+    const granted: Need[] = [];
+    if (requester === this.actor) return granted;
+    for (const [key, amount] of needs) {
+      const counter = this.counterAt(key);
+      if (counter === undefined) continue;
+      const rights = counter.rights(this.actor);
+      const spare = Math.min(rights, spareOf(key, rights));
+      const given = Math.min(spare, Math.max(amount, Math.ceil(spare / 2)));
+      if (given <= 0) continue;
+      assert(counter.transfer(this.actor, requester, given) === null, "spare rights can be handed on");
+      this.onChange(key, "local");
+      granted.push([key, given]);
+    }
+    return granted;
   }
 
   // ---- states from disk or peers
 
-  /** Merge a state read from disk or received from a peer; reports the key changed. */
-  mergeEncoded(key: StateKey, bytes: Uint8Array): void {
+  /**
+   * Merge a state read from disk or received from a peer (a DecodeError if it is
+   * not valid); reports the key through onChange and returns true if it changed.
+   */
+  mergeEncoded(key: StateKey, bytes: Uint8Array): boolean {
     const id = key.slice(2);
+    let changed: boolean;
     switch (key[0]) {
       case "i":
-        this.mergeInto(this.items, id, decodeItem(bytes));
+        changed = this.mergeInto(this.items, id, decodeItem(bytes));
         break;
       case "u":
-        this.mergeInto(this.users, id, decodeUser(bytes));
+        changed = this.mergeInto(this.users, id, decodeUser(bytes));
         break;
       case "o":
-        this.mergeInto(this.orders, id, decodeOrder(bytes));
+        changed = this.mergeInto(this.orders, id, decodeOrder(bytes));
         break;
       default:
         throw new RangeError(`unknown state key ${key}`);
     }
-    this.onChange(key);
+    if (changed) this.onChange(key, "merged");
+    return changed;
   }
 
   encode(key: StateKey): Uint8Array {
@@ -270,11 +376,12 @@ export class ShopState {
     return encodeOrder(state);
   }
 
-  private mergeInto<T extends GenerationalState<T>>(states: Map<string, T>, id: string, incoming: T): void {
+  private mergeInto<T extends GenerationalState<T>>(states: Map<string, T>, id: string, incoming: T): boolean {
     if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const local = states.get(id);
-    const kept = mergeGenerational(local, incoming);
+    const { kept, changed } = mergeGenerational(local, incoming);
     if (kept !== local) states.set(id, kept);
+    return changed;
   }
 
   private nextGeneration(): Generation {
@@ -298,8 +405,12 @@ function notFound(kind: string, id: string): Refusal {
   return { reason: "not-found", message: `${kind} ${id} not found` };
 }
 
-function notTokenHolder(orderId: string): Refusal {
-  return { reason: "not-token-holder", message: `this replica does not hold the token of order ${orderId}` };
+function tokenElsewhere(orderId: string): Refusal {
+  return rightsElsewhere(`the token of order ${orderId}`, [[orderKey(orderId), 1]]);
+}
+
+function rightsElsewhere(what: string, missing: Need[]): Refusal {
+  return { reason: "rights-elsewhere", message: `rights for ${what} are held by other replicas`, missing };
 }
 
 function counterRefusal(refusal: CounterRefusal, what: string, amount: number, value: number): Refusal {

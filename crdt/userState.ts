@@ -8,8 +8,8 @@ export class UserState implements GenerationalState<UserState> {
     readonly credit: BoundedCounter = new BoundedCounter(),
   ) {}
 
-  mergeSameGeneration(other: UserState): void {
-    this.credit.merge(other.credit);
+  mergeSameGeneration(other: UserState): boolean {
+    return this.credit.merge(other.credit);
   }
 
   clone(): UserState {

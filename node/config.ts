@@ -1,15 +1,26 @@
 // Replica settings from flags, then environment variables, then defaults.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { PeerAddress } from "../cluster/transport.js";
 
 export interface ReplicaConfig {
   readonly replicaId: string;
   readonly host: string;
+  /** This replica's own HTTP port. */
   readonly port: number;
+  /** A port shared by all replicas of a local cluster (Node's cluster module balances it), if any. */
+  readonly sharedPort: number | undefined;
+  readonly peerPort: number;
+  readonly peers: readonly PeerAddress[];
+  readonly clusterSecret: string | undefined;
   readonly dataDir: string;
+  readonly ackWaitMsMax: number;
+  readonly rightsWaitMsMax: number;
   readonly logLevel: string;
 }
 
 const replicaIdPattern = /^[A-Za-z0-9_-]{1,32}$/;
+export const clusterSecretLengthMin = 16;
 
 export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfig {
   const { values } = parseArgs({
@@ -18,24 +29,64 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
       "replica-id": { type: "string" },
       host: { type: "string" },
       port: { type: "string" },
+      "shared-port": { type: "string" },
+      "peer-port": { type: "string" },
+      peers: { type: "string" },
+      "secret-file": { type: "string" },
       "data-dir": { type: "string" },
+      "ack-wait-ms": { type: "string" },
+      "rights-wait-ms": { type: "string" },
       "log-level": { type: "string" },
     },
     strict: true,
   });
   const replicaId = values["replica-id"] ?? env.REPLICA_ID ?? "r1";
   if (!replicaIdPattern.test(replicaId)) throw new Error(`replica id must match ${replicaIdPattern}, got "${replicaId}"`);
+  const port = readPort("port", values.port ?? env.PORT ?? "8000");
+  const sharedPortText = values["shared-port"] ?? env.SHARED_PORT;
+  const peers = readPeers(values.peers ?? env.PEERS ?? "", replicaId);
+  const secretFile = values["secret-file"] ?? env.CLUSTER_SECRET_FILE;
+  const clusterSecret = secretFile !== undefined ? readFileSync(secretFile, "utf8").trim() : env.CLUSTER_SECRET;
+  if (peers.length > 0 && (clusterSecret === undefined || clusterSecret.length < clusterSecretLengthMin)) {
+    throw new Error(`a replica with peers needs a cluster secret of at least ${clusterSecretLengthMin} characters (CLUSTER_SECRET or --secret-file)`);
+  }
   return {
     replicaId,
     host: values.host ?? env.HOST ?? "0.0.0.0",
-    port: readPort(values.port ?? env.PORT ?? "8000"),
+    port,
+    sharedPort: sharedPortText === undefined ? undefined : readPort("shared port", sharedPortText),
+    peerPort: readPort("peer port", values["peer-port"] ?? env.PEER_PORT ?? String(port === 0 ? 0 : port + 1000)),
+    peers,
+    clusterSecret,
     dataDir: values["data-dir"] ?? env.DATA_DIR ?? `data/${replicaId}`,
+    ackWaitMsMax: readMilliseconds("ack wait", values["ack-wait-ms"] ?? env.ACK_WAIT_MS ?? "500"),
+    rightsWaitMsMax: readMilliseconds("rights wait", values["rights-wait-ms"] ?? env.RIGHTS_WAIT_MS ?? "2000"),
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "warn",
   };
 }
 
-function readPort(text: string): number {
+/** "r2=host:port,r3=host:port" */
+export function readPeers(text: string, selfId: string): PeerAddress[] {
+  const peers: PeerAddress[] = [];
+  for (const part of text.split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0)) {
+    const match = /^([A-Za-z0-9_-]{1,32})=([^\s=]+):(\d{1,5})$/.exec(part);
+    if (match === null) throw new Error(`a peer must be written id=host:port, got "${part}"`);
+    const [, replicaId, host, port] = match as unknown as [string, string, string, string];
+    if (replicaId === selfId) continue;
+    if (peers.some((peer) => peer.replicaId === replicaId)) throw new Error(`peer ${replicaId} is listed twice`);
+    peers.push({ replicaId, address: `${host}:${readPort("peer port", port)}` });
+  }
+  return peers;
+}
+
+function readPort(what: string, text: string): number {
   const port = Number(text);
-  if (!/^[0-9]+$/.test(text) || port > 65535) throw new Error(`port must be an integer in 0..65535, got "${text}"`);
+  if (!/^[0-9]{1,5}$/.test(text) || port > 65535) throw new Error(`${what} must be an integer in 0..65535, got "${text}"`);
   return port;
+}
+
+function readMilliseconds(what: string, text: string): number {
+  const milliseconds = Number(text);
+  if (!/^[0-9]{1,7}$/.test(text)) throw new Error(`${what} must be a whole number of milliseconds, got "${text}"`);
+  return milliseconds;
 }

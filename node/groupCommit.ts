@@ -3,37 +3,72 @@
 // changed a thousand times between two flushes is written once. All keys changed
 // in one synchronous step land in the same batch (a flush starts on a later tick),
 // which makes a checkout's item, user and order changes atomic on disk.
+// Batches are numbered; the number is stored with each batch, and each durable
+// batch is reported (with the bytes that reached the disk) before any of its
+// waiters resume, so replication can send exactly what is durable.
 import type { Level } from "level";
-import type { StateKey } from "../crdt/shopState.js";
+import { pack, unpack } from "msgpackr";
+import type { ChangeOrigin, StateKey } from "../crdt/shopState.js";
 
-interface Batch {
-  readonly keys: Set<StateKey>;
-  readonly durable: Promise<void>;
-  resolve(): void;
+export const batchSeqKey = "~seq";
+
+export interface DurableBatch {
+  readonly seq: number;
+  /** Every key of the batch with the bytes written, local changes flagged. */
+  readonly entries: readonly { readonly key: StateKey; readonly bytes: Uint8Array; readonly local: boolean }[];
+}
+
+interface OpenBatch {
+  /** key -> changed by a local operation (true wins over merged) */
+  readonly keys: Map<StateKey, boolean>;
+  readonly durable: Promise<number>;
+  resolve(seq: number): void;
 }
 
 export class GroupCommit {
   /** Keys changed since the last flush began; undefined when there are none. */
-  private open: Batch | undefined;
-  private flushing: Batch | undefined;
+  private open: OpenBatch | undefined;
+  private flushing: OpenBatch | undefined;
 
-  constructor(
+  private constructor(
     private readonly db: Level<string, Uint8Array>,
     private readonly encode: (key: StateKey) => Uint8Array,
+    private readonly onDurable: (batch: DurableBatch) => void,
     /** A failed write leaves memory ahead of disk: the replica must stop. */
     private readonly onWriteFailure: (error: unknown) => void,
+    /** Number of the last durable batch. */
+    private lastSeq: number,
   ) {}
 
-  /** Mark a key changed; its current state will be in the next batch. */
-  markChanged(key: StateKey): void {
-    this.openBatch().keys.add(key);
+  static async open(
+    db: Level<string, Uint8Array>,
+    encode: (key: StateKey) => Uint8Array,
+    onDurable: (batch: DurableBatch) => void,
+    onWriteFailure: (error: unknown) => void,
+  ): Promise<GroupCommit> {
+    const stored = await db.get(batchSeqKey);
+    const lastSeq = stored === undefined ? 0 : (unpack(stored) as number);
+    if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) throw new Error(`stored batch number ${String(lastSeq)} is invalid`);
+    return new GroupCommit(db, encode, onDurable, onWriteFailure, lastSeq);
   }
 
-  /** Resolves once every change marked so far is durable. */
-  durable(): Promise<void> {
+  /** Number of the last batch that is durable. */
+  get durableSeq(): number {
+    return this.lastSeq;
+  }
+
+  /** Mark a key changed; its current state will be in the next batch. */
+  markChanged(key: StateKey, origin: ChangeOrigin): void {
+    const keys = this.openBatch().keys;
+    if (origin === "local") keys.set(key, true);
+    else if (!keys.has(key)) keys.set(key, false);
+  }
+
+  /** Resolves with a batch number once every change marked so far is durable. */
+  durable(): Promise<number> {
     if (this.open !== undefined) return this.open.durable;
     if (this.flushing !== undefined) return this.flushing.durable;
-    return Promise.resolve();
+    return Promise.resolve(this.lastSeq);
   }
 
   /** Nothing is waiting to be written. */
@@ -41,11 +76,11 @@ export class GroupCommit {
     return this.open === undefined && this.flushing === undefined;
   }
 
-  private openBatch(): Batch {
+  private openBatch(): OpenBatch {
     if (this.open !== undefined) return this.open;
-    let resolve!: () => void;
-    const durable = new Promise<void>((done) => (resolve = done));
-    const batch: Batch = { keys: new Set(), durable, resolve };
+    let resolve!: (seq: number) => void;
+    const durable = new Promise<number>((done) => (resolve = done));
+    const batch: OpenBatch = { keys: new Map(), durable, resolve };
     this.open = batch;
     // Let the requests that are already readable join this batch before it flushes.
     if (this.flushing === undefined) setImmediate(() => this.flush());
@@ -57,12 +92,21 @@ export class GroupCommit {
     if (batch === undefined || this.flushing !== undefined) return;
     this.open = undefined;
     this.flushing = batch;
+    const seq = this.lastSeq + 1;
     const write = this.db.batch();
-    for (const key of batch.keys) write.put(key, this.encode(key));
+    const entries: { key: StateKey; bytes: Uint8Array; local: boolean }[] = [];
+    for (const [key, local] of batch.keys) {
+      const bytes = this.encode(key);
+      write.put(key, bytes);
+      entries.push({ key, bytes, local });
+    }
+    write.put(batchSeqKey, pack(seq));
     write.write({ sync: true }).then(
       () => {
+        this.lastSeq = seq;
         this.flushing = undefined;
-        batch.resolve();
+        this.onDurable({ seq, entries });
+        batch.resolve(seq);
         if (this.open !== undefined) this.flush();
       },
       (error: unknown) => this.onWriteFailure(error),

@@ -1,23 +1,66 @@
 // Entry point of one replica process.
+import { createServer } from "node:http";
 import { buildApp } from "../api/app.js";
+import { isolatedTransport } from "../cluster/isolatedTransport.js";
+import { WsTransport } from "../cluster/wsTransport.js";
 import { readConfig } from "./config.js";
 import { Replica } from "./replica.js";
 
 const config = readConfig(process.argv.slice(2), process.env);
-const replica = await Replica.open(config.replicaId, config.dataDir, (error) => {
-  // Memory is now ahead of disk: stop rather than answer from a state a restart loses.
-  console.error("fatal: a LevelDB write failed", error);
-  process.exit(1);
+const log = (level: "info" | "warn" | "error", message: string) => {
+  if (level !== "info" || config.logLevel === "info" || config.logLevel === "debug") console.error(`[${config.replicaId}] ${level}: ${message}`);
+};
+let peerTransport: WsTransport | undefined;
+const replica = await Replica.open({
+  replicaId: config.replicaId,
+  dataDir: config.dataDir,
+  transport: (actor) => {
+    if (config.peers.length === 0) return isolatedTransport;
+    peerTransport = new WsTransport({
+      selfId: config.replicaId,
+      selfActor: actor,
+      listenHost: config.host,
+      listenPort: config.peerPort,
+      peers: config.peers,
+      secret: config.clusterSecret!,
+      log,
+    });
+    return peerTransport;
+  },
+  ackWaitMsMax: config.ackWaitMsMax,
+  rightsWaitMsMax: config.rightsWaitMsMax,
+  log,
+  onWriteFailure: (error) => {
+    // Memory is now ahead of disk: stop rather than answer from a state a restart loses.
+    console.error("fatal: a LevelDB write failed", error);
+    process.exit(1);
+  },
 });
-const app = buildApp(replica, { logLevel: config.logLevel });
-await app.listen({ host: config.host, port: config.port });
-console.log(`replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${(app.server.address() as { port: number }).port} from ${config.dataDir}`);
+
+// A local cluster shares one client port: Node's cluster module hands each new
+// connection to one of the replicas, with no proxy hop.
+const sharedServer = config.sharedPort === undefined ? undefined : createServer();
+const app = buildApp(replica, {
+  logLevel: config.logLevel,
+  serverFactory: (handler) => {
+    sharedServer?.on("request", handler);
+    return createServer(handler);
+  },
+});
+await app.listen({ host: config.host, port: config.port, exclusive: true });
+if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
+const port = (app.server.address() as { port: number }).port;
+const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
+console.log(
+  `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
+);
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log(`replica ${config.replicaId}: ${signal}, stopping`);
+  sharedServer?.close();
   await app.close();
   await replica.close();
   process.exit(0);

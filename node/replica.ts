@@ -1,12 +1,42 @@
-// One replica: the in-memory shop state, durable in LevelDB through group commit.
-// Every mutation runs synchronously on the state, then waits until its changes
-// are durable; every read takes its answer first, then waits until what it saw is
-// durable, so no reply ever shows a state that a crash could take back.
+// One replica: the in-memory shop state, durable in LevelDB through group commit,
+// replicated to its peers. Every mutation runs synchronously on the state; if
+// rights are elsewhere it gathers them from peers and runs again; once it applies,
+// it waits until its changes are durable and acked by the up peers. Every read
+// takes its answer first, then waits until what it saw is durable, so no reply
+// shows a state that a crash could take back.
 import { mkdir } from "node:fs/promises";
 import { Level } from "level";
+import { pack, unpack } from "msgpackr";
+import type { Actor } from "../crdt/boundedCounter.js";
 import { type Refusal, ShopState, type StateKey } from "../crdt/shopState.js";
+import { type Clock, realClock } from "../cluster/clock.js";
+import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
+import { RightsBroker } from "../cluster/rightsBroker.js";
+import type { PeerId, Transport } from "../cluster/transport.js";
 import { GroupCommit } from "./groupCommit.js";
-import { type Identity, actorOf, identityKey, loadOrCreateIdentity } from "./identity.js";
+import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
+
+export interface ReplicaOptions {
+  readonly replicaId: string;
+  readonly dataDir: string;
+  /** Links to the peers; a replica alone gets a transport with no peers. */
+  readonly transport: (actor: Actor) => Transport;
+  /** How long a reply waits for a peer's ack before that peer is marked lagging. */
+  readonly ackWaitMsMax: number;
+  /** How long an operation may wait for rights held by peers. */
+  readonly rightsWaitMsMax: number;
+  readonly clock?: Clock;
+  readonly log: (level: "info" | "warn", message: string) => void;
+  /** A failed write leaves memory ahead of disk: the replica must stop. */
+  readonly onWriteFailure: (error: unknown) => void;
+}
+
+export interface ReplicaStatus {
+  readonly replicaId: string;
+  readonly actor: Actor;
+  readonly durableSeq: number;
+  readonly peers: PeerStatus[];
+}
 
 export class Replica {
   private constructor(
@@ -14,25 +44,90 @@ export class Replica {
     readonly shop: ShopState,
     private readonly db: Level<string, Uint8Array>,
     private readonly commit: GroupCommit,
+    private readonly replicator: Replicator,
+    private readonly broker: RightsBroker,
+    private readonly transport: Transport,
+    private readonly options: ReplicaOptions,
+    private readonly clock: Clock,
   ) {}
 
-  static async open(replicaId: string, dataDir: string, onWriteFailure: (error: unknown) => void): Promise<Replica> {
-    await mkdir(dataDir, { recursive: true });
-    const db = new Level<string, Uint8Array>(dataDir, { keyEncoding: "utf8", valueEncoding: "view" });
-    await db.open();
-    const identity = await loadOrCreateIdentity(db, replicaId);
+  static async open(options: ReplicaOptions): Promise<Replica> {
+    await mkdir(options.dataDir, { recursive: true });
+    const db = new Level<string, Uint8Array>(options.dataDir, { keyEncoding: "utf8", valueEncoding: "view" });
+    await openOrExplain(db, options.dataDir);
+    const identity = await loadOrCreateIdentity(db, options.replicaId);
+    const actor = actorOf(identity);
+    const clock = options.clock ?? realClock;
+    const transport = options.transport(actor);
     let commit: GroupCommit | undefined;
-    const shop = new ShopState(actorOf(identity), (key) => commit?.markChanged(key));
-    await loadStates(db, shop);
-    commit = new GroupCommit(db, (key) => shop.encode(key), onWriteFailure);
-    return new Replica(identity, shop, db, commit);
+    const shop = new ShopState(actor, (key, origin) => commit?.markChanged(key, origin));
+    const { stateKeys, cursors } = await loadStates(db, shop);
+    let replicator: Replicator | undefined;
+    commit = await GroupCommit.open(
+      db,
+      (key) => (key.startsWith(cursorKeyPrefix) ? pack(replicator!.encodeCursor(key)) : shop.encode(key)),
+      (batch) => replicator!.batchDurable(batch.seq, batch.entries),
+      options.onWriteFailure,
+    );
+    const durable = () => commit.durable();
+    replicator = new Replicator({
+      transport,
+      shop,
+      clock,
+      durable,
+      durableSeq: () => commit.durableSeq,
+      markChanged: (key, origin) => commit.markChanged(key, origin),
+      readDurable: (keys) => db.getMany(keys as StateKey[]),
+      log: options.log,
+      ackWaitMsMax: options.ackWaitMsMax,
+    });
+    replicator.loaded(stateKeys, cursors);
+    const broker = new RightsBroker({
+      selfId: identity.replicaId,
+      transport,
+      shop,
+      clock,
+      durable,
+      upPeers: () => replicator.upPeers(),
+      retryPauseMs: 5,
+    });
+    const replica = new Replica(identity, shop, db, commit, replicator, broker, transport, options, clock);
+    await transport.start({
+      peerUp: (peer, peerActor) => replica.peerUp(peer, peerActor),
+      peerDown: (peer) => replica.peerDown(peer),
+      message: (peer, message) => {
+        if (message.type === "rightsRequest" || message.type === "rightsGrant") {
+          const peerActor = replicator.upPeers().find((up) => up.replicaId === peer)?.actor;
+          if (peerActor !== undefined) broker.receive(peer, peerActor, message);
+        } else {
+          replicator.receive(peer, message);
+        }
+      },
+    });
+    return replica;
   }
 
-  /** Apply `change` now; resolve once it is durable (or at once if it was refused). */
+  /**
+   * Apply `change` now, gathering rights from peers while it says they are
+   * elsewhere; resolve once the change is durable and acked by the up peers.
+   */
   async mutate(change: (shop: ShopState) => Refusal | null): Promise<Refusal | null> {
-    const refusal = change(this.shop);
-    if (refusal === null) await this.commit.durable();
-    return refusal;
+    let deadline: number | undefined;
+    for (;;) {
+      const refusal = change(this.shop);
+      if (refusal === null) {
+        await this.replicator.replicated(await this.commit.durable());
+        return null;
+      }
+      if (refusal.reason !== "rights-elsewhere" || refusal.missing === undefined) return refusal;
+      deadline ??= this.clock.now() + this.options.rightsWaitMsMax;
+      if (!(await this.broker.acquire(refusal.missing, deadline))) {
+        return {
+          reason: "rights-elsewhere",
+          message: `${refusal.message}, and no reachable replica handed them over within ${this.options.rightsWaitMsMax} ms`,
+        };
+      }
+    }
   }
 
   /** Take `view` now; resolve once everything it may have seen is durable. */
@@ -42,16 +137,62 @@ export class Replica {
     return result;
   }
 
+  status(): ReplicaStatus {
+    return {
+      replicaId: this.identity.replicaId,
+      actor: this.shop.actor,
+      durableSeq: this.commit.durableSeq,
+      peers: this.replicator.status(),
+    };
+  }
+
   async close(): Promise<void> {
+    await this.transport.close();
     await this.commit.durable();
     await this.db.close();
+  }
+
+  private peerUp(peer: PeerId, actor: Actor): void {
+    this.replicator.peerUp(peer, actor);
+    this.updateSpread();
+  }
+
+  private peerDown(peer: PeerId): void {
+    this.replicator.peerDown(peer);
+    this.broker.peerDown(peer);
+    this.updateSpread();
+  }
+
+  /** New rights are spread over this replica and the peers it can reach, in id order. */
+  private updateSpread(): void {
+    const peers = this.replicator.upPeers().sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+    this.shop.spreadActors = [this.shop.actor, ...peers.map((peer) => peer.actor)];
+  }
+}
+
+async function openOrExplain(db: Level<string, Uint8Array>, dataDir: string): Promise<void> {
+  try {
+    await db.open();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    if (cause?.code === "LEVEL_LOCKED") throw new Error(`data folder ${dataDir} is in use by another replica process`);
+    throw error;
   }
 }
 
 /** Loading merges each stored state; the keys it reports are already on disk. */
-async function loadStates(db: Level<string, Uint8Array>, shop: ShopState): Promise<void> {
+async function loadStates(
+  db: Level<string, Uint8Array>,
+  shop: ShopState,
+): Promise<{ stateKeys: StateKey[]; cursors: Map<Actor, number> }> {
+  const stateKeys: StateKey[] = [];
+  const cursors = new Map<Actor, number>();
   for await (const [key, value] of db.iterator()) {
-    if (key === identityKey) continue;
-    shop.mergeEncoded(key as StateKey, value);
+    if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), unpack(value) as number);
+    else if (!key.startsWith("~")) {
+      shop.mergeEncoded(key, value);
+      stateKeys.push(key);
+    }
   }
+  return { stateKeys, cursors };
 }

@@ -4,7 +4,7 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HttpAnswer, type ReplicaProcess, ReplicaFleet, jsonOf } from "../support/replicaProcess.js";
-import { type OrderView, ShopClient } from "./shopClient.js";
+import { type OrderView, ShopClient } from "../support/shopClient.js";
 
 const max = Number.MAX_SAFE_INTEGER;
 

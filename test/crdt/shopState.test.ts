@@ -184,8 +184,11 @@ describe("ShopState checkout", () => {
     const other = makeShop("r2");
     for (const key of allKeys(shop)) other.shop.mergeEncoded(key, shop.encode(key));
     expect(other.shop.findOrder("O")).toMatchObject({ items: [["A", 1]], total_cost: 10 });
-    expectRefusedWithoutChange(other, () => other.shop.checkout("O"), "not-token-holder");
-    expectRefusedWithoutChange(other, () => other.shop.addItem("O", "A", 1), "not-token-holder");
+    expectRefusedWithoutChange(other, () => other.shop.checkout("O"), "rights-elsewhere");
+    expectRefusedWithoutChange(other, () => other.shop.addItem("O", "A", 1), "rights-elsewhere");
+    // What the replica must be handed: the order's token, and the stock and credit the first one holds.
+    expect(other.shop.checkout("O")).toMatchObject({ missing: [["i:A", 1], ["u:U", 10], ["o:O", 1]] });
+    expect(other.shop.addItem("O", "A", 1)).toMatchObject({ missing: [["o:O", 1]] });
   });
 
   it("G4: a replica that learns the order was paid answers a retry as done, without charging", () => {

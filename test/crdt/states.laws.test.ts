@@ -27,7 +27,7 @@ function mergedSame<T extends Mergeable<T>>(a: T, b: T): T {
 
 /** mergeGenerational as a pure function (it may hand back its `incoming` argument, so clone both). */
 function mergedGenerational<T extends Mergeable<T>>(a: T, b: T): T {
-  return mergeGenerational(a.clone(), b.clone());
+  return mergeGenerational(a.clone(), b.clone()).kept;
 }
 
 /** Commutative, associative, idempotent (with absorption of a duplicate), and the argument untouched. */
@@ -121,12 +121,13 @@ describe("mergeGenerational laws across generations (G3)", () => {
 
   it("keeps the incoming state when there is no local one, and hands back the local object otherwise", () => {
     const incoming = new UserState({ counter: 1, actor: "a" });
-    expect(mergeGenerational(undefined, incoming)).toBe(incoming);
+    expect(mergeGenerational(undefined, incoming)).toEqual({ kept: incoming, changed: true });
     const local = new UserState({ counter: 2, actor: "a" });
-    expect(mergeGenerational(local, incoming)).toBe(local);
+    expect(mergeGenerational(local, incoming).kept).toBe(local);
+    expect(mergeGenerational(local, incoming).changed).toBe(false);
     const sameLocal = new UserState({ counter: 1, actor: "a" });
-    expect(mergeGenerational(sameLocal, incoming)).toBe(sameLocal);
-    expect(mergeGenerational(incoming, local)).toBe(local);
+    expect(mergeGenerational(sameLocal, incoming)).toEqual({ kept: sameLocal, changed: false });
+    expect(mergeGenerational(incoming, local)).toEqual({ kept: local, changed: true });
   });
 
   it("orders generations by counter, then by actor", () => {

@@ -5,7 +5,7 @@
 import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { type HttpAnswer, type ReplicaProcess, ReplicaFleet } from "../support/replicaProcess.js";
-import { type OrderView, ShopClient } from "../api/shopClient.js";
+import { type OrderView, ShopClient } from "../support/shopClient.js";
 
 const fleet = new ReplicaFleet();
 afterEach(() => fleet.cleanup());

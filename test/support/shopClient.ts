@@ -1,7 +1,7 @@
 // A typed client of the shop API (API.md) over a real replica, for tests. The typed
 // calls throw when the answer is not the success the contract promises, with the
 // status and body in the message; raw calls return the answer as it came.
-import { type HttpAnswer, type ReplicaProcess, jsonOf } from "../support/replicaProcess.js";
+import { type HttpAnswer, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
 
 export interface ItemView {
   stock: number;

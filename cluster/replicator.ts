@@ -1,0 +1,257 @@
+// Replication of durable states between peers.
+// - Live: after each durable batch, the states this replica changed itself go to
+//   every up peer (the bytes that reached the disk); peers merge, persist, ack.
+// - Read-your-writes: a reply waits until every up, non-lagging peer has acked its
+//   batch, within ackWaitMsMax; a peer that misses the bound is marked lagging and
+//   not waited for until it has acked everything sent to it.
+// - Anti-entropy on every (re)connect: each side asks for what the other changed
+//   (locally or by merging) after the cursor it holds for it, reads those states
+//   back from LevelDB (durable by construction), and ends with syncDone. Only
+//   syncDone moves a cursor, so a cursor never skips a merged state.
+import type { Actor } from "../crdt/boundedCounter.js";
+import { DecodeError } from "../crdt/codec.js";
+import type { ChangeOrigin, ShopState, StateKey } from "../crdt/shopState.js";
+import type { Clock } from "./clock.js";
+import { type PeerMessage, type StateEntry, bytesPerFrameMax, statesPerFrameMax } from "./messages.js";
+import type { PeerId, Transport } from "./transport.js";
+
+export const cursorKeyPrefix = "~cursor:";
+/** Bytes of state per frame we aim under, well below the hard frame limit. */
+const stateBytesPerFrameTarget = bytesPerFrameMax / 4;
+
+export interface ReplicatorDeps {
+  readonly transport: Pick<Transport, "send">;
+  readonly shop: ShopState;
+  readonly clock: Clock;
+  /** Resolves with a batch number once everything changed so far is durable. */
+  durable(): Promise<number>;
+  durableSeq(): number;
+  markChanged(key: StateKey, origin: ChangeOrigin): void;
+  /** The durable bytes of each key, from LevelDB. */
+  readDurable(keys: readonly StateKey[]): Promise<(Uint8Array | undefined)[]>;
+  log(level: "info" | "warn", message: string): void;
+  readonly ackWaitMsMax: number;
+}
+
+export interface PeerStatus {
+  readonly replicaId: PeerId;
+  readonly actor: Actor;
+  readonly up: boolean;
+  readonly lagging: boolean;
+  readonly lastSentSeq: number;
+  readonly ackedSeq: number;
+  /** Batches sent live that the peer has not acked. */
+  readonly lag: number;
+}
+
+class PeerReplication {
+  up = true;
+  lagging = false;
+  lastSentSeq = 0;
+  ackedSeq = 0;
+  /** Resolvers waiting for ackedSeq to reach a batch number, in increasing order. */
+  readonly ackWaiters: { seq: number; done: () => void }[] = [];
+  constructor(readonly actor: Actor) {}
+
+  acked(seq: number): void {
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
+    while (this.ackWaiters.length > 0 && this.ackWaiters[0]!.seq <= this.ackedSeq) this.ackWaiters.shift()!.done();
+    if (this.ackedSeq >= this.lastSentSeq) this.lagging = false;
+  }
+
+  /** Wake every waiter: the peer went down or lags, and is no longer waited for. */
+  release(): void {
+    for (const waiter of this.ackWaiters.splice(0)) waiter.done();
+  }
+}
+
+export class Replicator {
+  private readonly peers = new Map<PeerId, PeerReplication>();
+  /** Batch in which each state last changed here (locally or by merge). */
+  private readonly changedAt = new Map<StateKey, number>();
+  /** Per peer incarnation: its batches up to this number are all merged here. */
+  private readonly cursors = new Map<Actor, number>();
+  /** One shared wait per batch number, however many replies wait on it. */
+  private readonly replicatedWaits = new Map<number, Promise<void>>();
+
+  constructor(private readonly deps: ReplicatorDeps) {}
+
+  /** At start: every loaded state counts as changed in the last stored batch. */
+  loaded(keys: Iterable<StateKey>, cursors: ReadonlyMap<Actor, number>): void {
+    const seq = this.deps.durableSeq();
+    for (const key of keys) this.changedAt.set(key, seq);
+    for (const [actor, cursor] of cursors) this.cursors.set(actor, cursor);
+  }
+
+  encodeCursor(key: string): number | undefined {
+    return this.cursors.get(key.slice(cursorKeyPrefix.length));
+  }
+
+  status(): PeerStatus[] {
+    return [...this.peers].map(([replicaId, peer]) => ({
+      replicaId,
+      actor: peer.actor,
+      up: peer.up,
+      lagging: peer.lagging,
+      lastSentSeq: peer.lastSentSeq,
+      ackedSeq: peer.ackedSeq,
+      lag: Math.max(0, peer.lastSentSeq - peer.ackedSeq),
+    }));
+  }
+
+  upPeers(): { replicaId: PeerId; actor: Actor }[] {
+    const up: { replicaId: PeerId; actor: Actor }[] = [];
+    for (const [replicaId, peer] of this.peers) if (peer.up) up.push({ replicaId, actor: peer.actor });
+    return up;
+  }
+
+  peerUp(peerId: PeerId, actor: Actor): void {
+    this.peers.get(peerId)?.release();
+    this.peers.set(peerId, new PeerReplication(actor));
+    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0 });
+  }
+
+  peerDown(peerId: PeerId): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return;
+    peer.up = false;
+    peer.release();
+  }
+
+  /** After a batch is durable: send what this replica changed itself to every up peer. */
+  batchDurable(seq: number, entries: readonly { key: StateKey; bytes: Uint8Array; local: boolean }[]): void {
+    const local: StateEntry[] = [];
+    for (const { key, bytes, local: isLocal } of entries) {
+      if (key.startsWith("~")) continue;
+      this.changedAt.set(key, seq);
+      if (isLocal) local.push([key, bytes]);
+    }
+    if (local.length === 0) return;
+    for (const [peerId, peer] of this.peers) {
+      if (!peer.up) continue;
+      this.sendStates(peerId, local, seq);
+      peer.lastSentSeq = seq;
+    }
+  }
+
+  /** Resolves when every up, non-lagging peer has acked batch `seq` (or lags). */
+  replicated(seq: number): Promise<void> | undefined {
+    const existing = this.replicatedWaits.get(seq);
+    if (existing !== undefined) return existing;
+    const behind: PeerReplication[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.up && !peer.lagging && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) behind.push(peer);
+    }
+    if (behind.length === 0) return undefined;
+    const wait = new Promise<void>((resolve) => {
+      let remaining = behind.length;
+      const cancelTimer = this.deps.clock.after(this.deps.ackWaitMsMax, () => {
+        for (const peer of behind) {
+          if (peer.up && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) {
+            peer.lagging = true;
+            this.deps.log("warn", `peer ${peer.actor} did not ack batch ${seq} within ${this.deps.ackWaitMsMax} ms: lagging`);
+          }
+        }
+        finish();
+      });
+      const finish = () => {
+        cancelTimer();
+        this.replicatedWaits.delete(seq);
+        resolve();
+      };
+      for (const peer of behind) {
+        peer.ackWaiters.push({ seq: Math.min(seq, peer.lastSentSeq), done: () => --remaining === 0 && finish() });
+      }
+    });
+    this.replicatedWaits.set(seq, wait);
+    return wait;
+  }
+
+  receive(peerId: PeerId, message: PeerMessage): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined || !peer.up) return;
+    switch (message.type) {
+      case "states":
+        this.mergeStates(peerId, message.entries);
+        if (message.seq > 0) void this.ackWhenDurable(peerId, message.seq);
+        break;
+      case "ack":
+        peer.acked(message.seq);
+        break;
+      case "syncRequest":
+        void this.serveSync(peerId, message.cursor);
+        break;
+      case "syncDone":
+        void this.finishSync(peerId, peer.actor, message.upTo);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private mergeStates(peerId: PeerId, entries: readonly StateEntry[]): void {
+    let refused = 0;
+    for (const [key, bytes] of entries) {
+      try {
+        this.deps.shop.mergeEncoded(key, bytes);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        refused += 1;
+        if (refused === 1) this.deps.log("warn", `refused an invalid state ${key} from ${peerId}: ${error.message}`);
+      }
+    }
+    if (refused > 1) this.deps.log("warn", `refused ${refused} invalid states from ${peerId} in one frame`);
+  }
+
+  private async ackWhenDurable(peerId: PeerId, seq: number): Promise<void> {
+    await this.deps.durable();
+    this.deps.transport.send(peerId, { type: "ack", seq });
+  }
+
+  /** Send every state changed after `cursor`, read back from disk, then syncDone. */
+  private async serveSync(peerId: PeerId, cursor: number): Promise<void> {
+    const upTo = this.deps.durableSeq();
+    const keys: StateKey[] = [];
+    for (const [key, seq] of this.changedAt) if (seq > cursor && seq <= upTo) keys.push(key);
+    for (let start = 0; start < keys.length; start += statesPerFrameMax) {
+      const chunk = keys.slice(start, start + statesPerFrameMax);
+      const values = await this.deps.readDurable(chunk);
+      const entries: StateEntry[] = [];
+      chunk.forEach((key, index) => {
+        const bytes = values[index];
+        if (bytes !== undefined) entries.push([key, bytes]);
+      });
+      if (!this.sendStates(peerId, entries, 0)) return;
+    }
+    this.deps.transport.send(peerId, { type: "syncDone", upTo });
+  }
+
+  private async finishSync(peerId: PeerId, actor: Actor, upTo: number): Promise<void> {
+    await this.deps.durable();
+    if ((this.cursors.get(actor) ?? 0) < upTo) {
+      this.cursors.set(actor, upTo);
+      this.deps.markChanged(`${cursorKeyPrefix}${actor}`, "local");
+      await this.deps.durable();
+    }
+    this.deps.transport.send(peerId, { type: "ack", seq: upTo });
+  }
+
+  /**
+   * Send entries in frames under the size bounds; only the last frame carries
+   * `seq` (so an ack means the whole batch). False if the link is down.
+   */
+  private sendStates(peerId: PeerId, entries: readonly StateEntry[], seq: number): boolean {
+    let frame: StateEntry[] = [];
+    let frameBytes = 0;
+    for (const entry of entries) {
+      if (frame.length === statesPerFrameMax || frameBytes + entry[1].length > stateBytesPerFrameTarget) {
+        if (!this.deps.transport.send(peerId, { type: "states", seq: 0, entries: frame })) return false;
+        frame = [];
+        frameBytes = 0;
+      }
+      frame.push(entry);
+      frameBytes += entry[1].length + entry[0].length;
+    }
+    return this.deps.transport.send(peerId, { type: "states", seq, entries: frame });
+  }
+}

@@ -1,0 +1,144 @@
+// Rights that move. A replica short of rights (stock, credit, an order token) asks
+// the up peers that hold them, richest first, and the caller retries its
+// operation when grants arrive, until a deadline. A donor hands over what is asked
+// or half of what it can spare, whichever is more, and replies only after the
+// transfer is durable and its state was sent on the same ordered link, so the
+// grant never arrives before the rights it announces.
+//
+// No livelock: a donor keeps the rights its own waiting operations need, except
+// from requesters that rank before it (lower replica id). The first-ranked
+// waiting replica therefore always gathers what it needs, then frees the rest.
+import type { Actor } from "../crdt/boundedCounter.js";
+import type { Need, ShopState, StateKey } from "../crdt/shopState.js";
+import type { Clock } from "./clock.js";
+import { type PeerMessage, needsPerRequestMax } from "./messages.js";
+import type { PeerId, Transport } from "./transport.js";
+
+export interface RightsBrokerDeps {
+  readonly selfId: PeerId;
+  readonly transport: Pick<Transport, "send">;
+  readonly shop: ShopState;
+  readonly clock: Clock;
+  durable(): Promise<number>;
+  upPeers(): readonly { replicaId: PeerId; actor: Actor }[];
+  /** Pause after a round that brought nothing, so a contended key is not hammered. */
+  readonly retryPauseMs: number;
+}
+
+interface PendingRequest {
+  readonly peerId: PeerId;
+  done(grantedAny: boolean): void;
+}
+
+export class RightsBroker {
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, PendingRequest>();
+  /** Rights that this replica's waiting operations still need, per key. */
+  private readonly waitingNeeds = new Map<StateKey, number>();
+
+  constructor(private readonly deps: RightsBrokerDeps) {}
+
+  /**
+   * Ask up peers for `missing`; resolves true when the caller should try again
+   * (something was granted, or a pause passed while peers still hold rights), false
+   * when no reachable peer holds what is missing or `deadline` has passed.
+   */
+  async acquire(missing: readonly Need[], deadline: number): Promise<boolean> {
+    const requests = this.planRequests(missing);
+    if (requests.size === 0) return false;
+    for (const [key, amount] of missing) this.waitingNeeds.set(key, (this.waitingNeeds.get(key) ?? 0) + amount);
+    try {
+      const waitMs = deadline - this.deps.clock.now();
+      if (waitMs <= 0) return false;
+      const answers = [...requests].map(([peerId, needs]) => this.request(peerId, needs, waitMs));
+      const grantedAny = (await Promise.all(answers)).some(Boolean);
+      if (grantedAny) return true;
+      await this.pause(Math.min(this.deps.retryPauseMs, deadline - this.deps.clock.now()));
+      return this.deps.clock.now() < deadline;
+    } finally {
+      for (const [key, amount] of missing) {
+        const left = (this.waitingNeeds.get(key) ?? 0) - amount;
+        if (left > 0) this.waitingNeeds.set(key, left);
+        else this.waitingNeeds.delete(key);
+      }
+    }
+  }
+
+  receive(peerId: PeerId, peerActor: Actor, message: PeerMessage): void {
+    if (message.type === "rightsRequest") void this.grant(peerId, peerActor, message.requestId, message.needs);
+    else if (message.type === "rightsGrant") this.granted(peerId, message.requestId, message.granted.length > 0);
+  }
+
+  /** Requests to `peerId` will get no answer: let their callers go on. */
+  peerDown(peerId: PeerId): void {
+    for (const [requestId, request] of this.pending) {
+      if (request.peerId !== peerId) continue;
+      this.pending.delete(requestId);
+      request.done(false);
+    }
+  }
+
+  /** Per need: ask the richest up peers, each for what the richer ones may not cover. */
+  private planRequests(missing: readonly Need[]): Map<PeerId, Need[]> {
+    const requests = new Map<PeerId, Need[]>();
+    const peers = this.deps.upPeers();
+    for (const [key, amount] of missing) {
+      const counter = this.deps.shop.counterAt(key);
+      if (counter === undefined) continue;
+      const holders = peers
+        .map((peer) => ({ peerId: peer.replicaId, rights: counter.rights(peer.actor) }))
+        .filter((holder) => holder.rights > 0)
+        .sort((a, b) => b.rights - a.rights);
+      let uncovered = amount;
+      for (const holder of holders) {
+        if (uncovered <= 0) break;
+        const needs = requests.get(holder.peerId) ?? [];
+        if (needs.length >= needsPerRequestMax) continue;
+        needs.push([key, uncovered]);
+        requests.set(holder.peerId, needs);
+        uncovered -= holder.rights;
+      }
+    }
+    return requests;
+  }
+
+  private request(peerId: PeerId, needs: readonly Need[], waitMs: number): Promise<boolean> {
+    const requestId = this.nextRequestId++;
+    if (!this.deps.transport.send(peerId, { type: "rightsRequest", requestId, needs })) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const cancelTimer = this.deps.clock.after(waitMs, () => {
+        this.pending.delete(requestId);
+        resolve(false);
+      });
+      this.pending.set(requestId, {
+        peerId,
+        done: (grantedAny) => {
+          cancelTimer();
+          resolve(grantedAny);
+        },
+      });
+    });
+  }
+
+  private granted(peerId: PeerId, requestId: number, grantedAny: boolean): void {
+    const request = this.pending.get(requestId);
+    if (request === undefined || request.peerId !== peerId) return;
+    this.pending.delete(requestId);
+    request.done(grantedAny);
+  }
+
+  private async grant(peerId: PeerId, peerActor: Actor, requestId: number, needs: readonly Need[]): Promise<void> {
+    const requesterRanksFirst = peerId < this.deps.selfId;
+    const granted = this.deps.shop.grantRights(peerActor, needs, (key, rights) =>
+      requesterRanksFirst ? rights : Math.max(0, rights - (this.waitingNeeds.get(key) ?? 0)),
+    );
+    // The transfer's state goes out live when its batch is durable, before this grant.
+    if (granted.length > 0) await this.deps.durable();
+    this.deps.transport.send(peerId, { type: "rightsGrant", requestId, granted });
+  }
+
+  private pause(delayMs: number): Promise<void> {
+    if (delayMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => this.deps.clock.after(delayMs, resolve));
+  }
+}

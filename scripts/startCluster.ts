@@ -1,0 +1,95 @@
+// A local cluster of N replicas behind one address. Node's cluster module lets
+// every replica accept connections on the shared client port (no proxy hop);
+// each replica also has its own HTTP port, peer port and data folder.
+// Usage: node dist/scripts/startCluster.js [--replicas 3] [--port 8000]
+//   [--base-port 8001] [--peer-base-port 9001] [--data-root data] [--host 127.0.0.1]
+// A port of 0 picks free ports. CLUSTER_SECRET is used if set, else one is drawn.
+import cluster, { type Worker } from "node:cluster";
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    replicas: { type: "string", default: "3" },
+    port: { type: "string", default: "8000" },
+    "base-port": { type: "string", default: "8001" },
+    "peer-base-port": { type: "string", default: "9001" },
+    "data-root": { type: "string", default: "data" },
+    host: { type: "string", default: "127.0.0.1" },
+  },
+});
+const replicaCount = Number(values.replicas);
+if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > 16) throw new Error("--replicas must be 1..16");
+/** A worker that dies is started again after this pause, on the same data folder. */
+const restartPauseMs = 500;
+
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen({ host, port: 0 }, resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function portsFrom(base: number, host: string): Promise<number[]> {
+  const ports: number[] = [];
+  for (let index = 0; index < replicaCount; index++) ports.push(base === 0 ? await freePort(host) : base + index);
+  return ports;
+}
+
+const host = values.host;
+const sharedPort = Number(values.port) === 0 ? await freePort(host) : Number(values.port);
+const ownPorts = await portsFrom(Number(values["base-port"]), host);
+const peerPorts = await portsFrom(Number(values["peer-base-port"]), host);
+const replicaIds = ownPorts.map((_, index) => `r${index + 1}`);
+const peers = replicaIds.map((id, index) => `${id}=${host}:${peerPorts[index]}`).join(",");
+const secret = process.env.CLUSTER_SECRET ?? randomBytes(24).toString("hex");
+
+cluster.setupPrimary({ exec: fileURLToPath(new URL("../node/main.js", import.meta.url)), args: [] });
+const workers = new Map<Worker, number>();
+let stopping = false;
+let ready = 0;
+
+function startReplica(index: number): void {
+  const worker = cluster.fork({
+    REPLICA_ID: replicaIds[index],
+    HOST: host,
+    PORT: String(ownPorts[index]),
+    SHARED_PORT: String(sharedPort),
+    PEER_PORT: String(peerPorts[index]),
+    PEERS: peers,
+    CLUSTER_SECRET: secret,
+    DATA_DIR: `${values["data-root"]}/${replicaIds[index]}`,
+  });
+  workers.set(worker, index);
+  worker.on("listening", () => {
+    if (++ready === replicaCount) {
+      const list = replicaIds.map((id, i) => `${id} http://localhost:${ownPorts[i]}`).join(", ");
+      console.log(`cluster of ${replicaCount} replicas serving http://localhost:${sharedPort} (${list})`);
+    }
+  });
+  worker.on("exit", (code, signal) => {
+    workers.delete(worker);
+    if (stopping) return;
+    console.error(`replica ${replicaIds[index]} exited (${signal ?? code}); starting it again`);
+    setTimeout(() => startReplica(index), restartPauseMs);
+  });
+}
+
+for (let index = 0; index < replicaCount; index++) startReplica(index);
+
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  for (const worker of workers.keys()) worker.process.kill("SIGTERM");
+  const check = setInterval(() => {
+    if (workers.size === 0) {
+      clearInterval(check);
+      process.exit(0);
+    }
+  }, 50);
+}
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);

@@ -1,0 +1,136 @@
+// Several real replica processes behaving, to a client, like one correct shop:
+// read-your-writes through any replica (G6), one charge per order (G4), rights
+// that move between replicas without spurious refusals, and a restarted replica
+// that catches up (G3).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { LocalCluster, clusterView } from "../support/localCluster.js";
+import { ReplicaFleet } from "../support/replicaProcess.js";
+import { ShopClient } from "../support/shopClient.js";
+
+describe("a 3-replica cluster", () => {
+  const fleet = new ReplicaFleet();
+  let cluster: LocalCluster;
+  let clients: ShopClient[];
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.start(fleet, 3);
+    clients = cluster.members.map((member) => new ShopClient(member.process));
+  });
+  afterAll(() => fleet.cleanup());
+
+  const client = (index: number): ShopClient => clients[index % clients.length]!;
+
+  it("G6: a write answered by A is visible at once at B and C", async () => {
+    for (let round = 0; round < 20; round++) {
+      const writer = client(round);
+      const item = await writer.stockedItem(3, 10 + round);
+      const user = await writer.fundedUser(100 + round);
+      const order = await writer.orderWith(user, [[item, 2]]);
+      for (const reader of clients) {
+        expect(await reader.item(item)).toEqual({ stock: 10 + round, price: 3 });
+        expect(await reader.user(user)).toEqual({ user_id: user, credit: 100 + round });
+        expect(await reader.order(order)).toMatchObject({ items: [[item, 2]], total_cost: 6, paid: false });
+      }
+    }
+  });
+
+  it("moves rights: a checkout succeeds wherever it lands while the total suffices, and fails once it does not", async () => {
+    const item = await client(0).stockedItem(1, 6);
+    const users = [];
+    for (let index = 0; index < 9; index++) users.push(await client(index).fundedUser(1));
+    const orders = [];
+    for (let index = 0; index < 9; index++) orders.push(await client(index + 1).orderWith(users[index]!, [[item, 1]]));
+    // Every checkout lands on a replica other than the one that made the order.
+    const answers = [];
+    for (let index = 0; index < 9; index++) answers.push((await client(index + 2).post(`/orders/checkout/${orders[index]}`)).status);
+    expect(answers.slice(0, 6)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(answers.slice(6)).toEqual([400, 400, 400]);
+    for (const reader of clients) expect((await reader.item(item)).stock).toBe(0);
+  });
+
+  it("G4: concurrent checkouts of one order on two replicas charge once, and both answers tell the truth", async () => {
+    for (let round = 0; round < 10; round++) {
+      const item = await client(round).stockedItem(5, 10);
+      const user = await client(round + 1).fundedUser(50);
+      const order = await client(round + 2).orderWith(user, [[item, 2]]);
+      const [first, second] = await Promise.all([
+        client(round).post(`/orders/checkout/${order}`),
+        client(round + 1).post(`/orders/checkout/${order}`),
+      ]);
+      const paid = (await client(round + 2).order(order)).paid;
+      expect(paid).toBe(true);
+      // 2xx only if the order ends up paid (it does); a 4xx would also be truthful only if it did not.
+      expect([first!.status, second!.status]).toEqual([200, 200]);
+      for (const reader of clients) {
+        expect((await reader.user(user)).credit).toBe(40);
+        expect((await reader.item(item)).stock).toBe(8);
+      }
+    }
+  });
+
+  it("G6: subtract and pay spend rights held elsewhere, and over-spending fails everywhere", async () => {
+    const item = await client(0).stockedItem(1, 9);
+    const user = await client(1).fundedUser(9);
+    expect((await client(2).post(`/stock/subtract/${item}/9`)).status).toBe(200);
+    expect((await client(0).post(`/payment/pay/${user}/9`)).status).toBe(200);
+    for (const reader of clients) {
+      expect((await reader.post(`/stock/subtract/${item}/1`)).status).toBe(400);
+      expect((await reader.post(`/payment/pay/${user}/1`)).status).toBe(400);
+      expect((await reader.item(item)).stock).toBe(0);
+      expect((await reader.user(user)).credit).toBe(0);
+    }
+  });
+
+  it("shows every replica's links in GET /cluster", async () => {
+    for (const member of cluster.members) {
+      const view = await clusterView(member.process);
+      expect(view.replicaId).toBe(member.replicaId);
+      expect(view.peers.map((peer) => peer.replicaId).sort()).toEqual(
+        cluster.members.filter((other) => other !== member).map((other) => other.replicaId),
+      );
+      expect(view.peers.every((peer) => peer.up)).toBe(true);
+    }
+  });
+});
+
+describe("a replica that stops and restarts", () => {
+  const fleet = new ReplicaFleet();
+  afterEach(() => fleet.cleanup());
+
+  it("G3/G5: the others keep serving while it is down; it catches up when it is back", async () => {
+    const cluster = await LocalCluster.start(fleet, 3);
+    const [a, b] = [new ShopClient(cluster.member(0)), new ShopClient(cluster.member(1))];
+    const item = await a.stockedItem(2, 30);
+    const user = await a.fundedUser(100);
+    await cluster.member(2).stop();
+
+    const orders = [];
+    for (let index = 0; index < 5; index++) orders.push(await b.orderWith(user, [[item, 1]]));
+    for (const order of orders) expect((await a.post(`/orders/checkout/${order}`)).status).toBe(200);
+    await a.ok(`/stock/add/${item}/7`);
+    const newItem = await b.stockedItem(4, 3);
+
+    const restarted = new ShopClient(await cluster.startMember(cluster.members[2]!));
+    await cluster.waitForMesh();
+    expect(await restarted.item(item)).toEqual({ stock: 32, price: 2 });
+    expect(await restarted.user(user)).toMatchObject({ credit: 90 });
+    expect(await restarted.item(newItem)).toEqual({ stock: 3, price: 4 });
+    for (const order of orders) expect((await restarted.order(order)).paid).toBe(true);
+  });
+
+  it("G3: a replica restarted on an empty folder takes a new incarnation and receives everything", async () => {
+    const cluster = await LocalCluster.start(fleet, 3);
+    const a = new ShopClient(cluster.member(0));
+    const item = await a.stockedItem(2, 30);
+    const oldIncarnation = cluster.member(2).incarnation;
+    await cluster.member(2).kill();
+    const fresh = await cluster.startMember(cluster.members[2]!, await fleet.newDataDir());
+    expect(fresh.incarnation).not.toBe(oldIncarnation);
+    await cluster.waitForMesh();
+    expect(await new ShopClient(fresh).item(item)).toEqual({ stock: 30, price: 2 });
+    // The rights the lost incarnation held are stranded, but the value is whole and
+    // what the others hold is still spendable from the fresh replica.
+    expect((await new ShopClient(fresh).post(`/stock/subtract/${item}/5`)).status).toBe(200);
+    expect((await a.item(item)).stock).toBe(25);
+  });
+});

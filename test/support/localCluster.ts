@@ -1,0 +1,101 @@
+// A cluster of real replica processes for tests: free peer ports, a secret file,
+// every replica started with the full peer list; waits until the mesh is up.
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { type ReplicaFleet, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
+
+const meshWaitMsMax = 20_000;
+
+export interface ClusterMember {
+  readonly replicaId: string;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  process: ReplicaProcess;
+}
+
+export class LocalCluster {
+  private constructor(
+    private readonly fleet: ReplicaFleet,
+    readonly members: ClusterMember[],
+    private readonly sharedArgs: readonly string[],
+  ) {}
+
+  static async start(fleet: ReplicaFleet, size: number, extraArgs: readonly string[] = []): Promise<LocalCluster> {
+    const secretDir = await fleet.newDataDir();
+    const secretFile = join(secretDir, "secret");
+    await writeFile(secretFile, randomBytes(24).toString("hex"));
+    const peerPorts: number[] = [];
+    for (let index = 0; index < size; index++) peerPorts.push(await freePort());
+    const peers = peerPorts.map((port, index) => `r${index + 1}=127.0.0.1:${port}`).join(",");
+    const sharedArgs = ["--peers", peers, "--secret-file", secretFile, ...extraArgs];
+    const members: ClusterMember[] = [];
+    for (let index = 0; index < size; index++) {
+      const replicaId = `r${index + 1}`;
+      const dataDir = await fleet.newDataDir();
+      const member = { replicaId, peerPort: peerPorts[index]!, dataDir } as ClusterMember;
+      members.push(member);
+    }
+    const cluster = new LocalCluster(fleet, members, sharedArgs);
+    await Promise.all(members.map((member) => cluster.startMember(member)));
+    await cluster.waitForMesh();
+    return cluster;
+  }
+
+  get urls(): string[] {
+    return this.members.map((member) => member.process.url);
+  }
+
+  member(index: number): ReplicaProcess {
+    return this.members[index]!.process;
+  }
+
+  /** (Re)start a member on its folder (or on `dataDir`, e.g. a fresh empty one). */
+  async startMember(member: ClusterMember, dataDir: string = member.dataDir): Promise<ReplicaProcess> {
+    member.process = await this.fleet.start({
+      replicaId: member.replicaId,
+      dataDir,
+      extraArgs: ["--peer-port", String(member.peerPort), ...this.sharedArgs],
+    });
+    return member.process;
+  }
+
+  /** Until every running member sees every other running member's link up and not lagging. */
+  async waitForMesh(): Promise<void> {
+    const deadline = Date.now() + meshWaitMsMax;
+    for (;;) {
+      const running = this.members.filter((member) => member.process.running);
+      const views = await Promise.all(running.map((member) => clusterView(member.process)));
+      const complete = views.every((view) =>
+        running.every(
+          (other) =>
+            other.replicaId === view.replicaId ||
+            view.peers.some((peer) => peer.replicaId === other.replicaId && peer.up && !peer.lagging),
+        ),
+      );
+      if (complete) return;
+      if (Date.now() > deadline) throw new Error(`mesh not complete within ${meshWaitMsMax} ms: ${JSON.stringify(views)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+export interface ClusterView {
+  replicaId: string;
+  actor: string;
+  durableSeq: number;
+  peers: { replicaId: string; actor: string; up: boolean; lagging: boolean; lag: number }[];
+}
+
+export async function clusterView(replica: ReplicaProcess): Promise<ClusterView> {
+  return jsonOf(await replica.request("GET", "/cluster")) as ClusterView;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -1,6 +1,6 @@
 // Replication of durable states between peers.
 // - Live: after each durable batch, the states this replica changed itself go to
-//   every up peer (the bytes that reached the disk); peers merge, persist, ack.
+//   every up peer (the bytes that reached the disk); peers merge, ack, persist.
 // - Read-your-writes: a reply waits until every up, non-lagging peer has acked its
 //   batch, within ackWaitMsMax; a peer that misses the bound is marked lagging and
 //   not waited for until it has acked everything sent to it.
@@ -173,7 +173,10 @@ export class Replicator {
     switch (message.type) {
       case "states":
         this.mergeStates(peerId, message.entries);
-        if (message.seq > 0) void this.ackWhenDurable(peerId, message.seq);
+        // Acked once merged, before it is durable here: the sender holds it durably
+        // and resends it until a syncDone moves our cursor; reads here wait for our
+        // own durability of whatever they see.
+        if (message.seq > 0) this.deps.transport.send(peerId, { type: "ack", seq: message.seq });
         break;
       case "ack":
         peer.acked(message.seq);
@@ -201,11 +204,6 @@ export class Replicator {
       }
     }
     if (refused > 1) this.deps.log("warn", `refused ${refused} invalid states from ${peerId} in one frame`);
-  }
-
-  private async ackWhenDurable(peerId: PeerId, seq: number): Promise<void> {
-    await this.deps.durable();
-    this.deps.transport.send(peerId, { type: "ack", seq });
   }
 
   /** Send every state changed after `cursor`, read back from disk, then syncDone. */

@@ -1,0 +1,62 @@
+// The local cluster launcher (dist/scripts/startCluster.js) as a child process on
+// free ports, for tests of the one shared address that `npm start` gives.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const startClusterScriptPath = fileURLToPath(new URL("../../dist/scripts/startCluster.js", import.meta.url));
+const startWaitMsMax = 30_000;
+const stopWaitMsMax = 15_000;
+const readyPattern = /cluster of (\d+) replicas serving http:\/\/localhost:(\d+) \((.*)\)/;
+
+export class ClusterProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly exited: Promise<void>,
+    /** The shared address. */
+    readonly url: string,
+    /** Each replica's own address, in id order. */
+    readonly replicaUrls: string[],
+    readonly output: () => string,
+  ) {}
+
+  static async start(replicas: number, dataRoot: string): Promise<ClusterProcess> {
+    if (!existsSync(startClusterScriptPath)) throw new Error(`${startClusterScriptPath} is missing: run \`npm run build\` first`);
+    const child = spawn(
+      process.execPath,
+      [startClusterScriptPath, "--replicas", String(replicas), "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataRoot],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    const keep = (chunk: Buffer) => (output = (output + chunk.toString("utf8")).slice(-65536));
+    child.stderr!.on("data", keep);
+    const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+    const ready = new Promise<RegExpExecArray>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Buffer) => {
+        keep(chunk);
+        const match = readyPattern.exec(output);
+        if (match) resolve(match);
+      });
+      void exited.then(() => reject(new Error(`the cluster exited before it was ready:\n${output}`)));
+      setTimeout(() => reject(new Error(`the cluster was not ready within ${startWaitMsMax} ms:\n${output}`)), startWaitMsMax).unref();
+    });
+    let match: RegExpExecArray;
+    try {
+      match = await ready;
+    } catch (error) {
+      child.kill("SIGKILL");
+      throw error;
+    }
+    const replicaUrls = [...match[3]!.matchAll(/http:\/\/localhost:(\d+)/g)].map((found) => `http://127.0.0.1:${found[1]}`);
+    return new ClusterProcess(child, exited, `http://127.0.0.1:${match[2]}`, replicaUrls, () => output);
+  }
+
+  /** SIGTERM to the launcher, which stops every replica; SIGKILL if that takes too long. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), stopWaitMsMax);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}

@@ -65,6 +65,25 @@ export function decodeMessage(bytes: Uint8Array): PeerMessage {
   } catch (error) {
     throw new ProtocolError(`frame is not msgpack: ${(error as Error).message}`);
   }
+  return readMessage(fields);
+}
+
+/**
+ * A frame is one or more encoded messages back to back (a link sends what it has
+ * queued in one frame per turn of the event loop); all valid, or a ProtocolError.
+ */
+export function decodeFrame(bytes: Uint8Array): PeerMessage[] {
+  let values: unknown[];
+  try {
+    values = packr.unpackMultiple(bytes) as unknown[];
+  } catch (error) {
+    throw new ProtocolError(`frame is not msgpack: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(values) || values.length === 0) throw new ProtocolError("frame holds no message");
+  return values.map(readMessage);
+}
+
+function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;

@@ -18,6 +18,8 @@ import type { PeerId, Transport } from "./transport.js";
 export const cursorKeyPrefix = "~cursor:";
 /** Bytes of state per frame we aim under, well below the hard frame limit. */
 const stateBytesPerFrameTarget = bytesPerFrameMax / 4;
+/** A conservative rate at which a busy peer merges and acks received states. */
+const statesMergedPerMs = 20;
 
 export interface ReplicatorDeps {
   readonly transport: Pick<Transport, "send">;
@@ -73,6 +75,8 @@ export class Replicator {
   private readonly cursors = new Map<Actor, number>();
   /** One shared wait per batch number, however many replies wait on it. */
   private readonly replicatedWaits = new Map<number, Promise<void>>();
+  /** Ack waits longer than ackWaitMsMax, for the few batches big enough to need them. */
+  private readonly ackWaitMsBySeq = new Map<number, number>();
 
   constructor(private readonly deps: ReplicatorDeps) {}
 
@@ -127,6 +131,8 @@ export class Replicator {
       if (isLocal) local.push([key, bytes]);
     }
     if (local.length === 0) return;
+    // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
+    if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
     for (const [peerId, peer] of this.peers) {
       if (!peer.up) continue;
       this.sendStates(peerId, local, seq);
@@ -142,14 +148,16 @@ export class Replicator {
     for (const peer of this.peers.values()) {
       if (peer.up && !peer.lagging && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) behind.push(peer);
     }
+    const ackWaitMs = this.ackWaitMsBySeq.get(seq) ?? this.deps.ackWaitMsMax;
+    this.ackWaitMsBySeq.delete(seq);
     if (behind.length === 0) return undefined;
     const wait = new Promise<void>((resolve) => {
       let remaining = behind.length;
-      const cancelTimer = this.deps.clock.after(this.deps.ackWaitMsMax, () => {
+      const cancelTimer = this.deps.clock.after(ackWaitMs, () => {
         for (const peer of behind) {
           if (peer.up && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) {
             peer.lagging = true;
-            this.deps.log("warn", `peer ${peer.actor} did not ack batch ${seq} within ${this.deps.ackWaitMsMax} ms: lagging`);
+            this.deps.log("warn", `peer ${peer.actor} did not ack batch ${seq} within ${ackWaitMs} ms: lagging`);
           }
         }
         finish();

@@ -51,6 +51,10 @@ await app.listen({ host: config.host, port: config.port, exclusive: true });
 if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
 const port = (app.server.address() as { port: number }).port;
 const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
+// A replica without peers is a cluster of one: there is nobody to announce itself to.
+if (peerTransport !== undefined) {
+  replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
+}
 console.log(
   `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
 );

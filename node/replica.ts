@@ -10,6 +10,8 @@ import { pack, unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type Refusal, ShopState, type StateKey } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
+import type { Announcement, MemberView } from "../cluster/membership.js";
+import { MembershipGossip, membershipKey } from "../cluster/membershipGossip.js";
 import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
@@ -36,6 +38,7 @@ export interface ReplicaStatus {
   readonly actor: Actor;
   readonly durableSeq: number;
   readonly peers: PeerStatus[];
+  readonly members: MemberView[];
 }
 
 export class Replica {
@@ -46,6 +49,7 @@ export class Replica {
     private readonly commit: GroupCommit,
     private readonly replicator: Replicator,
     private readonly broker: RightsBroker,
+    private readonly gossip: MembershipGossip,
     private readonly transport: Transport,
     private readonly options: ReplicaOptions,
     private readonly clock: Clock,
@@ -63,9 +67,20 @@ export class Replica {
     const shop = new ShopState(actor, (key, origin) => commit?.markChanged(key, origin));
     const { stateKeys, cursors } = await loadStates(db, shop);
     let replicator: Replicator | undefined;
+    const gossip = MembershipGossip.load(identity.replicaId, await db.get(membershipKey), {
+      transport,
+      persist: () => commit!.markChanged(membershipKey, "local"),
+      upPeers: () => replicator!.upPeers().map((peer) => peer.replicaId),
+      log: options.log,
+    });
     commit = await GroupCommit.open(
       db,
-      (key) => (key.startsWith(cursorKeyPrefix) ? pack(replicator!.encodeCursor(key)) : shop.encode(key)),
+      (key) =>
+        key === membershipKey
+          ? gossip.membership.save()
+          : key.startsWith(cursorKeyPrefix)
+            ? pack(replicator!.encodeCursor(key))
+            : shop.encode(key),
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
     );
@@ -91,7 +106,7 @@ export class Replica {
       upPeers: () => replicator.upPeers(),
       retryPauseMs: 5,
     });
-    const replica = new Replica(identity, shop, db, commit, replicator, broker, transport, options, clock);
+    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, transport, options, clock);
     await transport.start({
       peerUp: (peer, peerActor) => replica.peerUp(peer, peerActor),
       peerDown: (peer) => replica.peerDown(peer),
@@ -99,12 +114,20 @@ export class Replica {
         if (message.type === "rightsRequest" || message.type === "rightsGrant") {
           const peerActor = replicator.upPeers().find((up) => up.replicaId === peer)?.actor;
           if (peerActor !== undefined) broker.receive(peer, peerActor, message);
+        } else if (message.type === "membership") {
+          gossip.receive(peer, message);
+          replica.updateSpread();
         } else {
           replicator.receive(peer, message);
         }
       },
     });
     return replica;
+  }
+
+  /** Enter (or refresh) this replica's entry in the membership document. */
+  announce(self: Announcement): void {
+    this.gossip.announce(self);
   }
 
   /**
@@ -143,6 +166,7 @@ export class Replica {
       actor: this.shop.actor,
       durableSeq: this.commit.durableSeq,
       peers: this.replicator.status(),
+      members: this.gossip.view(),
     };
   }
 
@@ -154,18 +178,27 @@ export class Replica {
 
   private peerUp(peer: PeerId, actor: Actor): void {
     this.replicator.peerUp(peer, actor);
+    this.gossip.peerUp(peer);
     this.updateSpread();
   }
 
   private peerDown(peer: PeerId): void {
     this.replicator.peerDown(peer);
     this.broker.peerDown(peer);
+    this.gossip.peerDown(peer);
     this.updateSpread();
   }
 
-  /** New rights are spread over this replica and the peers it can reach, in id order. */
+  /**
+   * New rights are spread over this replica and the peers it can reach that are
+   * active members (not draining or retired), in id order.
+   */
   private updateSpread(): void {
-    const peers = this.replicator.upPeers().sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+    const leaving = new Set(this.gossip.view().filter((member) => member.state !== "active").map((member) => member.replicaId));
+    const peers = this.replicator
+      .upPeers()
+      .filter((peer) => !leaving.has(peer.replicaId))
+      .sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
     this.shop.spreadActors = [this.shop.actor, ...peers.map((peer) => peer.actor)];
   }
 }

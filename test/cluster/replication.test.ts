@@ -3,7 +3,7 @@
 // that move between replicas without spurious refusals, and a restarted replica
 // that catches up (G3).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { LocalCluster, clusterView } from "../support/localCluster.js";
+import { LocalCluster, clusterView, waitFor } from "../support/localCluster.js";
 import { ReplicaFleet } from "../support/replicaProcess.js";
 import { ShopClient } from "../support/shopClient.js";
 
@@ -89,6 +89,16 @@ describe("a 3-replica cluster", () => {
         cluster.members.filter((other) => other !== member).map((other) => other.replicaId),
       );
       expect(view.peers.every((peer) => peer.up)).toBe(true);
+    }
+    // The membership document reaches every replica: each lists all three, active, with their incarnations.
+    for (const member of cluster.members) {
+      const view = await waitFor(async () => {
+        const current = await clusterView(member.process);
+        return current.members.length === 3 ? current : undefined;
+      });
+      expect(view.members.map((entry) => [entry.replicaId, entry.state, entry.actor])).toEqual(
+        cluster.members.map((other) => [other.replicaId, "active", `${other.replicaId}/${other.process.incarnation}`]),
+      );
     }
   });
 });

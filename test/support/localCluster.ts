@@ -86,6 +86,18 @@ export interface ClusterView {
   actor: string;
   durableSeq: number;
   peers: { replicaId: string; actor: string; up: boolean; lagging: boolean; lag: number }[];
+  members: { replicaId: string; state: string; actor: string; httpAddress: string; peerAddress: string }[];
+}
+
+/** Polls `probe` until it gives a value, for at most `waitMsMax`. */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, waitMsMax = 10_000): Promise<T> {
+  const deadline = Date.now() + waitMsMax;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${waitMsMax} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 export async function clusterView(replica: ReplicaProcess): Promise<ClusterView> {

@@ -1,0 +1,271 @@
+// The link handshake: mutual challenge-response over the cluster secret, before any
+// replication message. Pure functions (randomness is passed in), its own tiny
+// versioned msgpackr encoding, apart from the transport that runs it.
+//
+//   dialer -> acceptor  hello     [dialerId, dialerActor, dialerNonce]
+//   acceptor -> dialer  challenge [acceptorId, acceptorActor, acceptorNonce, proof("acceptor")]
+//   dialer -> acceptor  proof     [proof("dialer")]
+//   acceptor -> dialer  welcome   []
+//
+// proof(direction) = HMAC-SHA256(secret, pack([label, version, direction, dialerId,
+// dialerActor, dialerNonce, acceptorId, acceptorActor, acceptorNonce])). Each proof is
+// bound to both fresh nonces (no replay), to its direction (no reflection: a side's own
+// proof is never the one it expects back) and to both identities. The acceptor is up
+// once it has checked the dialer's proof, which the dialer only sends after checking
+// the acceptor's; the dialer is up on the welcome. The secret never travels.
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { Packr } from "msgpackr";
+import type { Actor } from "../crdt/boundedCounter.js";
+import { idLengthMax } from "../crdt/codec.js";
+import { ProtocolError } from "./messages.js";
+import type { PeerId } from "./transport.js";
+
+export const handshakeVersion = 1;
+/** Fresh random bytes each side contributes per handshake. */
+export const nonceBytes = 32;
+/** HMAC-SHA256 output. */
+export const proofBytes = 32;
+/** Largest handshake frame accepted (a hello with two maximal ids is ~300 bytes). */
+export const bytesPerHandshakeFrameMax = 1024;
+/** Shortest cluster secret accepted. */
+export const secretLengthMin = 16;
+
+const proofLabel = "escrow-shop cluster link";
+
+export type HandshakeFrame =
+  | { readonly type: "hello"; readonly replicaId: PeerId; readonly actor: Actor; readonly nonce: Uint8Array }
+  | {
+      readonly type: "challenge";
+      readonly replicaId: PeerId;
+      readonly actor: Actor;
+      readonly nonce: Uint8Array;
+      readonly proof: Uint8Array;
+    }
+  | { readonly type: "proof"; readonly proof: Uint8Array }
+  | { readonly type: "welcome" };
+
+/** Who this side is, and the secret it proves knowledge of. */
+export interface Credentials {
+  readonly replicaId: PeerId;
+  readonly actor: Actor;
+  readonly secret: string;
+}
+
+/** Everything both proofs are bound to. */
+export interface Transcript {
+  readonly dialerId: PeerId;
+  readonly dialerActor: Actor;
+  readonly dialerNonce: Uint8Array;
+  readonly acceptorId: PeerId;
+  readonly acceptorActor: Actor;
+  readonly acceptorNonce: Uint8Array;
+}
+
+export type Direction = "dialer" | "acceptor";
+
+export type HandshakeState =
+  | {
+      readonly role: "dialer";
+      readonly awaiting: "challenge";
+      readonly self: Credentials;
+      readonly expectedPeer: PeerId;
+      readonly nonce: Uint8Array;
+    }
+  | { readonly role: "dialer"; readonly awaiting: "welcome"; readonly peer: PeerId; readonly actor: Actor }
+  | { readonly role: "acceptor"; readonly awaiting: "hello"; readonly self: Credentials; readonly nonce: Uint8Array }
+  | { readonly role: "acceptor"; readonly awaiting: "proof"; readonly self: Credentials; readonly transcript: Transcript };
+
+/** What to do with one received handshake frame. */
+export type HandshakeStep =
+  | { readonly kind: "reply"; readonly frame: Uint8Array; readonly next: HandshakeState }
+  | { readonly kind: "authenticated"; readonly frame: Uint8Array | null; readonly peer: PeerId; readonly actor: Actor }
+  | { readonly kind: "refused"; readonly reason: string };
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
+const typeCodes = ["hello", "challenge", "proof", "welcome"] as const;
+const fieldCounts = { hello: 5, challenge: 6, proof: 3, welcome: 2 } as const;
+
+export function encodeHandshake(frame: HandshakeFrame): Uint8Array {
+  const code = typeCodes.indexOf(frame.type);
+  switch (frame.type) {
+    case "hello":
+      return packr.pack([handshakeVersion, code, frame.replicaId, frame.actor, frame.nonce]);
+    case "challenge":
+      return packr.pack([handshakeVersion, code, frame.replicaId, frame.actor, frame.nonce, frame.proof]);
+    case "proof":
+      return packr.pack([handshakeVersion, code, frame.proof]);
+    case "welcome":
+      return packr.pack([handshakeVersion, code]);
+  }
+}
+
+export function decodeHandshake(bytes: Uint8Array): HandshakeFrame {
+  if (bytes.length > bytesPerHandshakeFrameMax) throw new ProtocolError(`handshake frame over ${bytesPerHandshakeFrameMax} bytes`);
+  let fields: unknown;
+  try {
+    fields = packr.unpack(bytes);
+  } catch (error) {
+    throw new ProtocolError(`handshake frame is not msgpack: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(fields) || fields.length < 2) throw new ProtocolError("handshake frame must be an array");
+  if (fields[0] !== handshakeVersion) throw new ProtocolError("unknown handshake version");
+  const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
+  if (type === undefined || fields.length !== fieldCounts[type]) {
+    throw new ProtocolError("unknown handshake frame type or wrong field count");
+  }
+  switch (type) {
+    case "hello":
+      return { type, replicaId: readId(fields[2]), actor: readId(fields[3]), nonce: readBytes(fields[4], nonceBytes) };
+    case "challenge":
+      return {
+        type,
+        replicaId: readId(fields[2]),
+        actor: readId(fields[3]),
+        nonce: readBytes(fields[4], nonceBytes),
+        proof: readBytes(fields[5], proofBytes),
+      };
+    case "proof":
+      return { type, proof: readBytes(fields[2], proofBytes) };
+    case "welcome":
+      return { type };
+  }
+}
+
+function readId(value: unknown): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > idLengthMax) {
+    throw new ProtocolError(`an id must be a string of 1..${idLengthMax} characters`);
+  }
+  return value;
+}
+
+function readBytes(value: unknown, length: number): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== length) throw new ProtocolError(`expected ${length} bytes`);
+  return value;
+}
+
+export function proofOf(secret: string, direction: Direction, transcript: Transcript): Uint8Array {
+  const input = packr.pack([
+    proofLabel,
+    handshakeVersion,
+    direction,
+    transcript.dialerId,
+    transcript.dialerActor,
+    transcript.dialerNonce,
+    transcript.acceptorId,
+    transcript.acceptorActor,
+    transcript.acceptorNonce,
+  ]);
+  return createHmac("sha256", Buffer.from(secret, "utf8")).update(input).digest();
+}
+
+/** Constant-time check of a received proof. */
+export function proofIsValid(secret: string, direction: Direction, transcript: Transcript, proof: Uint8Array): boolean {
+  const expected = proofOf(secret, direction, transcript);
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
+}
+
+/** The dialer's first frame and state; `nonce` must be fresh random bytes. */
+export function startDialer(
+  self: Credentials,
+  expectedPeer: PeerId,
+  nonce: Uint8Array,
+): { readonly hello: Uint8Array; readonly state: HandshakeState } {
+  assertNonce(nonce);
+  const hello = encodeHandshake({ type: "hello", replicaId: self.replicaId, actor: self.actor, nonce });
+  return { hello, state: { role: "dialer", awaiting: "challenge", self, expectedPeer, nonce } };
+}
+
+/** The acceptor's state before the dialer's hello; `nonce` must be fresh random bytes. */
+export function startAcceptor(self: Credentials, nonce: Uint8Array): HandshakeState {
+  assertNonce(nonce);
+  return { role: "acceptor", awaiting: "hello", self, nonce };
+}
+
+function assertNonce(nonce: Uint8Array): void {
+  if (nonce.length !== nonceBytes) throw new RangeError(`a nonce must be ${nonceBytes} bytes`);
+}
+
+/** Advances the handshake by one received frame. Never throws on remote input. */
+export function handshakeStep(state: HandshakeState, bytes: Uint8Array): HandshakeStep {
+  let frame: HandshakeFrame;
+  try {
+    frame = decodeHandshake(bytes);
+  } catch (error) {
+    if (error instanceof ProtocolError) return refused(error.message);
+    throw error;
+  }
+  if (frame.type !== state.awaiting) return refused(`expected a ${state.awaiting} frame, got ${frame.type}`);
+  switch (state.awaiting) {
+    case "hello":
+      return frame.type === "hello" ? acceptorOnHello(state, frame) : refused("unreachable");
+    case "challenge":
+      return frame.type === "challenge" ? dialerOnChallenge(state, frame) : refused("unreachable");
+    case "proof":
+      return frame.type === "proof" ? acceptorOnProof(state, frame) : refused("unreachable");
+    case "welcome":
+      return { kind: "authenticated", frame: null, peer: state.peer, actor: state.actor };
+  }
+}
+
+function refused(reason: string): HandshakeStep {
+  return { kind: "refused", reason };
+}
+
+function acceptorOnHello(
+  state: Extract<HandshakeState, { awaiting: "hello" }>,
+  hello: Extract<HandshakeFrame, { type: "hello" }>,
+): HandshakeStep {
+  if (hello.replicaId === state.self.replicaId) return refused(`dialer claims our own replica id ${hello.replicaId}`);
+  if (Buffer.from(hello.nonce).equals(state.nonce)) return refused("dialer reflected our nonce");
+  const transcript: Transcript = {
+    dialerId: hello.replicaId,
+    dialerActor: hello.actor,
+    dialerNonce: hello.nonce,
+    acceptorId: state.self.replicaId,
+    acceptorActor: state.self.actor,
+    acceptorNonce: state.nonce,
+  };
+  const frame = encodeHandshake({
+    type: "challenge",
+    replicaId: state.self.replicaId,
+    actor: state.self.actor,
+    nonce: state.nonce,
+    proof: proofOf(state.self.secret, "acceptor", transcript),
+  });
+  return { kind: "reply", frame, next: { role: "acceptor", awaiting: "proof", self: state.self, transcript } };
+}
+
+function dialerOnChallenge(
+  state: Extract<HandshakeState, { awaiting: "challenge" }>,
+  challenge: Extract<HandshakeFrame, { type: "challenge" }>,
+): HandshakeStep {
+  if (challenge.replicaId !== state.expectedPeer) {
+    return refused(`dialed replica ${state.expectedPeer} but ${challenge.replicaId} answered`);
+  }
+  if (Buffer.from(challenge.nonce).equals(state.nonce)) return refused("acceptor reflected our nonce");
+  const transcript: Transcript = {
+    dialerId: state.self.replicaId,
+    dialerActor: state.self.actor,
+    dialerNonce: state.nonce,
+    acceptorId: challenge.replicaId,
+    acceptorActor: challenge.actor,
+    acceptorNonce: challenge.nonce,
+  };
+  if (!proofIsValid(state.self.secret, "acceptor", transcript, challenge.proof)) {
+    return refused(`replica ${challenge.replicaId} failed the proof (different cluster secret?)`);
+  }
+  const frame = encodeHandshake({ type: "proof", proof: proofOf(state.self.secret, "dialer", transcript) });
+  return { kind: "reply", frame, next: { role: "dialer", awaiting: "welcome", peer: challenge.replicaId, actor: challenge.actor } };
+}
+
+function acceptorOnProof(
+  state: Extract<HandshakeState, { awaiting: "proof" }>,
+  proof: Extract<HandshakeFrame, { type: "proof" }>,
+): HandshakeStep {
+  const { transcript } = state;
+  if (!proofIsValid(state.self.secret, "dialer", transcript, proof.proof)) {
+    return refused(`replica ${transcript.dialerId} failed the proof (different cluster secret?)`);
+  }
+  const frame = encodeHandshake({ type: "welcome" });
+  return { kind: "authenticated", frame, peer: transcript.dialerId, actor: transcript.dialerActor };
+}

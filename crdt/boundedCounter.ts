@@ -105,6 +105,19 @@ export class BoundedCounter {
     return changed;
   }
 
+  /**
+   * True if this state holds more of `actor`'s own row (its increments, its
+   * decrements, or what it handed on) than `known` does. Only `actor` writes that
+   * row, so when `known` is `actor`'s own state, such a state was forged.
+   */
+  rowExceeds(actor: Actor, known: BoundedCounter | undefined): boolean {
+    if ((this.increments.get(actor) ?? 0) > (known?.increments.get(actor) ?? 0)) return true;
+    if ((this.decrements.get(actor) ?? 0) > (known?.decrements.get(actor) ?? 0)) return true;
+    const knownRow = known?.transfers.get(actor);
+    for (const [to, amount] of this.transfers.get(actor) ?? []) if (amount > (knownRow?.get(to) ?? 0)) return true;
+    return false;
+  }
+
   clone(): BoundedCounter {
     const copy = new BoundedCounter();
     copy.merge(this);

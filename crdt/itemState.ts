@@ -16,6 +16,11 @@ export class ItemState implements GenerationalState<ItemState> {
     return this.stock.merge(other.stock) || priceRose;
   }
 
+  /** The counter whose rights this state carries. */
+  counter(): BoundedCounter {
+    return this.stock;
+  }
+
   clone(): ItemState {
     return new ItemState(this.generation, this.price, this.stock.clone());
   }

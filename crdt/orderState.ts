@@ -45,6 +45,11 @@ export class OrderState implements GenerationalState<OrderState> {
     return true;
   }
 
+  /** The counter whose rights this state carries. */
+  counter(): BoundedCounter {
+    return this.token;
+  }
+
   clone(): OrderState {
     return new OrderState(this.generation, this.userId, this.lines.slice(), this.totalCost, this.version, this.token.clone());
   }

@@ -5,7 +5,8 @@
 // synchronous step, so a caller can commit them as one batch.
 import { type Actor, type BoundedCounter, type CounterRefusal, assert } from "./boundedCounter.js";
 import { decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, orderLinesMax } from "./codec.js";
-import { type Generation, type GenerationalState, generationZero, mergeGenerational } from "./generation.js";
+import { DecodeError } from "./codec.js";
+import { type Generation, type GenerationalState, compareGenerations, generationZero, mergeGenerational, sameGeneration } from "./generation.js";
 import { ItemState } from "./itemState.js";
 import { OrderState } from "./orderState.js";
 import { UserState } from "./userState.js";
@@ -309,11 +310,11 @@ export class ShopState {
     const id = key.slice(2);
     switch (key[0]) {
       case "i":
-        return this.items.get(id)?.stock;
+        return this.items.get(id)?.counter();
       case "u":
-        return this.users.get(id)?.credit;
+        return this.users.get(id)?.counter();
       case "o":
-        return this.orders.get(id)?.token;
+        return this.orders.get(id)?.counter();
       default:
         return undefined;
     }
@@ -344,21 +345,23 @@ export class ShopState {
   // ---- states from disk or peers
 
   /**
-   * Merge a state read from disk or received from a peer (a DecodeError if it is
-   * not valid); reports the key through onChange and returns true if it changed.
+   * Merge a state received from a peer, or read from this replica's own disk;
+   * reports the key through onChange and returns true if it changed. A state that
+   * is not valid is a DecodeError; so is a peer's state that holds more of this
+   * replica's own row than this replica wrote (a ForgedStateError).
    */
-  mergeEncoded(key: StateKey, bytes: Uint8Array): boolean {
+  mergeEncoded(key: StateKey, bytes: Uint8Array, from: "peer" | "disk" = "peer"): boolean {
     const id = key.slice(2);
     let changed: boolean;
     switch (key[0]) {
       case "i":
-        changed = this.mergeInto(this.items, id, decodeItem(bytes));
+        changed = this.mergeInto(this.items, id, decodeItem(bytes), from);
         break;
       case "u":
-        changed = this.mergeInto(this.users, id, decodeUser(bytes));
+        changed = this.mergeInto(this.users, id, decodeUser(bytes), from);
         break;
       case "o":
-        changed = this.mergeInto(this.orders, id, decodeOrder(bytes));
+        changed = this.mergeInto(this.orders, id, decodeOrder(bytes), from);
         break;
       default:
         throw new RangeError(`unknown state key ${key}`);
@@ -376,9 +379,22 @@ export class ShopState {
     return encodeOrder(state);
   }
 
-  private mergeInto<T extends GenerationalState<T>>(states: Map<string, T>, id: string, incoming: T): boolean {
-    if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
+  private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter }>(
+    states: Map<string, T>,
+    id: string,
+    incoming: T,
+    from: "peer" | "disk",
+  ): boolean {
     const local = states.get(id);
+    // This replica only sends its own row once it is durable, so no peer can know
+    // more of it; an older generation is dropped by the merge and needs no check.
+    if (from === "peer" && (local === undefined || compareGenerations(local.generation, incoming.generation) <= 0)) {
+      const known = local !== undefined && sameGeneration(local.generation, incoming.generation) ? local.counter() : undefined;
+      if (incoming.counter().rowExceeds(this.actor, known)) {
+        throw new ForgedStateError(`state ${id} holds more of ${this.actor}'s own row than ${this.actor} wrote`);
+      }
+    }
+    if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const { kept, changed } = mergeGenerational(local, incoming);
     if (kept !== local) states.set(id, kept);
     return changed;
@@ -389,6 +405,9 @@ export class ShopState {
     return { counter: this.generationCounter, actor: this.actor };
   }
 }
+
+/** A peer sent a state that claims changes only this replica could have made. */
+export class ForgedStateError extends DecodeError {}
 
 class CheckoutPlan {
   readonly items = new Map<string, ItemState>();

@@ -12,6 +12,11 @@ export class UserState implements GenerationalState<UserState> {
     return this.credit.merge(other.credit);
   }
 
+  /** The counter whose rights this state carries. */
+  counter(): BoundedCounter {
+    return this.credit;
+  }
+
   clone(): UserState {
     return new UserState(this.generation, this.credit.clone());
   }

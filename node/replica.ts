@@ -223,7 +223,7 @@ async function loadStates(
   for await (const [key, value] of db.iterator()) {
     if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), unpack(value) as number);
     else if (!key.startsWith("~")) {
-      shop.mergeEncoded(key, value);
+      shop.mergeEncoded(key, value, "disk");
       stateKeys.push(key);
     }
   }

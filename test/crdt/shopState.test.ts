@@ -5,7 +5,7 @@
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { DecodeError } from "../../crdt/codec.js";
-import { ShopState, type StateKey, isRefusal, itemKey, orderKey, userKey } from "../../crdt/shopState.js";
+import { ForgedStateError, ShopState, type StateKey, isRefusal, itemKey, orderKey, userKey } from "../../crdt/shopState.js";
 
 interface Harness {
   readonly shop: ShopState;
@@ -396,5 +396,24 @@ describe("ShopState batch_init and generations (G3)", () => {
     expect(harness.changes).toEqual([]);
     expect(fingerprint(shop)).toEqual(before);
     expect(credit(shop, "U")).toBe(100);
+  });
+
+  it("G1/G2: a peer's state holding more of this replica's own row than it wrote is refused as forged", () => {
+    const { shop } = stockedShop();
+    const peer = makeShop("r2");
+    for (const key of allKeys(shop)) peer.shop.mergeEncoded(key, shop.encode(key));
+    // The peer raises r1's own increment of user U's credit: only r1 may write that row.
+    const forgedUser = peer.shop.users.get("U")!;
+    forgedUser.credit.increments.set("r1", forgedUser.credit.increments.get("r1")! + 1000);
+    expect(() => shop.mergeEncoded("u:U", peer.shop.encode("u:U"))).toThrow(ForgedStateError);
+    // A decrement or a hand-over by r1 that r1 never made is refused the same way.
+    const forgedItem = peer.shop.items.get("A")!;
+    forgedItem.stock.transfers.set("r1", new Map([["r2", 3]]));
+    expect(() => shop.mergeEncoded("i:A", peer.shop.encode("i:A"))).toThrow(ForgedStateError);
+    expect(credit(shop, "U")).toBe(100);
+    // The same rows read back from r1's own disk are its own, not forged.
+    const restarted = makeShop("r1");
+    for (const key of allKeys(shop)) restarted.shop.mergeEncoded(key, shop.encode(key), "disk");
+    expect(credit(restarted.shop, "U")).toBe(100);
   });
 });

@@ -1,7 +1,7 @@
 // Carries the membership document over the peer links: Automerge sync messages
 // per peer, the document persisted (through the caller) whenever it changes.
 import type { PeerMessage } from "./messages.js";
-import { type Announcement, type MemberView, Membership, MembershipSyncError } from "./membership.js";
+import { type Announcement, type MemberState, type MemberView, Membership, MembershipSyncError } from "./membership.js";
 import type { PeerId, Transport } from "./transport.js";
 
 export const membershipKey = "~membership";
@@ -26,6 +26,11 @@ export class MembershipGossip {
 
   announce(self: Announcement): void {
     if (this.membership.announce(self)) this.changed();
+  }
+
+  /** Change a member's state (see Membership.setState for what is allowed). */
+  setState(replicaId: PeerId, state: MemberState): void {
+    if (this.membership.setState(replicaId, state)) this.changed();
   }
 
   view(): MemberView[] {

@@ -55,9 +55,9 @@ export class ShopState {
   /** Lamport clock of generations: above every generation seen. */
   private generationCounter = 0;
   /**
-   * Where new rights go: this actor first, then the reachable peers' actors. New
-   * stock and credit are split over them as they are made, so checkouts anywhere
-   * find rights at home.
+   * Where new rights go: this actor first (unless it is leaving the cluster), then
+   * the reachable peers' actors. New stock and credit are split over them as they
+   * are made, so checkouts anywhere find rights at home.
    */
   spreadActors: readonly Actor[];
 
@@ -289,18 +289,25 @@ export class ShopState {
   private incrementSpread(counter: BoundedCounter, amount: number, rotation: number): CounterRefusal | null {
     const refusal = counter.increment(this.actor, amount);
     if (refusal !== null) return refusal;
-    const actors = this.spreadActors;
-    const share = Math.floor(amount / actors.length);
-    const remainder = amount % actors.length;
-    for (let index = 0; index < actors.length; index++) {
-      const target = actors[index]!;
-      if (target === this.actor) continue;
-      const extra = (index - rotation % actors.length + actors.length) % actors.length < remainder ? 1 : 0;
-      const moved = counter.transfer(this.actor, target, share + extra);
-      assert(moved === null || moved === "overflow", "fresh rights can be handed on");
-      if (moved !== null) return moved;
-    }
+    this.handOut(counter, amount, this.spreadActors, rotation);
     return null;
+  }
+
+  /**
+   * Hand `amount` of this actor's rights over to `targets` in equal shares (this
+   * actor keeps its own share if it is among them); the remainder goes to the
+   * targets from position `rotation` on.
+   */
+  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number): void {
+    if (targets.length === 0) return;
+    const share = Math.floor(amount / targets.length);
+    const remainder = amount % targets.length;
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index]!;
+      if (target === this.actor) continue;
+      const extra = (index - (rotation % targets.length) + targets.length) % targets.length < remainder ? 1 : 0;
+      assert(counter.transfer(this.actor, target, share + extra) === null, "held rights can be handed on");
+    }
   }
 
   // ---- rights between replicas
@@ -318,6 +325,24 @@ export class ShopState {
       default:
         return undefined;
     }
+  }
+
+  /** Keys of every state whose counter gives this actor rights, as they are now. */
+  *keysWithRights(): Generator<StateKey> {
+    for (const [id, item] of this.items) if (item.stock.rights(this.actor) > 0) yield itemKey(id);
+    for (const [id, user] of this.users) if (user.credit.rights(this.actor) > 0) yield userKey(id);
+    for (const [id, order] of this.orders) if (order.token.rights(this.actor) > 0) yield orderKey(id);
+  }
+
+  /** Hand all of this actor's rights on `key` to `targets` (a replica leaving for good). */
+  handOverAll(key: StateKey, targets: readonly Actor[], rotation: number): boolean {
+    const counter = this.counterAt(key);
+    const rights = counter?.rights(this.actor) ?? 0;
+    if (counter === undefined || rights <= 0 || targets.length === 0 || targets.includes(this.actor)) return false;
+    this.handOut(counter, rights, targets, rotation);
+    assert(counter.rights(this.actor) === 0, "a hand-over leaves no rights behind");
+    this.onChange(key, "local");
+    return true;
   }
 
   /**

@@ -33,6 +33,18 @@ export interface ReplicaOptions {
   readonly onWriteFailure: (error: unknown) => void;
 }
 
+/** Most passes over the keys a leaving replica makes to hand its rights over. */
+const leavePassesMax = 5;
+/** Keys handed over per durable, acked step while leaving. */
+const keysPerHandOverStepMax = 2000;
+
+export interface LeaveReport {
+  readonly keysHandedOver: number;
+  /** Keys whose rights came back while leaving (more than `leavePassesMax` passes): still here. */
+  readonly keysStillHeld: number;
+  readonly state: "retired" | "draining";
+}
+
 export interface ReplicaStatus {
   readonly replicaId: string;
   readonly actor: Actor;
@@ -125,6 +137,61 @@ export class Replica {
     return replica;
   }
 
+  /**
+   * Leave the cluster for good: mark this replica draining (peers stop handing it
+   * new rights), hand every right and order token it holds to the active peers it
+   * can reach, durably and acked, then mark it retired. Safe to stop afterwards.
+   */
+  async leave(): Promise<LeaveReport | Refusal> {
+    if (this.activePeerActors().length === 0) {
+      return { reason: "rights-elsewhere", message: "no active peer is reachable to take this replica's rights: not leaving" };
+    }
+    this.gossip.setState(this.identity.replicaId, "draining");
+    this.updateSpread();
+    let keysHandedOver = 0;
+    for (let pass = 0; pass < leavePassesMax; pass++) {
+      const moved = await this.handOverPass();
+      keysHandedOver += moved;
+      if (moved === 0) break;
+    }
+    const keysStillHeld = [...this.shop.keysWithRights()].length;
+    if (keysStillHeld === 0) this.gossip.setState(this.identity.replicaId, "retired");
+    await this.replicator.replicated(await this.commit.durable());
+    return { keysHandedOver, keysStillHeld, state: keysStillHeld === 0 ? "retired" : "draining" };
+  }
+
+  /** One pass over every key with rights here, handed over in bounded, durable, acked steps. */
+  private async handOverPass(): Promise<number> {
+    let moved = 0;
+    const keys = this.shop.keysWithRights();
+    let exhausted = false;
+    while (!exhausted) {
+      const targets = this.activePeerActors();
+      if (targets.length === 0) break;
+      let step = 0;
+      while (step < keysPerHandOverStepMax) {
+        const next = keys.next();
+        if (next.done === true) {
+          exhausted = true;
+          break;
+        }
+        if (this.shop.handOverAll(next.value, targets, moved + step)) step += 1;
+      }
+      moved += step;
+      if (step > 0) await this.replicator.replicated(await this.commit.durable());
+    }
+    return moved;
+  }
+
+  private activePeerActors(): Actor[] {
+    const active = new Set(this.gossip.view().filter((member) => member.state === "active").map((member) => member.replicaId));
+    return this.replicator
+      .upPeers()
+      .filter((peer) => active.has(peer.replicaId))
+      .sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1))
+      .map((peer) => peer.actor);
+  }
+
   /** Enter (or refresh) this replica's entry in the membership document. */
   announce(self: Announcement): void {
     this.gossip.announce(self);
@@ -190,16 +257,13 @@ export class Replica {
   }
 
   /**
-   * New rights are spread over this replica and the peers it can reach that are
-   * active members (not draining or retired), in id order.
+   * New rights are spread over this replica (unless it is leaving) and the active
+   * peers it can reach, in id order.
    */
   private updateSpread(): void {
-    const leaving = new Set(this.gossip.view().filter((member) => member.state !== "active").map((member) => member.replicaId));
-    const peers = this.replicator
-      .upPeers()
-      .filter((peer) => !leaving.has(peer.replicaId))
-      .sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
-    this.shop.spreadActors = [this.shop.actor, ...peers.map((peer) => peer.actor)];
+    const peers = this.activePeerActors();
+    const leaving = this.gossip.view().some((member) => member.replicaId === this.identity.replicaId && member.state !== "active");
+    this.shop.spreadActors = leaving && peers.length > 0 ? peers : [this.shop.actor, ...peers];
   }
 }
 

@@ -105,6 +105,17 @@ export class BoundedCounter {
     return changed;
   }
 
+  /** True if no entry of this state is above `other`'s: merging `other` in would give `other`. */
+  coveredBy(other: BoundedCounter): boolean {
+    if (!entriesCoveredBy(this.increments, other.increments) || !entriesCoveredBy(this.decrements, other.decrements)) return false;
+    for (const [from, row] of this.transfers) {
+      if (row.size === 0) continue;
+      const otherRow = other.transfers.get(from);
+      if (otherRow === undefined || !entriesCoveredBy(row, otherRow)) return false;
+    }
+    return true;
+  }
+
   /**
    * True if this state holds more of `actor`'s own row (its increments, its
    * decrements, or what it handed on) than `known` does. Only `actor` writes that
@@ -168,6 +179,14 @@ function mergeMax(target: Map<Actor, number>, source: ReadonlyMap<Actor, number>
     }
   }
   return changed;
+}
+
+function entriesCoveredBy(entries: ReadonlyMap<Actor, number>, other: ReadonlyMap<Actor, number>): boolean {
+  for (const [actor, amount] of entries) {
+    const otherAmount = other.get(actor);
+    if (otherAmount === undefined || amount > otherAmount) return false;
+  }
+  return true;
 }
 
 function mapsEqual(a: ReadonlyMap<Actor, number>, b: ReadonlyMap<Actor, number>): boolean {

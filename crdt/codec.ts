@@ -104,8 +104,8 @@ function readCounter(fields: unknown[], start: number): BoundedCounter {
   const transfers = fields[start + 2];
   if (!Array.isArray(transfers) || transfers.length % 3 !== 0) throw new DecodeError("transfers must be triples");
   for (let index = 0; index < transfers.length; index += 3) {
-    const from = readId(transfers[index], "actor");
-    const to = readId(transfers[index + 1], "actor");
+    const from = readActor(transfers[index]);
+    const to = readActor(transfers[index + 1]);
     let row = counter.transfers.get(from);
     if (row === undefined) {
       row = new Map();
@@ -122,7 +122,7 @@ function readCounter(fields: unknown[], start: number): BoundedCounter {
 function readPairs(value: unknown, target: Map<Actor, number>, what: string): void {
   if (!Array.isArray(value) || value.length % 2 !== 0) throw new DecodeError(`${what} must be pairs`);
   for (let index = 0; index < value.length; index += 2) {
-    const actor = readId(value[index], "actor");
+    const actor = readActor(value[index]);
     if (target.has(actor)) throw new DecodeError(`${what} of ${actor} appear twice`);
     target.set(actor, readAmount(value[index + 1], what));
   }
@@ -137,6 +137,21 @@ function readLines(value: unknown): OrderLine[] {
     lines.push([readId(value[index], "item id"), readAmount(value[index + 1], "quantity")]);
   }
   return lines;
+}
+
+/**
+ * Actors are few and appear in every state: one shared string per actor keeps
+ * 100,000s of decoded states small and makes map lookups compare pointers.
+ */
+const internedActors = new Map<string, Actor>();
+const internedActorsMax = 4096;
+
+function readActor(value: unknown): Actor {
+  const actor = readId(value, "actor");
+  const interned = internedActors.get(actor);
+  if (interned !== undefined) return interned;
+  if (internedActors.size < internedActorsMax) internedActors.set(actor, actor);
+  return actor;
 }
 
 function readId(value: unknown, what: string): string {

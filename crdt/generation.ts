@@ -26,6 +26,8 @@ export interface GenerationalState<T> {
   readonly generation: Generation;
   /** Merge a state of the same generation into this one, in place; true if it changed. */
   mergeSameGeneration(other: T): boolean;
+  /** True if merging `other` (of the same generation) into this state would give `other`. */
+  coveredBy(other: T): boolean;
 }
 
 /**
@@ -37,5 +39,8 @@ export function mergeGenerational<T extends GenerationalState<T>>(local: T | und
   if (local === undefined) return { kept: incoming, changed: true };
   const order = compareGenerations(local.generation, incoming.generation);
   if (order < 0) return { kept: incoming, changed: true };
-  return { kept: local, changed: order === 0 && local.mergeSameGeneration(incoming) };
+  if (order > 0) return { kept: local, changed: false };
+  // The common case on a live stream: the sender's state already holds all of ours.
+  if (local.coveredBy(incoming)) return { kept: incoming, changed: !incoming.coveredBy(local) };
+  return { kept: local, changed: local.mergeSameGeneration(incoming) };
 }

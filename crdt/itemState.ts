@@ -16,6 +16,10 @@ export class ItemState implements GenerationalState<ItemState> {
     return this.stock.merge(other.stock) || priceRose;
   }
 
+  coveredBy(other: ItemState): boolean {
+    return this.price <= other.price && this.stock.coveredBy(other.stock);
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.stock;

@@ -45,6 +45,10 @@ export class OrderState implements GenerationalState<OrderState> {
     return true;
   }
 
+  coveredBy(other: OrderState): boolean {
+    return compareContent(this, other) <= 0 && this.token.coveredBy(other.token);
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.token;

@@ -63,7 +63,8 @@ export class ShopState {
 
   constructor(
     readonly actor: Actor,
-    private readonly onChange: (key: StateKey, origin: ChangeOrigin) => void,
+    /** `bytes`: the received encoding, when the state kept is exactly the one received. */
+    private readonly onChange: (key: StateKey, origin: ChangeOrigin, bytes?: Uint8Array) => void,
   ) {
     this.spreadActors = [actor];
   }
@@ -377,22 +378,25 @@ export class ShopState {
    */
   mergeEncoded(key: StateKey, bytes: Uint8Array, from: "peer" | "disk" = "peer"): boolean {
     const id = key.slice(2);
-    let changed: boolean;
+    let merged: { changed: boolean; keptIncoming: boolean };
     switch (key[0]) {
       case "i":
-        changed = this.mergeInto(this.items, id, decodeItem(bytes), from);
+        merged = this.mergeInto(this.items, id, decodeItem(bytes), from);
         break;
       case "u":
-        changed = this.mergeInto(this.users, id, decodeUser(bytes), from);
+        merged = this.mergeInto(this.users, id, decodeUser(bytes), from);
         break;
       case "o":
-        changed = this.mergeInto(this.orders, id, decodeOrder(bytes), from);
+        merged = this.mergeInto(this.orders, id, decodeOrder(bytes), from);
         break;
       default:
         throw new RangeError(`unknown state key ${key}`);
     }
-    if (changed) this.onChange(key, "merged");
-    return changed;
+    if (merged.changed) {
+      if (merged.keptIncoming) this.onChange(key, "merged", bytes);
+      else this.onChange(key, "merged");
+    }
+    return merged.changed;
   }
 
   encode(key: StateKey): Uint8Array {
@@ -409,7 +413,7 @@ export class ShopState {
     id: string,
     incoming: T,
     from: "peer" | "disk",
-  ): boolean {
+  ): { changed: boolean; keptIncoming: boolean } {
     const local = states.get(id);
     // This replica only sends its own row once it is durable, so no peer can know
     // more of it; an older generation is dropped by the merge and needs no check.
@@ -422,7 +426,7 @@ export class ShopState {
     if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const { kept, changed } = mergeGenerational(local, incoming);
     if (kept !== local) states.set(id, kept);
-    return changed;
+    return { changed, keptIncoming: kept === incoming };
   }
 
   private nextGeneration(): Generation {

@@ -12,6 +12,10 @@ export class UserState implements GenerationalState<UserState> {
     return this.credit.merge(other.credit);
   }
 
+  coveredBy(other: UserState): boolean {
+    return this.credit.coveredBy(other.credit);
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.credit;

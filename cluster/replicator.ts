@@ -3,7 +3,7 @@
 //   every up peer (the bytes that reached the disk); peers merge, ack, persist.
 // - Read-your-writes: a reply waits until every up, non-lagging peer has acked its
 //   batch, within ackWaitMsMax; a peer that misses the bound is marked lagging and
-//   not waited for until it has acked everything sent to it.
+//   not waited for until it has acked everything that was sent to it by then.
 // - Anti-entropy on every (re)connect: each side asks for what the other changed
 //   (locally or by merging) after the cursor it holds for it, reads those states
 //   back from LevelDB (durable by construction), and ends with syncDone. Only
@@ -49,6 +49,8 @@ export interface PeerStatus {
 class PeerReplication {
   up = true;
   lagging = false;
+  /** While lagging: the peer is caught up again once it acks this batch. */
+  private caughtUpAtSeq = 0;
   lastSentSeq = 0;
   ackedSeq = 0;
   /** Resolvers waiting for ackedSeq to reach a batch number, in increasing order. */
@@ -58,7 +60,13 @@ class PeerReplication {
   acked(seq: number): void {
     if (seq > this.ackedSeq) this.ackedSeq = seq;
     while (this.ackWaiters.length > 0 && this.ackWaiters[0]!.seq <= this.ackedSeq) this.ackWaiters.shift()!.done();
-    if (this.ackedSeq >= this.lastSentSeq) this.lagging = false;
+    if (this.lagging && this.ackedSeq >= this.caughtUpAtSeq) this.lagging = false;
+  }
+
+  /** Stop waiting for this peer until it has acked what was sent to it so far. */
+  markLagging(): void {
+    this.lagging = true;
+    this.caughtUpAtSeq = this.lastSentSeq;
   }
 
   /** Wake every waiter: the peer went down or lags, and is no longer waited for. */
@@ -134,9 +142,7 @@ export class Replicator {
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
     if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
     for (const [peerId, peer] of this.peers) {
-      if (!peer.up) continue;
-      this.sendStates(peerId, local, seq);
-      peer.lastSentSeq = seq;
+      if (peer.up && this.sendStates(peerId, local, seq)) peer.lastSentSeq = seq;
     }
   }
 
@@ -156,7 +162,7 @@ export class Replicator {
       const cancelTimer = this.deps.clock.after(ackWaitMs, () => {
         for (const peer of behind) {
           if (peer.up && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) {
-            peer.lagging = true;
+            peer.markLagging();
             this.deps.log("warn", `peer ${peer.actor} did not ack batch ${seq} within ${ackWaitMs} ms: lagging`);
           }
         }

@@ -59,7 +59,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
     peers,
     clusterSecret,
     dataDir: values["data-dir"] ?? env.DATA_DIR ?? `data/${replicaId}`,
-    ackWaitMsMax: readMilliseconds("ack wait", values["ack-wait-ms"] ?? env.ACK_WAIT_MS ?? "500"),
+    ackWaitMsMax: readMilliseconds("ack wait", values["ack-wait-ms"] ?? env.ACK_WAIT_MS ?? "1000"),
     rightsWaitMsMax: readMilliseconds("rights wait", values["rights-wait-ms"] ?? env.RIGHTS_WAIT_MS ?? "2000"),
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "warn",
   };

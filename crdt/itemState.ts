@@ -20,6 +20,11 @@ export class ItemState implements GenerationalState<ItemState> {
     return this.price <= other.price && this.stock.coveredBy(other.stock);
   }
 
+  /** What a peer's state of our generation claims that no peer may write, or null. */
+  forgedAgainst(local: ItemState): string | null {
+    return this.price === local.price ? null : `price ${this.price} differs from the price ${local.price} it was created with`;
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.stock;

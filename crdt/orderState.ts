@@ -49,6 +49,16 @@ export class OrderState implements GenerationalState<OrderState> {
     return compareContent(this, other) <= 0 && this.token.coveredBy(other.token);
   }
 
+  /**
+   * What a peer's state of our generation claims that no peer may write, or null:
+   * a different user, or newer lines while `actor` holds the token (the only writer).
+   */
+  forgedAgainst(local: OrderState, actor: Actor): string | null {
+    if (this.userId !== local.userId) return `user ${this.userId} differs from the order's user ${local.userId}`;
+    if (local.holdsToken(actor) && compareContent(this, local) > 0) return `lines changed while ${actor} holds the order's token`;
+    return null;
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.token;

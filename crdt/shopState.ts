@@ -373,8 +373,9 @@ export class ShopState {
   /**
    * Merge a state received from a peer, or read from this replica's own disk;
    * reports the key through onChange and returns true if it changed. A state that
-   * is not valid is a DecodeError; so is a peer's state that holds more of this
-   * replica's own row than this replica wrote (a ForgedStateError).
+   * is not valid is a DecodeError; so is one that would be invalid merged with
+   * ours, and a peer's state that holds more of this replica's own row than this
+   * replica wrote (a ForgedStateError).
    */
   mergeEncoded(key: StateKey, bytes: Uint8Array, from: "peer" | "disk" = "peer"): boolean {
     const id = key.slice(2);
@@ -408,7 +409,7 @@ export class ShopState {
     return encodeOrder(state);
   }
 
-  private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter }>(
+  private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter; forgedAgainst(local: T, actor: Actor): string | null }>(
     states: Map<string, T>,
     id: string,
     incoming: T,
@@ -422,6 +423,17 @@ export class ShopState {
       if (incoming.counter().rowExceeds(this.actor, known)) {
         throw new ForgedStateError(`state ${id} holds more of ${this.actor}'s own row than ${this.actor} wrote`);
       }
+      const forgery = local !== undefined && known !== undefined ? incoming.forgedAgainst(local, this.actor) : null;
+      if (forgery !== null) throw new ForgedStateError(`state ${id}: ${forgery}`);
+    }
+    // Two states that are each valid can merge into an invalid one when their sender
+    // told two histories of its own row (rights handed to two replicas at once): keep
+    // ours, or this replica would store a state it refuses to load, and oversell.
+    if (local !== undefined && sameGeneration(local.generation, incoming.generation) && !local.coveredBy(incoming)) {
+      const merged = local.counter().clone();
+      merged.merge(incoming.counter());
+      const invalidity = merged.invalidity();
+      if (invalidity !== null) throw new DecodeError(`state ${id} merged with ours would be invalid: ${invalidity}`);
     }
     if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const { kept, changed } = mergeGenerational(local, incoming);

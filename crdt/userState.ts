@@ -16,6 +16,11 @@ export class UserState implements GenerationalState<UserState> {
     return this.credit.coveredBy(other.credit);
   }
 
+  /** What a peer's state of our generation claims that no peer may write, or null (users have only their counter). */
+  forgedAgainst(_local: UserState): string | null {
+    return null;
+  }
+
   /** The counter whose rights this state carries. */
   counter(): BoundedCounter {
     return this.credit;

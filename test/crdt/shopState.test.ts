@@ -416,4 +416,51 @@ describe("ShopState batch_init and generations (G3)", () => {
     for (const key of allKeys(shop)) restarted.shop.mergeEncoded(key, shop.encode(key), "disk");
     expect(credit(restarted.shop, "U")).toBe(100);
   });
+
+  it("G1: two states that are each valid but not together (a peer that told two histories of its own row) are not both taken", () => {
+    const harness = stockedShop();
+    const { shop } = harness;
+    // Peer "p" was handed 4 of r1's stock of A; it then claims to have handed those 4 to r2, and, to r1, to r3.
+    expect(shop.items.get("A")!.stock.transfer("r1", "p", 4)).toBeNull();
+    const granted = shop.encode("i:A");
+    const handedTo = (to: string): Uint8Array => {
+      const peer = makeShop("p");
+      peer.shop.mergeEncoded("i:A", granted);
+      peer.shop.items.get("A")!.stock.transfers.set("p", new Map([[to, 4]]));
+      return peer.shop.encode("i:A");
+    };
+    expect(shop.mergeEncoded("i:A", handedTo("r2"))).toBe(true);
+    const before = fingerprint(shop);
+    harness.changes.length = 0;
+    expect(() => shop.mergeEncoded("i:A", handedTo("r3"))).toThrow(/merged with ours would be invalid: rights of p are negative/);
+    expect(harness.changes).toEqual([]);
+    expect(fingerprint(shop)).toEqual(before);
+    // What this replica keeps, it would load again.
+    const restarted = makeShop("r1");
+    expect(() => restarted.shop.mergeEncoded("i:A", shop.encode("i:A"), "disk")).not.toThrow();
+    expect(stock(restarted.shop, "A")).toBe(5);
+  });
+
+  it("G4: a peer cannot change an item's price, nor the lines of an order whose token this replica holds", () => {
+    const { shop } = stockedShop();
+    add(shop, "O", "A", 1);
+    const peer = makeShop("r2");
+    for (const key of allKeys(shop)) peer.shop.mergeEncoded(key, shop.encode(key));
+    peer.shop.items.get("A")!.price = 1000;
+    expect(() => shop.mergeEncoded("i:A", peer.shop.encode("i:A"))).toThrow(ForgedStateError);
+    const order = peer.shop.orders.get("O")!;
+    order.lines = [];
+    order.totalCost = 0;
+    order.version += 1;
+    expect(() => shop.mergeEncoded("o:O", peer.shop.encode("o:O"))).toThrow(ForgedStateError);
+    expect(shop.findItem("A")).toMatchObject({ price: 10 });
+    expect(shop.findOrder("O")).toMatchObject({ total_cost: 10, items: [["A", 1]] });
+    // Once the token has moved on, newer lines from its holder are legitimate.
+    expect(shop.grantRights("r2", [["o:O", 1]], (_key, rights) => rights)).toEqual([["o:O", 1]]);
+    const holder = makeShop("r2");
+    for (const key of allKeys(shop)) holder.shop.mergeEncoded(key, shop.encode(key));
+    expect(holder.shop.addItem("O", "B", 1)).toBeNull();
+    expect(shop.mergeEncoded("o:O", holder.shop.encode("o:O"))).toBe(true);
+    expect(shop.findOrder("O")).toMatchObject({ total_cost: 13 });
+  });
 });

@@ -15,20 +15,44 @@ export interface ClusterMember {
   process: ReplicaProcess;
 }
 
+export interface LocalClusterOptions {
+  /**
+   * Ids listed in every replica's peer list after the started ones (r{size+1}, ...),
+   * each with a reserved port but no process: a slot a test may fill by hand.
+   */
+  readonly idleSlots?: number;
+}
+
+/** A configured peer that no replica process serves. */
+export interface IdleSlot {
+  readonly replicaId: string;
+  readonly peerPort: number;
+}
+
 export class LocalCluster {
   private constructor(
     private readonly fleet: ReplicaFleet,
     readonly members: ClusterMember[],
     private readonly sharedArgs: readonly string[],
+    /** The file holding the cluster secret every replica was given. */
+    readonly secretFile: string,
+    readonly idleSlots: readonly IdleSlot[],
   ) {}
 
-  static async start(fleet: ReplicaFleet, size: number, extraArgs: readonly string[] = []): Promise<LocalCluster> {
+  static async start(
+    fleet: ReplicaFleet,
+    size: number,
+    extraArgs: readonly string[] = [],
+    options: LocalClusterOptions = {},
+  ): Promise<LocalCluster> {
     const secretDir = await fleet.newDataDir();
     const secretFile = join(secretDir, "secret");
     await writeFile(secretFile, randomBytes(24).toString("hex"));
     const peerPorts: number[] = [];
-    for (let index = 0; index < size; index++) peerPorts.push(await freePort());
+    const configured = size + (options.idleSlots ?? 0);
+    for (let index = 0; index < configured; index++) peerPorts.push(await freePort());
     const peers = peerPorts.map((port, index) => `r${index + 1}=127.0.0.1:${port}`).join(",");
+    const idleSlots = peerPorts.slice(size).map((peerPort, index) => ({ replicaId: `r${size + index + 1}`, peerPort }));
     const sharedArgs = ["--peers", peers, "--secret-file", secretFile, ...extraArgs];
     const members: ClusterMember[] = [];
     for (let index = 0; index < size; index++) {
@@ -37,7 +61,7 @@ export class LocalCluster {
       const member = { replicaId, peerPort: peerPorts[index]!, dataDir } as ClusterMember;
       members.push(member);
     }
-    const cluster = new LocalCluster(fleet, members, sharedArgs);
+    const cluster = new LocalCluster(fleet, members, sharedArgs, secretFile, idleSlots);
     await Promise.all(members.map((member) => cluster.startMember(member)));
     await cluster.waitForMesh();
     return cluster;

@@ -1,0 +1,247 @@
+// Steady load on a shop of batch_init'ed items, users and orders, for chaos runs:
+// a seeded mix of checkouts (each order at most once), stock add/subtract, credit
+// add_funds/pay and reads, spread round robin over the replicas, with a fixed
+// number of requests in flight. Every request is recorded with its outcome, so a
+// ledger of acknowledged writes can be drawn up afterwards (ChaosLedger).
+import { type HttpOutcome, send } from "./httpClient.js";
+
+export type OpKind = "checkout" | "addStock" | "subtract" | "addFunds" | "pay" | "findItem" | "findUser" | "findOrder";
+export const opKinds: readonly OpKind[] = ["checkout", "addStock", "subtract", "addFunds", "pay", "findItem", "findUser", "findOrder"];
+
+/**
+ * "unknown": a timeout or a connection error after connecting; the write may or
+ * may not have happened. "refused": the connection was refused (the replica is
+ * down), so no request was sent and nothing happened.
+ */
+export type Outcome = "2xx" | "4xx" | "5xx" | "unknown" | "refused";
+
+export interface OpRecord {
+  readonly kind: OpKind;
+  readonly replicaIndex: number;
+  /** Item, user or order id. */
+  readonly id: string;
+  readonly amount: number;
+  readonly outcome: Outcome;
+  /** HTTP status, 0 for unknown. */
+  readonly status: number;
+  readonly startedMs: number;
+  readonly endedMs: number;
+  /** Status and body of the answer (cut short), or the error. */
+  readonly detail: string;
+}
+
+export interface ShopShape {
+  readonly items: number;
+  readonly itemStock: number;
+  readonly users: number;
+  readonly userCredit: number;
+  readonly orders: number;
+}
+
+export interface LoadOptions {
+  /** Each replica's current base URL; asked again for every request (a restarted replica moves). */
+  readonly urls: () => readonly string[];
+  readonly shape: ShopShape;
+  /** Requests in flight at once. */
+  readonly concurrency: number;
+  readonly seed: number;
+  /** Past it a request's outcome is unknown. */
+  readonly timeoutMs: number;
+  /** Relative weight of each kind of request. */
+  readonly weights?: Partial<Record<OpKind, number>>;
+}
+
+export const defaultWeights: Readonly<Record<OpKind, number>> = {
+  checkout: 30,
+  addStock: 8,
+  subtract: 12,
+  addFunds: 8,
+  pay: 12,
+  findItem: 10,
+  findUser: 10,
+  findOrder: 10,
+};
+
+/** Largest amount drawn per kind of write (at least 1). */
+const amountMax: Readonly<Partial<Record<OpKind, number>>> = { addStock: 5, subtract: 4, addFunds: 10, pay: 6 };
+/** A worker whose replica refused the connection waits this long before its next request (no hot loop). */
+const refusedPauseMs = 20;
+/** Records kept; a run that makes more stops recording and says so (a bug in the sizing). */
+const recordsMax = 2_000_000;
+const detailCharsMax = 200;
+
+/** Seeded PRNG (mulberry32): the same seed gives the same requests in the same order. */
+export function randomSource(seed: number): (n: number) => number {
+  let state = seed >>> 0;
+  return (n) => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+interface PlannedOp {
+  readonly kind: OpKind;
+  readonly replicaIndex: number;
+  readonly id: string;
+  readonly amount: number;
+}
+
+export class ChaosLoad {
+  readonly records: OpRecord[] = [];
+  /** Reads that showed a negative stock or credit (G1), as "what: value". */
+  readonly negativeReads: string[] = [];
+  private readonly random: (n: number) => number;
+  private readonly orderQueue: string[];
+  private readonly weights: [OpKind, number][];
+  private readonly weightTotal: number;
+  private readonly inFlightCounts = new Map<string, number>();
+  private nextReplica = 0;
+  private running = false;
+  private workers: Promise<void>[] = [];
+  private readonly started = performance.now();
+
+  constructor(private readonly options: LoadOptions) {
+    this.random = randomSource(options.seed);
+    this.orderQueue = Array.from({ length: options.shape.orders }, (_, index) => String(index));
+    for (let index = this.orderQueue.length - 1; index > 0; index--) {
+      const other = this.random(index + 1);
+      [this.orderQueue[index], this.orderQueue[other]] = [this.orderQueue[other]!, this.orderQueue[index]!];
+    }
+    this.weights = opKinds.map((kind) => [kind, options.weights?.[kind] ?? defaultWeights[kind]]);
+    this.weightTotal = this.weights.reduce((sum, [, weight]) => sum + weight, 0);
+    if (this.weightTotal <= 0) throw new RangeError("the weights must add up to more than 0");
+  }
+
+  /** Milliseconds since this load was made (the clock of every record). */
+  now(): number {
+    return performance.now() - this.started;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.workers = Array.from({ length: this.options.concurrency }, () => this.work());
+  }
+
+  /** Stops sending; resolves once every request in flight has its outcome. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+
+  /** Requests of `kind` in flight at replica `replicaIndex` now. */
+  inFlight(replicaIndex: number, kind: OpKind): number {
+    return this.inFlightCounts.get(`${replicaIndex}:${kind}`) ?? 0;
+  }
+
+  /** Requests of any kind in flight at replica `replicaIndex` now. */
+  inFlightAt(replicaIndex: number): number {
+    return opKinds.reduce((sum, kind) => sum + this.inFlight(replicaIndex, kind), 0);
+  }
+
+  /** Orders not yet sent to checkout. */
+  get ordersLeft(): number {
+    return this.orderQueue.length;
+  }
+
+  private async work(): Promise<void> {
+    while (this.running) {
+      const op = this.plan();
+      const counter = `${op.replicaIndex}:${op.kind}`;
+      this.inFlightCounts.set(counter, (this.inFlightCounts.get(counter) ?? 0) + 1);
+      const startedMs = this.now();
+      const url = this.options.urls()[op.replicaIndex]!;
+      const outcome = await send(url, ...requestOf(op), this.options.timeoutMs);
+      this.inFlightCounts.set(counter, this.inFlightCounts.get(counter)! - 1);
+      this.record(op, outcome, startedMs);
+      if (outcome.kind === "error" && outcome.message === "ECONNREFUSED") await new Promise((resolve) => setTimeout(resolve, refusedPauseMs));
+    }
+  }
+
+  private plan(): PlannedOp {
+    const replicaIndex = this.nextReplica++ % this.options.urls().length;
+    const { shape } = this.options;
+    let kind = this.pickKind();
+    if (kind === "checkout" && this.orderQueue.length === 0) kind = "findOrder";
+    switch (kind) {
+      case "checkout":
+        return { kind, replicaIndex, id: this.orderQueue.pop()!, amount: 0 };
+      case "findOrder":
+        return { kind, replicaIndex, id: String(this.random(shape.orders)), amount: 0 };
+      case "addStock":
+      case "subtract":
+      case "findItem":
+        return { kind, replicaIndex, id: String(this.random(shape.items)), amount: 1 + this.random(amountMax[kind] ?? 1) };
+      case "addFunds":
+      case "pay":
+      case "findUser":
+        return { kind, replicaIndex, id: String(this.random(shape.users)), amount: 1 + this.random(amountMax[kind] ?? 1) };
+    }
+  }
+
+  private pickKind(): OpKind {
+    let draw = this.random(this.weightTotal);
+    for (const [kind, weight] of this.weights) {
+      if (draw < weight) return kind;
+      draw -= weight;
+    }
+    return "findItem";
+  }
+
+  private record(op: PlannedOp, outcome: HttpOutcome, startedMs: number): void {
+    const endedMs = this.now();
+    const status = outcome.kind === "answer" ? outcome.status : 0;
+    const result: Outcome =
+      outcome.kind !== "answer"
+        ? outcome.kind === "error" && outcome.message === "ECONNREFUSED"
+          ? "refused"
+          : "unknown"
+        : status >= 200 && status < 300
+          ? "2xx"
+          : status >= 400 && status < 500
+            ? "4xx"
+            : "5xx";
+    const detail =
+      outcome.kind === "answer" ? `${status} ${outcome.text.slice(0, detailCharsMax)}` : outcome.kind === "timeout" ? "timeout" : outcome.message;
+    if (result === "2xx" && outcome.kind === "answer") this.checkRead(op, outcome.text);
+    if (this.records.length < recordsMax) this.records.push({ ...op, outcome: result, status, startedMs, endedMs, detail });
+  }
+
+  /** G1 as clients see it: no read ever shows a negative stock or credit. */
+  private checkRead(op: PlannedOp, text: string): void {
+    const field = op.kind === "findItem" ? "stock" : op.kind === "findUser" ? "credit" : null;
+    if (field === null) return;
+    let value: unknown;
+    try {
+      value = (JSON.parse(text) as Record<string, unknown>)[field];
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== "number" || value < 0) this.negativeReads.push(`${op.kind} ${op.id} at replica ${op.replicaIndex + 1}: ${field} ${String(value)}`);
+  }
+}
+
+function requestOf(op: PlannedOp): [method: string, path: string] {
+  switch (op.kind) {
+    case "checkout":
+      return ["POST", `/orders/checkout/${op.id}`];
+    case "addStock":
+      return ["POST", `/stock/add/${op.id}/${op.amount}`];
+    case "subtract":
+      return ["POST", `/stock/subtract/${op.id}/${op.amount}`];
+    case "addFunds":
+      return ["POST", `/payment/add_funds/${op.id}/${op.amount}`];
+    case "pay":
+      return ["POST", `/payment/pay/${op.id}/${op.amount}`];
+    case "findItem":
+      return ["GET", `/stock/find/${op.id}`];
+    case "findUser":
+      return ["GET", `/payment/find_user/${op.id}`];
+    case "findOrder":
+      return ["GET", `/orders/find/${op.id}`];
+  }
+}

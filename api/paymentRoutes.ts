@@ -25,7 +25,7 @@ export function paymentRoutes(replica: Replica): FastifyPluginCallback {
       async (request) => {
         const count = readBatchSize("n", request.params.n);
         const startingMoney = readAmount("starting_money", request.params.starting_money);
-        await replica.mutate((shop) => (shop.batchInitUsers(count, startingMoney), null));
+        await replica.mutate((shop) => (shop.batchInitUsers(count, startingMoney, Date.now()), null));
         return { msg: `Batch init for ${count} users successful` };
       },
     );

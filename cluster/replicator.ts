@@ -83,6 +83,9 @@ export class Replicator {
   private readonly cursors = new Map<Actor, number>();
   /** One shared wait per batch number, however many replies wait on it. */
   private readonly replicatedWaits = new Map<number, Promise<void>>();
+  /** Peers whose changes this replica has caught up with at least once since it started. */
+  private readonly caughtUpWith = new Set<PeerId>();
+  private caughtUpWaiters: (() => void)[] = [];
   /** Ack waits longer than ackWaitMsMax, for the few batches big enough to need them. */
   private readonly ackWaitMsBySeq = new Map<number, number>();
 
@@ -246,6 +249,29 @@ export class Replicator {
       await this.deps.durable();
     }
     this.deps.transport.send(peerId, { type: "ack", seq: upTo });
+    this.caughtUpWith.add(peerId);
+    for (const wake of this.caughtUpWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Resolves once this replica has caught up with every one of `peers` (all it
+   * lacked from each is merged and durable), or after `waitMsMax`: a replica
+   * that cannot reach some of them still starts (G5).
+   */
+  async catchUp(peers: readonly PeerId[], waitMsMax: number): Promise<PeerId[]> {
+    const deadline = this.deps.clock.now() + waitMsMax;
+    for (;;) {
+      const missing = peers.filter((peer) => !this.caughtUpWith.has(peer));
+      const waitMs = deadline - this.deps.clock.now();
+      if (missing.length === 0 || waitMs <= 0) return missing;
+      await new Promise<void>((resolve) => {
+        const cancel = this.deps.clock.after(waitMs, resolve);
+        this.caughtUpWaiters.push(() => {
+          cancel();
+          resolve();
+        });
+      });
+    }
   }
 
   /**

@@ -122,8 +122,9 @@ export class ShopState {
     return null;
   }
 
-  batchInitItems(count: number, startingStock: number, price: number): void {
-    const generation = this.nextGeneration();
+  /** `wallClockMs`: the caller's clock, so that a later batch_init wins (see nextGeneration). */
+  batchInitItems(count: number, startingStock: number, price: number, wallClockMs = 0): void {
+    const generation = this.nextGeneration(wallClockMs);
     for (let index = 0; index < count; index++) {
       const item = new ItemState(generation, price);
       assert(this.incrementSpread(item.stock, startingStock, index) === null, "starting stock is a safe integer");
@@ -159,8 +160,8 @@ export class ShopState {
     return null;
   }
 
-  batchInitUsers(count: number, startingMoney: number): void {
-    const generation = this.nextGeneration();
+  batchInitUsers(count: number, startingMoney: number, wallClockMs = 0): void {
+    const generation = this.nextGeneration(wallClockMs);
     for (let index = 0; index < count; index++) {
       const user = new UserState(generation);
       assert(this.incrementSpread(user.credit, startingMoney, index) === null, "starting money is a safe integer");
@@ -180,8 +181,15 @@ export class ShopState {
   }
 
   /** `randomIndex(n)` gives an integer in [0, n). */
-  batchInitOrders(count: number, itemCount: number, userCount: number, itemPrice: number, randomIndex: (n: number) => number): void {
-    const generation = this.nextGeneration();
+  batchInitOrders(
+    count: number,
+    itemCount: number,
+    userCount: number,
+    itemPrice: number,
+    randomIndex: (n: number) => number,
+    wallClockMs = 0,
+  ): void {
+    const generation = this.nextGeneration(wallClockMs);
     for (let index = 0; index < count; index++) {
       const order = OrderState.create(generation, String(randomIndex(userCount)), this.actor);
       const holder = this.spreadActors[index % this.spreadActors.length]!;
@@ -441,8 +449,13 @@ export class ShopState {
     return { changed, keptIncoming: kept === incoming };
   }
 
-  private nextGeneration(): Generation {
-    this.generationCounter += 1;
+  /**
+   * A hybrid logical clock: above every generation seen (Lamport), and at least
+   * the wall clock, so a batch_init made later in real time wins even at a replica
+   * that has not yet heard of an earlier one.
+   */
+  private nextGeneration(wallClockMs: number): Generation {
+    this.generationCounter = Math.max(this.generationCounter + 1, Math.floor(wallClockMs));
     return { counter: this.generationCounter, actor: this.actor };
   }
 }

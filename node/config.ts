@@ -16,6 +16,8 @@ export interface ReplicaConfig {
   readonly dataDir: string;
   readonly ackWaitMsMax: number;
   readonly rightsWaitMsMax: number;
+  /** How long a starting replica waits to catch up with its peers before it serves anyway. */
+  readonly catchUpMsMax: number;
   readonly logLevel: string;
 }
 
@@ -36,6 +38,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
       "data-dir": { type: "string" },
       "ack-wait-ms": { type: "string" },
       "rights-wait-ms": { type: "string" },
+      "catch-up-ms": { type: "string" },
       "log-level": { type: "string" },
     },
     strict: true,
@@ -61,6 +64,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
     dataDir: values["data-dir"] ?? env.DATA_DIR ?? `data/${replicaId}`,
     ackWaitMsMax: readMilliseconds("ack wait", values["ack-wait-ms"] ?? env.ACK_WAIT_MS ?? "1000"),
     rightsWaitMsMax: readMilliseconds("rights wait", values["rights-wait-ms"] ?? env.RIGHTS_WAIT_MS ?? "2000"),
+    catchUpMsMax: readMilliseconds("catch-up wait", values["catch-up-ms"] ?? env.CATCH_UP_MS ?? "5000"),
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "warn",
   };
 }

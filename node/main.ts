@@ -37,6 +37,14 @@ const replica = await Replica.open({
   },
 });
 
+// Serve clients only once caught up with the peers (or after a bound, if some are
+// unreachable): a restarted replica must not answer from a stale state.
+const notCaughtUp = await replica.catchUp(
+  config.peers.map((peer) => peer.replicaId),
+  config.catchUpMsMax,
+);
+if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCaughtUp.join(", ")} (unreachable for ${config.catchUpMsMax} ms)`);
+
 // A local cluster shares one client port: Node's cluster module hands each new
 // connection to one of the replicas, with no proxy hop.
 const sharedServer = config.sharedPort === undefined ? undefined : createServer();

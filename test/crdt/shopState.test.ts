@@ -463,4 +463,15 @@ describe("ShopState batch_init and generations (G3)", () => {
     expect(shop.mergeEncoded("o:O", holder.shop.encode("o:O"))).toBe(true);
     expect(shop.findOrder("O")).toMatchObject({ total_cost: 13 });
   });
+
+  it("a batch_init made later by the wall clock wins, even where the earlier one was never seen", () => {
+    const early = makeShop("rb");
+    const late = makeShop("ra");
+    early.shop.batchInitUsers(1, 5, 1_000);
+    late.shop.batchInitUsers(1, 7, 2_000);
+    early.shop.mergeEncoded("u:0", late.shop.encode("u:0"));
+    late.shop.mergeEncoded("u:0", early.shop.encode("u:0"));
+    expect(credit(early.shop, "0")).toBe(7);
+    expect(credit(late.shop, "0")).toBe(7);
+  });
 });

@@ -6,9 +6,9 @@
 // Batches are numbered; the number is stored with each batch, and each durable
 // batch is reported (with the bytes that reached the disk) before any of its
 // waiters resume, so replication can send exactly what is durable.
-import type { Level } from "level";
 import { pack, unpack } from "msgpackr";
 import type { ChangeOrigin, StateKey } from "../crdt/shopState.js";
+import type { Database } from "./database.js";
 
 export const batchSeqKey = "~seq";
 
@@ -21,6 +21,8 @@ export interface DurableBatch {
 interface OpenBatch {
   /** key -> changed by a local operation (true wins over merged) */
   readonly keys: Map<StateKey, boolean>;
+  /** Keys whose state is exactly what a peer sent: those bytes are written, not re-encoded. */
+  readonly received: Map<StateKey, Uint8Array>;
   readonly durable: Promise<number>;
   resolve(seq: number): void;
 }
@@ -31,25 +33,28 @@ export class GroupCommit {
   private flushing: OpenBatch | undefined;
 
   private constructor(
-    private readonly db: Level<string, Uint8Array>,
+    private readonly db: Database,
     private readonly encode: (key: StateKey) => Uint8Array,
     private readonly onDurable: (batch: DurableBatch) => void,
     /** A failed write leaves memory ahead of disk: the replica must stop. */
     private readonly onWriteFailure: (error: unknown) => void,
+    /** Runs a callback on a later turn of the event loop (setImmediate; a simulated scheduler in tests). */
+    private readonly defer: (callback: () => void) => void,
     /** Number of the last durable batch. */
     private lastSeq: number,
   ) {}
 
   static async open(
-    db: Level<string, Uint8Array>,
+    db: Database,
     encode: (key: StateKey) => Uint8Array,
     onDurable: (batch: DurableBatch) => void,
     onWriteFailure: (error: unknown) => void,
+    defer: (callback: () => void) => void,
   ): Promise<GroupCommit> {
     const stored = await db.get(batchSeqKey);
     const lastSeq = stored === undefined ? 0 : (unpack(stored) as number);
     if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) throw new Error(`stored batch number ${String(lastSeq)} is invalid`);
-    return new GroupCommit(db, encode, onDurable, onWriteFailure, lastSeq);
+    return new GroupCommit(db, encode, onDurable, onWriteFailure, defer, lastSeq);
   }
 
   /** Number of the last batch that is durable. */
@@ -57,11 +62,16 @@ export class GroupCommit {
     return this.lastSeq;
   }
 
-  /** Mark a key changed; its current state will be in the next batch. */
-  markChanged(key: StateKey, origin: ChangeOrigin): void {
-    const keys = this.openBatch().keys;
+  /**
+   * Mark a key changed; its current state will be in the next batch. `bytes`: the
+   * state is exactly these received bytes (until the key changes again).
+   */
+  markChanged(key: StateKey, origin: ChangeOrigin, bytes?: Uint8Array): void {
+    const { keys, received } = this.openBatch();
     if (origin === "local") keys.set(key, true);
     else if (!keys.has(key)) keys.set(key, false);
+    if (bytes !== undefined) received.set(key, bytes);
+    else received.delete(key);
   }
 
   /** Resolves with a batch number once every change marked so far is durable. */
@@ -80,10 +90,10 @@ export class GroupCommit {
     if (this.open !== undefined) return this.open;
     let resolve!: (seq: number) => void;
     const durable = new Promise<number>((done) => (resolve = done));
-    const batch: OpenBatch = { keys: new Map(), durable, resolve };
+    const batch: OpenBatch = { keys: new Map(), received: new Map(), durable, resolve };
     this.open = batch;
     // Let the requests that are already readable join this batch before it flushes.
-    if (this.flushing === undefined) setImmediate(() => this.flush());
+    if (this.flushing === undefined) this.defer(() => this.flush());
     return batch;
   }
 
@@ -96,7 +106,7 @@ export class GroupCommit {
     const write = this.db.batch();
     const entries: { key: StateKey; bytes: Uint8Array; local: boolean }[] = [];
     for (const [key, local] of batch.keys) {
-      const bytes = this.encode(key);
+      const bytes = batch.received.get(key) ?? this.encode(key);
       write.put(key, bytes);
       entries.push({ key, bytes, local });
     }

@@ -2,9 +2,9 @@
 // is empty. A replica whose data was lost comes back as a new actor, so it never
 // reuses a counter row that its peers remember as larger (Riak's KV679 data loss).
 import { randomBytes } from "node:crypto";
-import type { Level } from "level";
 import { pack, unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
+import type { Database } from "./database.js";
 
 export const identityKey = "~identity";
 
@@ -18,7 +18,7 @@ export function actorOf(identity: Identity): Actor {
 }
 
 /** Reads the folder's identity, or writes a fresh incarnation into an empty folder. */
-export async function loadOrCreateIdentity(db: Level<string, Uint8Array>, replicaId: string): Promise<Identity> {
+export async function loadOrCreateIdentity(db: Database, replicaId: string): Promise<Identity> {
   const stored = await db.get(identityKey);
   if (stored !== undefined) {
     const identity = unpack(stored) as Identity;

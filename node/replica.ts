@@ -15,12 +15,17 @@ import { MembershipGossip, membershipKey } from "../cluster/membershipGossip.js"
 import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
+import type { Database } from "./database.js";
 import { GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 
-export interface ReplicaOptions {
+/** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
+export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
+
+export type ReplicaOptions = ReplicaStorage & ReplicaSettings;
+
+export interface ReplicaSettings {
   readonly replicaId: string;
-  readonly dataDir: string;
   /** Links to the peers; a replica alone gets a transport with no peers. */
   readonly transport: (actor: Actor) => Transport;
   /** How long a reply waits for a peer's ack before that peer is marked lagging. */
@@ -28,6 +33,8 @@ export interface ReplicaOptions {
   /** How long an operation may wait for rights held by peers. */
   readonly rightsWaitMsMax: number;
   readonly clock?: Clock;
+  /** How group commit runs its flush on a later turn of the event loop: setImmediate unless a simulation schedules it. */
+  readonly defer?: (callback: () => void) => void;
   readonly log: (level: "info" | "warn", message: string) => void;
   /** A failed write leaves memory ahead of disk: the replica must stop. */
   readonly onWriteFailure: (error: unknown) => void;
@@ -57,7 +64,7 @@ export class Replica {
   private constructor(
     readonly identity: Identity,
     readonly shop: ShopState,
-    private readonly db: Level<string, Uint8Array>,
+    private readonly db: Database,
     private readonly commit: GroupCommit,
     private readonly replicator: Replicator,
     private readonly broker: RightsBroker,
@@ -68,15 +75,13 @@ export class Replica {
   ) {}
 
   static async open(options: ReplicaOptions): Promise<Replica> {
-    await mkdir(options.dataDir, { recursive: true });
-    const db = new Level<string, Uint8Array>(options.dataDir, { keyEncoding: "utf8", valueEncoding: "view" });
-    await openOrExplain(db, options.dataDir);
+    const db = await openDatabase(options);
     const identity = await loadOrCreateIdentity(db, options.replicaId);
     const actor = actorOf(identity);
     const clock = options.clock ?? realClock;
     const transport = options.transport(actor);
     let commit: GroupCommit | undefined;
-    const shop = new ShopState(actor, (key, origin) => commit?.markChanged(key, origin));
+    const shop = new ShopState(actor, (key, origin, bytes) => commit?.markChanged(key, origin, bytes));
     const { stateKeys, cursors } = await loadStates(db, shop);
     let replicator: Replicator | undefined;
     const gossip = MembershipGossip.load(identity.replicaId, await db.get(membershipKey), {
@@ -95,6 +100,7 @@ export class Replica {
             : shop.encode(key),
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
+      options.defer ?? setImmediate,
     );
     const durable = () => commit.durable();
     replicator = new Replicator({
@@ -192,6 +198,15 @@ export class Replica {
       .map((peer) => peer.actor);
   }
 
+  /**
+   * Wait (at most `waitMsMax`) until this replica has caught up with each of
+   * `peers`, so that it does not answer from a stale state after a restart.
+   * Returns the peers it could not catch up with in time.
+   */
+  catchUp(peers: readonly PeerId[], waitMsMax: number): Promise<PeerId[]> {
+    return this.replicator.catchUp(peers, waitMsMax);
+  }
+
   /** Enter (or refresh) this replica's entry in the membership document. */
   announce(self: Announcement): void {
     this.gossip.announce(self);
@@ -267,6 +282,17 @@ export class Replica {
   }
 }
 
+async function openDatabase(storage: ReplicaStorage): Promise<Database> {
+  if ("db" in storage) {
+    await storage.db.open();
+    return storage.db;
+  }
+  await mkdir(storage.dataDir, { recursive: true });
+  const db = new Level<string, Uint8Array>(storage.dataDir, { keyEncoding: "utf8", valueEncoding: "view" });
+  await openOrExplain(db, storage.dataDir);
+  return db;
+}
+
 async function openOrExplain(db: Level<string, Uint8Array>, dataDir: string): Promise<void> {
   try {
     await db.open();
@@ -279,7 +305,7 @@ async function openOrExplain(db: Level<string, Uint8Array>, dataDir: string): Pr
 
 /** Loading merges each stored state; the keys it reports are already on disk. */
 async function loadStates(
-  db: Level<string, Uint8Array>,
+  db: Database,
   shop: ShopState,
 ): Promise<{ stateKeys: StateKey[]; cursors: Map<Actor, number> }> {
   const stateKeys: StateKey[] = [];

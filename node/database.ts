@@ -1,0 +1,20 @@
+// The key-value store a replica keeps its state in, as narrow as what the replica
+// uses: LevelDB (the `level` package) in production, memory-level in simulation
+// tests. Both are abstract-level databases and fit it as they are.
+
+export interface DatabaseBatch {
+  put(key: string, value: Uint8Array): unknown;
+  /** `sync`: LevelDB fsyncs before the write resolves (memory-level ignores it). */
+  write(options: { readonly sync: boolean }): Promise<void>;
+}
+
+export interface Database {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get(key: string): Promise<Uint8Array | undefined>;
+  getMany(keys: string[]): Promise<(Uint8Array | undefined)[]>;
+  put(key: string, value: Uint8Array, options: { readonly sync: boolean }): Promise<void>;
+  batch(): DatabaseBatch;
+  iterator(): AsyncIterable<[string, Uint8Array]>;
+  keys(options: { readonly limit: number }): AsyncIterable<string>;
+}

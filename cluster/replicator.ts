@@ -29,10 +29,18 @@ export interface ReplicatorDeps {
   durable(): Promise<number>;
   durableSeq(): number;
   markChanged(key: StateKey, origin: ChangeOrigin): void;
-  /** The durable bytes of each key, from LevelDB. */
-  readDurable(keys: readonly StateKey[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Calls `take` synchronously at a moment when no batch is being written, with a
+   * reader of the database exactly as it is then (every flushed batch, whole).
+   */
+  whenQuiet(take: (snapshot: DurableSnapshot) => void): void;
   log(level: "info" | "warn", message: string): void;
   readonly ackWaitMsMax: number;
+}
+
+export interface DurableSnapshot {
+  read(keys: readonly StateKey[]): Promise<(Uint8Array | undefined)[]>;
+  close(): Promise<void>;
 }
 
 export interface PeerStatus {
@@ -223,22 +231,34 @@ export class Replicator {
     if (refused > 1) this.deps.log("warn", `refused ${refused} invalid states from ${peerId} in one frame`);
   }
 
-  /** Send every state changed after `cursor`, read back from disk, then syncDone. */
+  /**
+   * Send every state changed after `cursor`, read back from one snapshot of the
+   * database (taken between batches, so a checkout's states are all in it or none),
+   * then syncDone with the last fsynced batch: the peer's new cursor.
+   */
   private async serveSync(peerId: PeerId, cursor: number): Promise<void> {
-    const upTo = this.deps.durableSeq();
-    const keys: StateKey[] = [];
-    for (const [key, seq] of this.changedAt) if (seq > cursor && seq <= upTo) keys.push(key);
-    for (let start = 0; start < keys.length; start += statesPerFrameMax) {
-      const chunk = keys.slice(start, start + statesPerFrameMax);
-      const values = await this.deps.readDurable(chunk);
-      const entries: StateEntry[] = [];
-      chunk.forEach((key, index) => {
-        const bytes = values[index];
-        if (bytes !== undefined) entries.push([key, bytes]);
-      });
-      if (!this.sendStates(peerId, entries, 0)) return;
+    const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
+      this.deps.whenQuiet((snapshot) => {
+        const keys: StateKey[] = [];
+        for (const [key, seq] of this.changedAt) if (seq > cursor) keys.push(key);
+        resolve({ upTo: this.deps.durableSeq(), keys, snapshot });
+      }),
+    );
+    try {
+      for (let start = 0; start < keys.length; start += statesPerFrameMax) {
+        const chunk = keys.slice(start, start + statesPerFrameMax);
+        const values = await snapshot.read(chunk);
+        const entries: StateEntry[] = [];
+        chunk.forEach((key, index) => {
+          const bytes = values[index];
+          if (bytes !== undefined) entries.push([key, bytes]);
+        });
+        if (!this.sendStates(peerId, entries, 0)) return;
+      }
+      this.deps.transport.send(peerId, { type: "syncDone", upTo });
+    } finally {
+      await snapshot.close();
     }
-    this.deps.transport.send(peerId, { type: "syncDone", upTo });
   }
 
   private async finishSync(peerId: PeerId, actor: Actor, upTo: number): Promise<void> {

@@ -8,11 +8,18 @@ export interface DatabaseBatch {
   write(options: { readonly sync: boolean }): Promise<void>;
 }
 
+/** A consistent, read-only view of the database as it was when it was taken. */
+export interface DatabaseSnapshot {
+  close(): Promise<void>;
+}
+
 export interface Database {
   open(): Promise<void>;
   close(): Promise<void>;
   get(key: string): Promise<Uint8Array | undefined>;
-  getMany(keys: string[]): Promise<(Uint8Array | undefined)[]>;
+  getMany(keys: string[], options?: { readonly snapshot: DatabaseSnapshot }): Promise<(Uint8Array | undefined)[]>;
+  /** Taken synchronously: reads through it see exactly the writes completed before. */
+  snapshot(): DatabaseSnapshot;
   put(key: string, value: Uint8Array, options: { readonly sync: boolean }): Promise<void>;
   batch(): DatabaseBatch;
   iterator(): AsyncIterable<[string, Uint8Array]>;

@@ -31,6 +31,8 @@ export class GroupCommit {
   /** Keys changed since the last flush began; undefined when there are none. */
   private open: OpenBatch | undefined;
   private flushing: OpenBatch | undefined;
+  /** Run when no batch is being written, before the next one starts. */
+  private quietCallbacks: (() => void)[] = [];
 
   private constructor(
     private readonly db: Database,
@@ -40,9 +42,14 @@ export class GroupCommit {
     private readonly onWriteFailure: (error: unknown) => void,
     /** Runs a callback on a later turn of the event loop (setImmediate; a simulated scheduler in tests). */
     private readonly defer: (callback: () => void) => void,
-    /** Number of the last durable batch. */
+    /** Number of the last batch written. */
     private lastSeq: number,
-  ) {}
+  ) {
+    this.syncedSeq = lastSeq;
+  }
+
+  /** Number of the last batch fsynced (which makes every earlier one durable too). */
+  private syncedSeq: number;
 
   static async open(
     db: Database,
@@ -57,9 +64,9 @@ export class GroupCommit {
     return new GroupCommit(db, encode, onDurable, onWriteFailure, defer, lastSeq);
   }
 
-  /** Number of the last batch that is durable. */
-  get durableSeq(): number {
-    return this.lastSeq;
+  /** Number of the last batch that is fsynced, with every batch before it. */
+    get durableSeq(): number {
+    return this.syncedSeq;
   }
 
   /**
@@ -79,6 +86,15 @@ export class GroupCommit {
     if (this.open !== undefined) return this.open.durable;
     if (this.flushing !== undefined) return this.flushing.durable;
     return Promise.resolve(this.lastSeq);
+  }
+
+  /**
+   * Run `callback` synchronously at a moment when no batch is being written (now,
+   * or right after the current write completes and is reported, before the next).
+   */
+  whenQuiet(callback: () => void): void {
+    if (this.flushing === undefined) callback();
+    else this.quietCallbacks.push(callback);
   }
 
   /** Nothing is waiting to be written. */
@@ -105,17 +121,25 @@ export class GroupCommit {
     const seq = this.lastSeq + 1;
     const write = this.db.batch();
     const entries: { key: StateKey; bytes: Uint8Array; local: boolean }[] = [];
+    let anyLocal = false;
     for (const [key, local] of batch.keys) {
+      anyLocal ||= local;
       const bytes = batch.received.get(key) ?? this.encode(key);
       write.put(key, bytes);
       entries.push({ key, bytes, local });
     }
     write.put(batchSeqKey, pack(seq));
-    write.write({ sync: true }).then(
+    // Only this replica's own changes need an fsync before anyone hears of them. A
+    // batch of merged states alone is durable at its senders, who resend it until a
+    // synced cursor says it arrived; the log keeps batches in order, so a power loss
+    // leaves a prefix of them, never a cursor ahead of its states.
+    write.write({ sync: anyLocal }).then(
       () => {
         this.lastSeq = seq;
+        if (anyLocal) this.syncedSeq = seq;
         this.flushing = undefined;
         this.onDurable({ seq, entries });
+        for (const callback of this.quietCallbacks.splice(0)) callback();
         batch.resolve(seq);
         if (this.open !== undefined) this.flush();
       },

@@ -110,7 +110,11 @@ export class Replica {
       durable,
       durableSeq: () => commit.durableSeq,
       markChanged: (key, origin) => commit.markChanged(key, origin),
-      readDurable: (keys) => db.getMany(keys as StateKey[]),
+      whenQuiet: (take) =>
+        commit.whenQuiet(() => {
+          const snapshot = db.snapshot();
+          take({ read: (keys) => db.getMany(keys as StateKey[], { snapshot }), close: () => snapshot.close() });
+        }),
       log: options.log,
       ackWaitMsMax: options.ackWaitMsMax,
     });

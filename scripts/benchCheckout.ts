@@ -1,6 +1,7 @@
-// Checkout throughput of one replica, measured with wrk against plain fastify in
-// the same run. Usage: node dist/scripts/benchCheckout.js [--rounds 3] [--seconds 10]
-//   [--connections 64] [--orders 100000]. Needs wrk (apt-get install wrk).
+// Checkout throughput of one replica (or, with --replicas N, of a local cluster
+// through its shared address), measured with wrk against plain fastify in the same
+// run. Usage: node dist/scripts/benchCheckout.js [--rounds 3] [--seconds 10]
+//   [--connections 64] [--orders 100000] [--replicas 1]. Needs wrk (apt-get install wrk).
 // wrk runs on the same 2 cores and takes about one of them: say so beside figures.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -15,10 +16,12 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     connections: { type: "string", default: "64" },
     orders: { type: "string", default: "100000" },
+    replicas: { type: "string", default: "1" },
   },
 });
 const rounds = Number(values.rounds);
 const orders = Number(values.orders);
+const replicas = Number(values.replicas);
 const here = fileURLToPath(new URL(".", import.meta.url));
 const wrkScript = fileURLToPath(new URL("../../scripts/wrk/checkout.lua", import.meta.url));
 
@@ -29,13 +32,17 @@ interface WrkResult {
   non2xx: number;
 }
 
-async function startServer(script: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(
+  script: string,
+  args: string[],
+  readyPattern = /serving http:\/\/localhost:(\d+)/,
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let output = "";
     child.stdout!.on("data", (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /serving http:\/\/localhost:(\d+)/.exec(output);
+      const match = readyPattern.exec(output);
       if (match) resolve(`http://127.0.0.1:${match[1]}`);
     });
     child.on("exit", (code) => reject(new Error(`${script} exited with ${code}: ${output}`)));
@@ -71,7 +78,14 @@ async function post(url: string): Promise<void> {
 
 async function measureReplica(): Promise<WrkResult> {
   const dataDir = await mkdtemp(join(tmpdir(), "bench-"));
-  const { child, url } = await startServer("../node/main.js", ["--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir]);
+  const { child, url } =
+    replicas === 1
+      ? await startServer("../node/main.js", ["--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir])
+      : await startServer(
+          "startCluster.js",
+          ["--replicas", String(replicas), "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataDir],
+          /cluster of \d+ replicas serving http:\/\/localhost:(\d+)/,
+        );
   try {
     // Enough stock and credit that every checkout can succeed: this measures the success path.
     await post(`${url}/stock/batch_init/${orders}/1000000000/1`);
@@ -110,5 +124,6 @@ const summary = (results: WrkResult[]) => ({
 const replica = summary(replicaResults);
 const baseline = summary(baselineResults);
 console.log(`medians of ${rounds} rounds, wrk -t1 -c${values.connections} -d${values.seconds}s on the same machine:`);
-console.table({ "replica checkout (fsync'd)": replica, "plain fastify POST": baseline });
+const subject = replicas === 1 ? "replica checkout (fsync'd)" : `${replicas}-replica cluster checkout`;
+console.table({ [subject]: replica, "plain fastify POST": baseline });
 console.log(`replica / plain fastify: ${(replica["req/s"] / baseline["req/s"]).toFixed(2)}`);

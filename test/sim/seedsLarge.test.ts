@@ -1,0 +1,10 @@
+// G1-G6 over seeded schedules of larger runs (longer chaos, up to 5 clients and 8
+// overlapping faults), and small runs from another range of seeds. A failing seed
+// prints its replay command: node dist/scripts/simulate.js --seed N --size large
+import { describe } from "vitest";
+import { sweep } from "./seedSweep.js";
+
+describe("simulated clusters, large runs", () => {
+  sweep("large", 100_001, 150, { size: "large" });
+  sweep("small", 200_001, 850, { size: "small" });
+});

@@ -1,0 +1,9 @@
+// G1-G6 over many seeded schedules of small runs: 3-5 real replicas, 2-3 clients,
+// up to 4 faults of every kind (partitions, link drops, delays, crashes, lost
+// disks). A failing seed prints its replay command: node dist/scripts/simulate.js --seed N --size small
+import { describe } from "vitest";
+import { sweep } from "./seedSweep.js";
+
+describe("simulated clusters, small runs", () => {
+  sweep("small", 1, 1300, { size: "small" });
+});

@@ -1,0 +1,154 @@
+// The deterministic simulation itself: a seed replays exactly, and two scripted
+// scenarios pin down the known gap (DESIGN.md, Replication: live replication sends
+// a replica's own changes; merged ones travel only by anti-entropy on (re)connect).
+// G3 and G6 are what the gap bends; the seed sweeps (seeds*.test.ts) check G1-G6.
+import { describe, expect, it } from "vitest";
+import type { Replica } from "../../node/replica.js";
+import type { Op, ReadValue } from "./history.js";
+import { perform } from "./operations.js";
+import { Random } from "./random.js";
+import { Scheduler } from "./scheduler.js";
+import { type ClusterSettings, SimCluster } from "./simCluster.js";
+import { runSeed } from "./simulation.js";
+
+const settings: ClusterSettings = {
+  replicaIds: ["r1", "r2", "r3"],
+  ackWaitMsMax: 100,
+  rightsWaitMsMax: 300,
+  catchUpMsMax: 500,
+  flushDelayMs: [0, 1],
+  gossip: false,
+  network: { latencyMs: [1, 2], detectMs: [300, 400], redialMs: [5, 10], replayProbability: 0 },
+};
+
+class Scenario {
+  readonly scheduler = new Scheduler();
+  readonly cluster: SimCluster;
+
+  constructor(gossip = false) {
+    this.cluster = new SimCluster(this.scheduler, new Random(1), { ...settings, gossip });
+  }
+
+  async start(): Promise<void> {
+    for (const slot of this.cluster.slots) this.cluster.start(slot);
+    await this.wait(100);
+    expect(this.cluster.network.fullyConnected()).toBe(true);
+  }
+
+  replica(replicaId: string): Replica {
+    const replica = this.cluster.slot(replicaId).replica;
+    if (replica === undefined) throw new Error(`${replicaId} is not running`);
+    return replica;
+  }
+
+  /** Run the operation at `replicaId` in virtual time until it answers. */
+  async run(replicaId: string, op: Op): Promise<ReadValue | "ok" | string> {
+    let answer: ReadValue | "ok" | string | undefined;
+    void perform(this.replica(replicaId), op).then((result) => (answer = result.ok ? (result.value ?? "ok") : result.reason));
+    for (let waited = 0; answer === undefined; waited++) {
+      if (waited > 10_000) throw new Error(`${op.f} at ${replicaId} did not answer`);
+      await this.wait(1);
+    }
+    return answer;
+  }
+
+  async stock(replicaId: string, item: string): Promise<number | undefined> {
+    const value = await this.run(replicaId, { f: "readItem", item });
+    return typeof value === "object" && value.kind === "item" ? value.stock : undefined;
+  }
+
+  wait(ms: number): Promise<void> {
+    return this.scheduler.runUntil(this.scheduler.now + ms, () => {});
+  }
+}
+
+describe("deterministic simulation", () => {
+  it("replays: one seed gives the same schedule, history and final states every time", async () => {
+    for (const seed of [3, 17, 42]) {
+      const first = await runSeed(seed, { size: "large" });
+      const second = await runSeed(seed, { size: "large" });
+      expect(second.stats).toEqual(first.stats);
+      expect(second.fingerprint).toBe(first.fingerprint);
+      expect(first.stats.operations).toBeGreaterThan(20);
+    }
+  });
+
+  it("known gap, bridge partition: r3 sees r1's acknowledged write only once r1-r3 reconnect, though both reach r2", async () => {
+    const scenario = new Scenario();
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 10 })).toBe("ok");
+    for (const replicaId of ["r1", "r2", "r3"]) expect(await scenario.stock(replicaId, "x")).toBe(10);
+
+    scenario.cluster.network.setCuts([["r1", "r3"]]);
+    await scenario.wait(1000);
+    expect(scenario.cluster.network.linkUp("r1", "r2") && scenario.cluster.network.linkUp("r2", "r3")).toBe(true);
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 5 })).toBe("ok");
+    const ackedAt = scenario.scheduler.now;
+    // r2 has it at once (G6 with its writer); r3, one hop further, not for as long as the bridge lasts.
+    expect(await scenario.stock("r2", "x")).toBe(15);
+    for (let second = 0; second < 10; second++) {
+      await scenario.wait(1000);
+      expect(await scenario.stock("r3", "x")).toBe(10);
+    }
+    scenario.cluster.network.setCuts([]);
+    const healedAt = scenario.scheduler.now;
+    let seenAt: number | undefined;
+    while (seenAt === undefined && scenario.scheduler.now < healedAt + 1000) {
+      if ((await scenario.stock("r3", "x")) === 15) seenAt = scenario.scheduler.now;
+      else await scenario.wait(1);
+    }
+    expect(seenAt).toBeDefined();
+    console.log(`bridge gap: r3 saw r1's write ${(seenAt! - ackedAt).toFixed(0)} ms after its ack, ${(seenAt! - healedAt).toFixed(0)} ms after r1-r3 healed`);
+  });
+
+  it("known gap, lost incarnation: what r1 acknowledged and r2 merged reaches r3 only when r2-r3 reconnect", async () => {
+    const scenario = new Scenario();
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    scenario.cluster.network.setCuts([["r1", "r3"]]);
+    await scenario.wait(1000);
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 5 })).toBe("ok");
+    expect(await scenario.stock("r2", "x")).toBe(5);
+    // r1 dies with its disk and stays away: r2 holds the only copy of r1's row.
+    scenario.cluster.crash(scenario.cluster.slot("r1"), true);
+    scenario.cluster.network.setCuts([]);
+    await scenario.wait(30_000);
+    expect(scenario.cluster.network.linkUp("r2", "r3")).toBe(true);
+    expect(await scenario.stock("r3", "x")).toBe(0);
+    scenario.cluster.network.breakLink("r2", "r3");
+    await scenario.wait(1000);
+    expect(await scenario.stock("r3", "x")).toBe(5);
+  });
+
+  // Known bug (drain, Replica.leave): leave() declares the replica retired once it
+  // holds nothing, but peers that have not yet heard that it drains still spread
+  // new rights to it (and its own operations still gather rights from peers), so
+  // rights that arrive after its last hand-over are stranded when it stops. Once
+  // fixed, this test fails: make it a plain `it`.
+  it.fails("drain: rights spread to a leaving replica before its peers hear of it are not stranded", async () => {
+    const scenario = new Scenario(true);
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    const leaving = scenario.replica("r3");
+    let state: string | undefined;
+    void leaving.leave().then((report) => (state = "state" in report ? report.state : report.reason));
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 9 })).toBe("ok");
+    while (state === undefined) await scenario.wait(1);
+    expect(state).toBe("retired");
+    scenario.cluster.stop(scenario.cluster.slot("r3"));
+    await scenario.wait(2000);
+    const stranded = scenario.replica("r1").shop.items.get("x")!.stock.rights(leaving.shop.actor);
+    expect(stranded).toBe(0);
+  });
+
+  it("the checkers see the bridge gap when reads must see everything while every replica reaches every other over some path", async () => {
+    const bridgesOnly = { alone: 0, halves: 0, ring: 0, drop: 0, delay: 0, crash: 0, wipe: 0, leave: 0, bridge: 1 };
+    let caught: string | undefined;
+    for (let seed = 1; seed <= 40 && caught === undefined; seed++) {
+      const result = await runSeed(seed, { transitive: true, faultWeights: bridgesOnly });
+      caught = result.violations.find((violation) => violation.message.includes("connected read"))?.message;
+    }
+    expect(caught).toBeDefined();
+  });
+});

@@ -21,8 +21,12 @@ export type PeerMessage =
   | { readonly type: "states"; readonly seq: number; readonly entries: readonly StateEntry[] }
   /** The receiver has durably merged the sender's batches up to `seq`. */
   | { readonly type: "ack"; readonly seq: number }
-  /** Anti-entropy: send me every state you changed after your batch `cursor`. */
-  | { readonly type: "syncRequest"; readonly cursor: number }
+  /**
+   * Anti-entropy: send me every state you changed after your batch `cursor`; with
+   * `mergedOnly`, only those you last changed by merging (your own changes reached
+   * me live on this same link).
+   */
+  | { readonly type: "syncRequest"; readonly cursor: number; readonly mergedOnly: boolean }
   /** Anti-entropy: all states changed after the cursor were sent (before this); you now have my batches up to `upTo`. */
   | { readonly type: "syncDone"; readonly upTo: number }
   /** Please hand me these rights (stock, credit or an order token, by state key). */
@@ -46,7 +50,7 @@ export function encodeMessage(message: PeerMessage): Uint8Array {
     case "ack":
       return packr.pack([protocolVersion, code, message.seq]);
     case "syncRequest":
-      return packr.pack([protocolVersion, code, message.cursor]);
+      return packr.pack([protocolVersion, code, message.cursor, message.mergedOnly]);
     case "syncDone":
       return packr.pack([protocolVersion, code, message.upTo]);
     case "rightsRequest":
@@ -87,7 +91,7 @@ function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
-  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" ? 4 : 3;
+  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" || type === "syncRequest" ? 4 : 3;
   if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
   switch (type) {
     case "states":
@@ -95,7 +99,8 @@ function readMessage(fields: unknown): PeerMessage {
     case "ack":
       return { type, seq: readCount(fields[2]) };
     case "syncRequest":
-      return { type, cursor: readCount(fields[2]) };
+      if (typeof fields[3] !== "boolean") throw new ProtocolError("mergedOnly must be a boolean");
+      return { type, cursor: readCount(fields[2]), mergedOnly: fields[3] };
     case "syncDone":
       return { type, upTo: readCount(fields[2]) };
     case "rightsRequest":

@@ -28,6 +28,8 @@ export interface ReplicatorDeps {
   /** Resolves with a batch number once everything changed so far is durable. */
   durable(): Promise<number>;
   durableSeq(): number;
+  /** Resolves once everything written so far is fsynced. */
+  syncAll(): Promise<number>;
   markChanged(key: StateKey, origin: ChangeOrigin): void;
   /**
    * Calls `take` synchronously at a moment when no batch is being written, with a
@@ -36,6 +38,12 @@ export interface ReplicatorDeps {
   whenQuiet(take: (snapshot: DurableSnapshot) => void): void;
   log(level: "info" | "warn", message: string): void;
   readonly ackWaitMsMax: number;
+  /**
+   * After each completed anti-entropy round with a peer, ask it again after this
+   * long for what it merged since: states it relays from a replica this one cannot
+   * reach directly (a bridge), or from one that lost its disk.
+   */
+  readonly resyncMs: number;
 }
 
 export interface DurableSnapshot {
@@ -63,6 +71,8 @@ class PeerReplication {
   ackedSeq = 0;
   /** Resolvers waiting for ackedSeq to reach a batch number, in increasing order. */
   readonly ackWaiters: { seq: number; done: () => void }[] = [];
+  /** Cancels the next anti-entropy round with this peer. */
+  cancelResync: () => void = () => {};
   constructor(readonly actor: Actor) {}
 
   acked(seq: number): void {
@@ -80,6 +90,7 @@ class PeerReplication {
   /** Wake every waiter: the peer went down or lags, and is no longer waited for. */
   release(): void {
     for (const waiter of this.ackWaiters.splice(0)) waiter.done();
+    this.cancelResync();
   }
 }
 
@@ -87,6 +98,8 @@ export class Replicator {
   private readonly peers = new Map<PeerId, PeerReplication>();
   /** Batch in which each state last changed here (locally or by merge). */
   private readonly changedAt = new Map<StateKey, number>();
+  /** Batch in which each state last changed by a merge alone (not resent live). */
+  private readonly mergedAt = new Map<StateKey, number>();
   /** Per peer incarnation: its batches up to this number are all merged here. */
   private readonly cursors = new Map<Actor, number>();
   /** One shared wait per batch number, however many replies wait on it. */
@@ -131,7 +144,7 @@ export class Replicator {
   peerUp(peerId: PeerId, actor: Actor): void {
     this.peers.get(peerId)?.release();
     this.peers.set(peerId, new PeerReplication(actor));
-    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0 });
+    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0, mergedOnly: false });
   }
 
   peerDown(peerId: PeerId): void {
@@ -147,6 +160,8 @@ export class Replicator {
     for (const { key, bytes, local: isLocal } of entries) {
       if (key.startsWith("~")) continue;
       this.changedAt.set(key, seq);
+      if (isLocal) this.mergedAt.delete(key);
+      else this.mergedAt.set(key, seq);
       if (isLocal) local.push([key, bytes]);
     }
     if (local.length === 0) return;
@@ -207,7 +222,7 @@ export class Replicator {
         peer.acked(message.seq);
         break;
       case "syncRequest":
-        void this.serveSync(peerId, message.cursor);
+        void this.serveSync(peerId, message.cursor, message.mergedOnly);
         break;
       case "syncDone":
         void this.finishSync(peerId, peer.actor, message.upTo);
@@ -236,11 +251,14 @@ export class Replicator {
    * database (taken between batches, so a checkout's states are all in it or none),
    * then syncDone with the last fsynced batch: the peer's new cursor.
    */
-  private async serveSync(peerId: PeerId, cursor: number): Promise<void> {
+  private async serveSync(peerId: PeerId, cursor: number, mergedOnly: boolean): Promise<void> {
+    // Merged states are written without fsync: make them durable, so the cursor
+    // given to the peer never counts a batch that a power loss could take back.
+    await this.deps.syncAll();
     const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
-        for (const [key, seq] of this.changedAt) if (seq > cursor) keys.push(key);
+        for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor) keys.push(key);
         resolve({ upTo: this.deps.durableSeq(), keys, snapshot });
       }),
     );
@@ -271,6 +289,18 @@ export class Replicator {
     this.deps.transport.send(peerId, { type: "ack", seq: upTo });
     this.caughtUpWith.add(peerId);
     for (const wake of this.caughtUpWaiters.splice(0)) wake();
+    this.scheduleResync(peerId);
+  }
+
+  /** The next (merged-only) anti-entropy round with `peerId`, while this link lasts. */
+  private scheduleResync(peerId: PeerId): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined || !peer.up) return;
+    peer.cancelResync();
+    peer.cancelResync = this.deps.clock.after(this.deps.resyncMs, () => {
+      if (this.peers.get(peerId) !== peer || !peer.up) return;
+      this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(peer.actor) ?? 0, mergedOnly: true });
+    });
   }
 
   /**

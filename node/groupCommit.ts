@@ -23,6 +23,8 @@ interface OpenBatch {
   readonly keys: Map<StateKey, boolean>;
   /** Keys whose state is exactly what a peer sent: those bytes are written, not re-encoded. */
   readonly received: Map<StateKey, Uint8Array>;
+  /** fsync this batch even if it holds merged states only. */
+  forceSync: boolean;
   readonly durable: Promise<number>;
   resolve(seq: number): void;
 }
@@ -97,6 +99,14 @@ export class GroupCommit {
     else this.quietCallbacks.push(callback);
   }
 
+  /** Resolves once every batch written so far, and every change marked so far, is fsynced. */
+  syncAll(): Promise<number> {
+    if (this.idle && this.syncedSeq === this.lastSeq) return Promise.resolve(this.lastSeq);
+    const batch = this.openBatch();
+    batch.forceSync = true;
+    return batch.durable;
+  }
+
   /** Nothing is waiting to be written. */
   get idle(): boolean {
     return this.open === undefined && this.flushing === undefined;
@@ -106,7 +116,7 @@ export class GroupCommit {
     if (this.open !== undefined) return this.open;
     let resolve!: (seq: number) => void;
     const durable = new Promise<number>((done) => (resolve = done));
-    const batch: OpenBatch = { keys: new Map(), received: new Map(), durable, resolve };
+    const batch: OpenBatch = { keys: new Map(), received: new Map(), forceSync: false, durable, resolve };
     this.open = batch;
     // Let the requests that are already readable join this batch before it flushes.
     if (this.flushing === undefined) this.defer(() => this.flush());
@@ -133,10 +143,11 @@ export class GroupCommit {
     // batch of merged states alone is durable at its senders, who resend it until a
     // synced cursor says it arrived; the log keeps batches in order, so a power loss
     // leaves a prefix of them, never a cursor ahead of its states.
-    write.write({ sync: anyLocal }).then(
+    const sync = anyLocal || batch.forceSync;
+    write.write({ sync }).then(
       () => {
         this.lastSeq = seq;
-        if (anyLocal) this.syncedSeq = seq;
+        if (sync) this.syncedSeq = seq;
         this.flushing = undefined;
         this.onDurable({ seq, entries });
         for (const callback of this.quietCallbacks.splice(0)) callback();

@@ -32,6 +32,8 @@ export interface ReplicaSettings {
   readonly ackWaitMsMax: number;
   /** How long an operation may wait for rights held by peers. */
   readonly rightsWaitMsMax: number;
+  /** Period of the anti-entropy rounds on an open link (see Replicator). */
+  readonly resyncMs?: number;
   readonly clock?: Clock;
   /** How group commit runs its flush on a later turn of the event loop: setImmediate unless a simulation schedules it. */
   readonly defer?: (callback: () => void) => void;
@@ -40,6 +42,8 @@ export interface ReplicaSettings {
   readonly onWriteFailure: (error: unknown) => void;
 }
 
+/** States relayed through a bridge, or left by a lost disk, arrive within about this long. */
+const resyncMsDefault = 1000;
 /** Most passes over the keys a leaving replica makes to hand its rights over. */
 const leavePassesMax = 5;
 /** Keys handed over per durable, acked step while leaving. */
@@ -109,6 +113,7 @@ export class Replica {
       clock,
       durable,
       durableSeq: () => commit.durableSeq,
+      syncAll: () => commit.syncAll(),
       markChanged: (key, origin) => commit.markChanged(key, origin),
       whenQuiet: (take) =>
         commit.whenQuiet(() => {
@@ -117,6 +122,7 @@ export class Replica {
         }),
       log: options.log,
       ackWaitMsMax: options.ackWaitMsMax,
+      resyncMs: options.resyncMs ?? resyncMsDefault,
     });
     replicator.loaded(stateKeys, cursors);
     const broker = new RightsBroker({

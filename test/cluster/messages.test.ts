@@ -7,7 +7,7 @@ import { type PeerMessage, ProtocolError, decodeFrame, decodeMessage, encodeMess
 const samples: PeerMessage[] = [
   { type: "states", seq: 7, entries: [["i:1", Buffer.from([1, 2])], ["o:abc", Buffer.from([3])]] },
   { type: "ack", seq: 9 },
-  { type: "syncRequest", cursor: 0 },
+  { type: "syncRequest", cursor: 0, mergedOnly: false },
   { type: "syncDone", upTo: 12 },
   { type: "rightsRequest", requestId: 3, needs: [["u:5", 10], ["o:x", 1]] },
   { type: "rightsGrant", requestId: 3, granted: [["u:5", 12]] },

@@ -412,7 +412,7 @@ class RogueLink {
       link.ws.once("close", () => reject(new Error("closed during the handshake")));
       link.ws.send(helloFrame, { binary: true });
     });
-    link.send({ type: "syncRequest", cursor: 0 });
+    link.send({ type: "syncRequest", cursor: 0, mergedOnly: false });
     await Promise.race([link.syncDone, sleep(5_000)]);
     return link;
   }
@@ -548,7 +548,7 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
       message: fc.oneof(
         countArb.map((seq): PeerMessage => ({ type: "ack", seq })),
         countArb.map((upTo): PeerMessage => ({ type: "syncDone", upTo })),
-        countArb.map((cursor): PeerMessage => ({ type: "syncRequest", cursor })),
+        countArb.map((cursor): PeerMessage => ({ type: "syncRequest", cursor, mergedOnly: false })),
         fc.tuple(countArb, countArb).map(([requestId, amount]): PeerMessage => ({ type: "rightsGrant", requestId, granted: [["i:nothing", amount]] })),
         fc.uint8Array({ maxLength: 300 }).map((sync): PeerMessage => ({ type: "membership", sync })),
         fc.constant<PeerMessage>({ type: "states", seq: 0, entries: [] }),

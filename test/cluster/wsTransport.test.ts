@@ -394,9 +394,9 @@ describe("WsTransport and misbehaving authenticated peers", () => {
     await waitFor("a drops r", () => !a.recorder.isUp("r"));
     const second = await rogueDial(a.transport.port, "a", credentials);
     cleanups.push(async () => void second.terminate());
-    second.send(encodeMessage({ type: "syncRequest", cursor: 5 }));
+    second.send(encodeMessage({ type: "syncRequest", cursor: 5, mergedOnly: false }));
     await waitFor("a gets r's request", () => a.recorder.messagesFrom("r").length === 1);
-    expect(a.recorder.messagesFrom("r")).toEqual([{ type: "syncRequest", cursor: 5 }]);
+    expect(a.recorder.messagesFrom("r")).toEqual([{ type: "syncRequest", cursor: 5, mergedOnly: false }]);
     expect(a.recorder.logged("warn", /^link r .*: down, protocol error/)).toHaveLength(1);
   });
 

@@ -73,7 +73,7 @@ describe("deterministic simulation", () => {
     }
   });
 
-  it("known gap, bridge partition: r3 sees r1's acknowledged write only once r1-r3 reconnect, though both reach r2", async () => {
+  it("G3, bridge partition: r3 sees r1's acknowledged write through r2 within about one resync period", async () => {
     const scenario = new Scenario();
     await scenario.start();
     expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
@@ -85,24 +85,19 @@ describe("deterministic simulation", () => {
     expect(scenario.cluster.network.linkUp("r1", "r2") && scenario.cluster.network.linkUp("r2", "r3")).toBe(true);
     expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 5 })).toBe("ok");
     const ackedAt = scenario.scheduler.now;
-    // r2 has it at once (G6 with its writer); r3, one hop further, not for as long as the bridge lasts.
+    // r2 has it at once (G6 with its writer); r3, one hop further, by r2's next anti-entropy round.
     expect(await scenario.stock("r2", "x")).toBe(15);
-    for (let second = 0; second < 10; second++) {
-      await scenario.wait(1000);
-      expect(await scenario.stock("r3", "x")).toBe(10);
-    }
-    scenario.cluster.network.setCuts([]);
-    const healedAt = scenario.scheduler.now;
     let seenAt: number | undefined;
-    while (seenAt === undefined && scenario.scheduler.now < healedAt + 1000) {
+    while (seenAt === undefined && scenario.scheduler.now < ackedAt + 3000) {
       if ((await scenario.stock("r3", "x")) === 15) seenAt = scenario.scheduler.now;
-      else await scenario.wait(1);
+      else await scenario.wait(10);
     }
-    expect(seenAt).toBeDefined();
-    console.log(`bridge gap: r3 saw r1's write ${(seenAt! - ackedAt).toFixed(0)} ms after its ack, ${(seenAt! - healedAt).toFixed(0)} ms after r1-r3 healed`);
+    expect(seenAt, "r3 never saw r1's write while the bridge lasted").toBeDefined();
+    expect(scenario.cluster.network.linkUp("r1", "r3")).toBe(false);
+    console.log(`bridge: r3 saw r1's write ${(seenAt! - ackedAt).toFixed(0)} ms after its ack, through r2`);
   });
 
-  it("known gap, lost incarnation: what r1 acknowledged and r2 merged reaches r3 only when r2-r3 reconnect", async () => {
+  it("G2/G3, lost incarnation: what r1 acknowledged and only r2 merged reaches r3 with every link up", async () => {
     const scenario = new Scenario();
     await scenario.start();
     expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
@@ -113,11 +108,8 @@ describe("deterministic simulation", () => {
     // r1 dies with its disk and stays away: r2 holds the only copy of r1's row.
     scenario.cluster.crash(scenario.cluster.slot("r1"), true);
     scenario.cluster.network.setCuts([]);
-    await scenario.wait(30_000);
+    await scenario.wait(3000);
     expect(scenario.cluster.network.linkUp("r2", "r3")).toBe(true);
-    expect(await scenario.stock("r3", "x")).toBe(0);
-    scenario.cluster.network.breakLink("r2", "r3");
-    await scenario.wait(1000);
     expect(await scenario.stock("r3", "x")).toBe(5);
   });
 

@@ -4,6 +4,7 @@
 // number of requests in flight. Every request is recorded with its outcome, so a
 // ledger of acknowledged writes can be drawn up afterwards (ChaosLedger).
 import { type HttpOutcome, send } from "./httpClient.js";
+import { randomSource } from "./seededRandom.js";
 
 export type OpKind = "checkout" | "addStock" | "subtract" | "addFunds" | "pay" | "findItem" | "findUser" | "findOrder";
 export const opKinds: readonly OpKind[] = ["checkout", "addStock", "subtract", "addFunds", "pay", "findItem", "findUser", "findOrder"];
@@ -70,17 +71,6 @@ const refusedPauseMs = 20;
 const recordsMax = 2_000_000;
 const detailCharsMax = 200;
 
-/** Seeded PRNG (mulberry32): the same seed gives the same requests in the same order. */
-export function randomSource(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 interface PlannedOp {
   readonly kind: OpKind;

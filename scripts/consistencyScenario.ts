@@ -8,6 +8,7 @@
 // No printing and no process.exit here: the CLI (consistency.ts) and the tests
 // call `runConsistencyScenario` and read the report.
 import { type HttpOutcome, RoundRobin, runPool, send } from "./httpClient.js";
+import { randomSource } from "./seededRandom.js";
 
 const itemPrice = 1;
 const userCredit = 1;
@@ -100,17 +101,6 @@ export class ScenarioSetupError extends Error {
   override readonly name = "ScenarioSetupError";
 }
 
-/** Seeded PRNG (mulberry32): the same seed gives the same users. */
-function randomSource(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 function describe(outcome: HttpOutcome): string {
   switch (outcome.kind) {

@@ -6,21 +6,11 @@ import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { type HttpAnswer, type ReplicaProcess, ReplicaFleet } from "../support/replicaProcess.js";
 import { type OrderView, ShopClient } from "../support/shopClient.js";
+import { randomSource } from "../../scripts/seededRandom.js";
 
 const fleet = new ReplicaFleet();
 afterEach(() => fleet.cleanup());
 
-/** Seeded PRNG (mulberry32): the same seed gives the same operations. */
-function randomSource(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 const seed = Number(process.env["TEST_SEED"] ?? 20240601);
 

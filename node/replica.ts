@@ -44,6 +44,8 @@ export interface ReplicaSettings {
 
 /** States relayed through a bridge, or left by a lost disk, arrive within about this long. */
 const resyncMsDefault = 1000;
+/** How often a replica that left hands on rights that reached it late. */
+const lateRightsSweepMs = 1000;
 /** Most passes over the keys a leaving replica makes to hand its rights over. */
 const leavePassesMax = 5;
 /** Keys handed over per durable, acked step while leaving. */
@@ -65,6 +67,10 @@ export interface ReplicaStatus {
 }
 
 export class Replica {
+  /** Set once this replica is asked to leave the cluster for good. */
+  private leaving = false;
+  private cancelSweep: () => void = () => {};
+
   private constructor(
     readonly identity: Identity,
     readonly shop: ShopState,
@@ -163,6 +169,7 @@ export class Replica {
       return { reason: "rights-elsewhere", message: "no active peer is reachable to take this replica's rights: not leaving" };
     }
     this.gossip.setState(this.identity.replicaId, "draining");
+    this.leaving = true;
     this.updateSpread();
     let keysHandedOver = 0;
     for (let pass = 0; pass < leavePassesMax; pass++) {
@@ -173,7 +180,21 @@ export class Replica {
     const keysStillHeld = [...this.shop.keysWithRights()].length;
     if (keysStillHeld === 0) this.gossip.setState(this.identity.replicaId, "retired");
     await this.replicator.replicated(await this.commit.durable());
+    this.sweepLateRights();
     return { keysHandedOver, keysStillHeld, state: keysStillHeld === 0 ? "retired" : "draining" };
+  }
+
+  /**
+   * Rights may still arrive after the last pass (a peer that had not yet heard of
+   * the leave spread new ones here): hand them on too, every second, for as long
+   * as this process runs.
+   */
+  private sweepLateRights(): void {
+    this.cancelSweep();
+    this.cancelSweep = this.clock.after(lateRightsSweepMs, () => {
+      const late = !this.shop.keysWithRights().next().done;
+      void (late ? this.handOverPass() : Promise.resolve(0)).then(() => this.sweepLateRights());
+    });
   }
 
   /** One pass over every key with rights here, handed over in bounded, durable, acked steps. */
@@ -234,7 +255,8 @@ export class Replica {
         await this.replicator.replicated(await this.commit.durable());
         return null;
       }
-      if (refusal.reason !== "rights-elsewhere" || refusal.missing === undefined) return refusal;
+      // A leaving replica gathers no rights: they would only have to be handed on again.
+      if (refusal.reason !== "rights-elsewhere" || refusal.missing === undefined || this.leaving) return refusal;
       deadline ??= this.clock.now() + this.options.rightsWaitMsMax;
       if (!(await this.broker.acquire(refusal.missing, deadline))) {
         return {
@@ -263,6 +285,7 @@ export class Replica {
   }
 
   async close(): Promise<void> {
+    this.cancelSweep();
     await this.transport.close();
     await this.commit.durable();
     await this.db.close();

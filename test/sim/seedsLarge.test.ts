@@ -7,4 +7,5 @@ import { sweep } from "./seedSweep.js";
 describe("simulated clusters, large runs", () => {
   sweep("large", 100_001, 150, { size: "large" });
   sweep("small", 200_001, 850, { size: "small" });
+  sweep("small", 303_901, 3800, { size: "small" });
 });

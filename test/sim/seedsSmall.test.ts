@@ -6,4 +6,5 @@ import { sweep } from "./seedSweep.js";
 
 describe("simulated clusters, small runs", () => {
   sweep("small", 1, 1300, { size: "small" });
+  sweep("small", 300_001, 3900, { size: "small" });
 });

@@ -8,12 +8,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FaultProxy } from "./faultProxy.js";
 import { send } from "./httpClient.js";
+import { freePort } from "./freePort.js";
 
 const startWaitMsMax = 20_000;
 const stopWaitMsMax = 10_000;
@@ -274,13 +274,6 @@ async function stopProcess(replica: ChaosReplica): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

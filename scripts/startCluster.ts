@@ -6,9 +6,9 @@
 // A port of 0 picks free ports. CLUSTER_SECRET is used if set, else one is drawn.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freePort } from "./freePort.js";
 
 const { values } = parseArgs({
   options: {
@@ -25,13 +25,6 @@ if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > 16) th
 /** A worker that dies is started again after this pause, on the same data folder. */
 const restartPauseMs = 500;
 
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host, port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function portsFrom(base: number, host: string): Promise<number[]> {
   const ports: number[] = [];

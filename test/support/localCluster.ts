@@ -2,9 +2,9 @@
 // every replica started with the full peer list; waits until the mesh is up.
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { type ReplicaFleet, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
+import { freePort } from "../../scripts/freePort.js";
 
 const meshWaitMsMax = 20_000;
 
@@ -128,10 +128,3 @@ export async function clusterView(replica: ReplicaProcess): Promise<ClusterView>
   return jsonOf(await replica.request("GET", "/cluster")) as ClusterView;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

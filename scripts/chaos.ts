@@ -30,6 +30,7 @@ import { type AgreedState, type LedgerReport, type OrderRead, checkLedger } from
 import { ChaosLoad, type OpKind, type OpRecord, type ShopShape } from "./chaosLoad.js";
 import { type ScenarioReport, runConsistencyScenario } from "./consistencyScenario.js";
 import { type HttpOutcome, runPool, send } from "./httpClient.js";
+import { type FlagReader, flagReader } from "./cliFlags.js";
 
 export type FaultName = "isolate" | "bridge" | "kill" | "wipe";
 export const faultNames: readonly FaultName[] = ["isolate", "bridge", "kill", "wipe"];
@@ -668,17 +669,7 @@ const usage = `usage: node dist/scripts/chaos.js [options]
                       the only value: the run starts its own replicas (faults need the processes)
   --help`;
 
-function fail(message: string): never {
-  console.error(`${message}\n${usage}`);
-  process.exit(2);
-}
-
-function integerFlag(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) fail(`--${name} must be an integer >= ${min}, got "${text}"`);
-  return value;
-}
+const flags: FlagReader = flagReader(usage);
 
 async function main(): Promise<void> {
   let values;
@@ -697,24 +688,24 @@ async function main(): Promise<void> {
       allowPositionals: false,
     }));
   } catch (error) {
-    fail(error instanceof Error ? error.message : String(error));
+    flags.fail(error instanceof Error ? error.message : String(error));
   }
   if (values.help) {
     console.log(usage);
     process.exit(0);
   }
   if (values["replicas-urls"] !== undefined && values["replicas-urls"] !== "none") {
-    fail("--replicas-urls: only \"none\"; a chaos run starts its own replicas, since it must cut their links and kill them");
+    flags.fail("--replicas-urls: only \"none\"; a chaos run starts its own replicas, since it must cut their links and kill them");
   }
   const faults = (values.faults ?? faultNames.join(",")).split(",").map((name) => name.trim());
-  for (const name of faults) if (!faultNames.includes(name as FaultName)) fail(`unknown fault "${name}"`);
-  const seed = integerFlag("seed", values.seed, randomInt(0, 2 ** 31), 0);
+  for (const name of faults) if (!faultNames.includes(name as FaultName)) flags.fail(`unknown fault "${name}"`);
+  const seed = flags.integerFlag("seed", values.seed, randomInt(0, 2 ** 31), 0);
   const options: ChaosOptions = {
     ...defaultChaosOptions,
     faults: faults as FaultName[],
-    faultSeconds: integerFlag("fault-seconds", values["fault-seconds"], defaultChaosOptions.faultSeconds, 1),
-    concurrency: integerFlag("concurrency", values.concurrency, defaultChaosOptions.concurrency, 1),
-    shape: { ...defaultChaosOptions.shape, orders: integerFlag("orders", values.orders, defaultChaosOptions.shape.orders, 1) },
+    faultSeconds: flags.integerFlag("fault-seconds", values["fault-seconds"], defaultChaosOptions.faultSeconds, 1),
+    concurrency: flags.integerFlag("concurrency", values.concurrency, defaultChaosOptions.concurrency, 1),
+    shape: { ...defaultChaosOptions.shape, orders: flags.integerFlag("orders", values.orders, defaultChaosOptions.shape.orders, 1) },
     seed,
     log: (line) => console.log(`[chaos ${new Date().toISOString().slice(11, 23)}] ${line}`),
   };

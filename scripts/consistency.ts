@@ -12,6 +12,7 @@ import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
 import { parseBaseUrls } from "./httpClient.js";
 import { type ScenarioReport, ScenarioSetupError, defaultScenarioOptions, runConsistencyScenario } from "./consistencyScenario.js";
+import { type FlagReader, flagReader } from "./cliFlags.js";
 
 const usage = `usage: node dist/scripts/consistency.js [options]
   --url URL           a replica or gateway; repeat it or comma-separate several
@@ -25,18 +26,7 @@ const usage = `usage: node dist/scripts/consistency.js [options]
   --timeout-ms N      bound on each request; past it the outcome is unknown (default ${defaultScenarioOptions.timeoutMs})
   --help`;
 
-function fail(message: string): never {
-  console.error(`${message}\n${usage}`);
-  process.exit(2);
-}
-
-function integerFlag(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  if (!/^-?\d+$/.test(text.trim())) fail(`--${name} must be an integer, got "${text}"`);
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min) fail(`--${name} must be an integer >= ${min}, got "${text}"`);
-  return value;
-}
+const flags: FlagReader = flagReader(usage);
 
 let parsed;
 try {
@@ -56,7 +46,7 @@ try {
     allowPositionals: false,
   });
 } catch (error) {
-  fail(error instanceof Error ? error.message : String(error));
+  flags.fail(error instanceof Error ? error.message : String(error));
 }
 const { values } = parsed;
 if (values.help) {
@@ -68,16 +58,16 @@ let urls: string[];
 try {
   urls = parseBaseUrls(values.url ?? defaultScenarioOptions.urls);
 } catch (error) {
-  fail(error instanceof Error ? error.message : String(error));
+  flags.fail(error instanceof Error ? error.message : String(error));
 }
-if (urls.length === 0) fail("--url is empty");
-const itemsStock = integerFlag("items-stock", values["items-stock"], defaultScenarioOptions.itemsStock, 0);
-const users = integerFlag("users", values.users, defaultScenarioOptions.users, 1);
-const orders = integerFlag("orders", values.orders, defaultScenarioOptions.orders, 1);
-const concurrency = integerFlag("concurrency", values.concurrency, defaultScenarioOptions.concurrency, 1);
-const runs = integerFlag("runs", values.runs, 1, 1);
-const seed = integerFlag("seed", values.seed, randomInt(0, 2 ** 31), 0);
-const timeoutMs = integerFlag("timeout-ms", values["timeout-ms"], defaultScenarioOptions.timeoutMs, 1);
+if (urls.length === 0) flags.fail("--url is empty");
+const itemsStock = flags.integerFlag("items-stock", values["items-stock"], defaultScenarioOptions.itemsStock, 0);
+const users = flags.integerFlag("users", values.users, defaultScenarioOptions.users, 1);
+const orders = flags.integerFlag("orders", values.orders, defaultScenarioOptions.orders, 1);
+const concurrency = flags.integerFlag("concurrency", values.concurrency, defaultScenarioOptions.concurrency, 1);
+const runs = flags.integerFlag("runs", values.runs, 1, 1);
+const seed = flags.integerFlag("seed", values.seed, randomInt(0, 2 ** 31), 0);
+const timeoutMs = flags.integerFlag("timeout-ms", values["timeout-ms"], defaultScenarioOptions.timeoutMs, 1);
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const millis = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : "-");

@@ -8,6 +8,7 @@
 // only if every seed passed; 2 on bad flags.
 import { parseArgs } from "node:util";
 import { runSeed } from "../test/sim/simulation.js";
+import { type FlagReader, flagReader } from "./cliFlags.js";
 
 const usage = `usage: node dist/scripts/simulate.js [options]
   --seeds N       run seeds from..from+N-1 (default 1000)
@@ -23,18 +24,7 @@ const usage = `usage: node dist/scripts/simulate.js [options]
                   that left for good
   --help`;
 
-function fail(message: string): never {
-  console.error(`${message}\n${usage}`);
-  process.exit(2);
-}
-
-function integerFlag(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text.trim())) fail(`--${name} must be a non-negative integer, got "${text}"`);
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min) fail(`--${name} must be an integer >= ${min}, got "${text}"`);
-  return value;
-}
+const flags: FlagReader = flagReader(usage);
 
 let values: ReturnType<typeof parse>;
 function parse() {
@@ -55,14 +45,14 @@ function parse() {
 try {
   values = parse();
 } catch (error) {
-  fail((error as Error).message);
+  flags.fail((error as Error).message);
 }
 if (values.help === true) {
   console.log(usage);
   process.exit(0);
 }
 const size = values.size ?? "large";
-if (size !== "small" && size !== "large") fail(`--size must be small or large, got "${size}"`);
+if (size !== "small" && size !== "large") flags.fail(`--size must be small or large, got "${size}"`);
 const options = {
   size,
   transitive: values.transitive === true,
@@ -71,7 +61,7 @@ const options = {
 } as const;
 
 if (values.seed !== undefined) {
-  const seed = integerFlag("seed", values.seed, 0, 0);
+  const seed = flags.integerFlag("seed", values.seed, 0, 0);
   const result = await runSeed(seed, options);
   const { events, operations, virtualMs } = result.stats;
   console.log(`seed ${seed}: ${result.ok ? "passed" : "FAILED"} (${operations} operations, ${events} events, ${virtualMs.toFixed(0)} virtual ms, fingerprint ${result.fingerprint.slice(0, 16)})`);
@@ -80,8 +70,8 @@ if (values.seed !== undefined) {
   process.exit(result.ok ? 0 : 1);
 }
 
-const count = integerFlag("seeds", values.seeds, 1000, 1);
-const from = integerFlag("from", values.from, 1, 0);
+const count = flags.integerFlag("seeds", values.seeds, 1000, 1);
+const from = flags.integerFlag("from", values.from, 1, 0);
 const startedMs = performance.now();
 const cpuStart = process.cpuUsage();
 let passed = 0;

@@ -3,21 +3,8 @@
 // status and body in the message; raw calls return the answer as it came.
 import { type HttpAnswer, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
 
-export interface ItemView {
-  stock: number;
-  price: number;
-}
-export interface UserView {
-  user_id: string;
-  credit: number;
-}
-export interface OrderView {
-  order_id: string;
-  paid: boolean;
-  items: [string, number][];
-  user_id: string;
-  total_cost: number;
-}
+export type { ItemView, OrderView, UserView } from "../../crdt/shopState.js";
+import type { ItemView, OrderView, UserView } from "../../crdt/shopState.js";
 
 export class ShopClient {
   constructor(readonly replica: ReplicaProcess) {}

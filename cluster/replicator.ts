@@ -135,6 +135,12 @@ export class Replicator {
     }));
   }
 
+  /** The current incarnation of `peerId` if its link is up. */
+  upPeerActor(peerId: PeerId): Actor | undefined {
+    const peer = this.peers.get(peerId);
+    return peer?.up === true ? peer.actor : undefined;
+  }
+
   upPeers(): { replicaId: PeerId; actor: Actor }[] {
     const up: { replicaId: PeerId; actor: Actor }[] = [];
     for (const [replicaId, peer] of this.peers) if (peer.up) up.push({ replicaId, actor: peer.actor });

@@ -146,7 +146,7 @@ export class Replica {
       peerDown: (peer) => replica.peerDown(peer),
       message: (peer, message) => {
         if (message.type === "rightsRequest" || message.type === "rightsGrant") {
-          const peerActor = replicator.upPeers().find((up) => up.replicaId === peer)?.actor;
+          const peerActor = replicator.upPeerActor(peer);
           if (peerActor !== undefined) broker.receive(peer, peerActor, message);
         } else if (message.type === "membership") {
           gossip.receive(peer, message);

@@ -248,12 +248,18 @@ export class Membership {
     if (bytes.byteLength > bytesPerSyncMessageMax) {
       throw new MembershipSyncError(peerId, `message of ${bytes.byteLength} bytes exceeds ${bytesPerSyncMessageMax}`);
     }
-    let chunks: Uint8Array[];
+    let decoded: ReturnType<typeof Automerge.decodeSyncMessage>;
     try {
-      chunks = Automerge.decodeSyncMessage(bytes).changes;
+      decoded = Automerge.decodeSyncMessage(bytes);
     } catch (error) {
       throw new MembershipSyncError(peerId, `not an Automerge sync message: ${(error as Error).message}`);
     }
+    // Automerge keeps the peer's Bloom filters in the sync state and trusts them: one
+    // with entries but no bits makes the next generateSyncMessage panic (a remainder by
+    // zero), and a huge probe count makes it spin. Refuse such filters here.
+    const bloomProblems = decoded.have.map((have) => bloomFilterProblem(have.bloom)).filter((problem) => problem !== null);
+    if (bloomProblems.length > 0) throw new MembershipSyncError(peerId, `invalid Bloom filter: ${bloomProblems[0]}`);
+    const chunks = decoded.changes;
     // Automerge drops a chunk that fails to decode without a word; refuse it instead,
     // so the caller learns of the bad peer (and closes the link) rather than stalling.
     const chunkProblems = chunks.map(changesProblem).filter((problem) => problem !== null);
@@ -468,6 +474,42 @@ function changesProblem(changes: Uint8Array): string | null {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/** The largest probe count accepted in a peer's Bloom filter; Automerge itself sends 7. */
+const bloomProbesMax = 64;
+
+/**
+ * Why a sync message's Bloom filter would trip Automerge, or null when it is sound.
+ * Wire format: uLEB128 entries, bits per entry, probes, then ceil(entries × bits / 8)
+ * bytes of bits; no bytes at all, or zero entries, is an empty filter.
+ */
+function bloomFilterProblem(bloom: Uint8Array): string | null {
+  if (bloom.byteLength === 0) return null; // an empty filter
+  const reader = { bytes: bloom, offset: 0 };
+  const entries = readUnsignedLeb128(reader);
+  if (entries === 0) return null;
+  const bitsPerEntry = readUnsignedLeb128(reader);
+  const probes = readUnsignedLeb128(reader);
+  if (entries === null || bitsPerEntry === null || probes === null) return "truncated header";
+  if (bitsPerEntry === 0) return `${entries} entries but no bits per entry`;
+  if (probes === 0 || probes > bloomProbesMax) return `${probes} probes, outside 1..${bloomProbesMax}`;
+  const bitBytes = Math.ceil((entries * bitsPerEntry) / 8);
+  if (bloom.byteLength - reader.offset !== bitBytes) return `${bloom.byteLength - reader.offset} bytes of bits, expected ${bitBytes}`;
+  return null;
+}
+
+/** A uLEB128 of at most 32 bits (as Automerge writes them), or null when malformed. */
+function readUnsignedLeb128(reader: { bytes: Uint8Array; offset: number }): number | null {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    const byte = reader.bytes[reader.offset];
+    if (byte === undefined) return null;
+    reader.offset += 1;
+    value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return value <= 0xffff_ffff ? value : null;
+  }
+  return null;
 }
 
 /** Why a document is outside the bounds a replica holds, or null when it is within them. */

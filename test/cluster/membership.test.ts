@@ -409,6 +409,24 @@ describe("A peer's bytes are bounded and validated", () => {
     );
   });
 
+  it.each([
+    ["entries but no bits per entry", [1, 0, 7]],
+    ["a probe count that would spin", [1, 10, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0]],
+  ])("refuses a Bloom filter with %s, and still syncs afterwards", (_, bloom) => {
+    const replicas = cluster(["r1", "r2"]);
+    const r1 = get(replicas, "r1");
+    const r2 = get(replicas, "r2");
+    reconnectAll(replicas);
+    const genuine = Automerge.decodeSyncMessage(r2.syncMessageFor("r1") ?? new Uint8Array());
+    const forged = Automerge.encodeSyncMessage({ ...genuine, have: [{ lastSync: [], bloom: Uint8Array.from(bloom) }] });
+    expect(() => r1.receiveSync("r2", forged)).toThrow(MembershipSyncError);
+    expect(() => r1.syncMessageFor("r2")).not.toThrow();
+    r2.announce(announcement("r2", 3));
+    reconnectAll(replicas);
+    syncUntilQuiet(replicas);
+    expectConverged(replicas);
+  });
+
   it("refuses oversized messages before reading them", () => {
     const replica = fresh("r1");
     expect(() => replica.receiveSync("r2", new Uint8Array(bytesPerSyncMessageMax + 1))).toThrow(/exceeds/);

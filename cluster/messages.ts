@@ -34,13 +34,19 @@ export type PeerMessage =
   /** What was handed over; the states carrying the transfers were sent before this. */
   | { readonly type: "rightsGrant"; readonly requestId: number; readonly granted: readonly Need[] }
   /** An Automerge sync message of the membership document. */
-  | { readonly type: "membership"; readonly sync: Uint8Array };
+  | { readonly type: "membership"; readonly sync: Uint8Array }
+  /**
+   * To a replica that leaves: the sender sees it draining (or, with `retired`,
+   * retired) and moves no more rights to it; every right it did move there is in
+   * its batches up to `upTo`.
+   */
+  | { readonly type: "drainSeen"; readonly upTo: number; readonly retired: boolean };
 
 export class ProtocolError extends Error {}
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
 
-const typeCodes = ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership"] as const;
+const typeCodes = ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership", "drainSeen"] as const;
 
 export function encodeMessage(message: PeerMessage): Uint8Array {
   const code = typeCodes.indexOf(message.type);
@@ -59,6 +65,8 @@ export function encodeMessage(message: PeerMessage): Uint8Array {
       return packr.pack([protocolVersion, code, message.requestId, message.granted.flat()]);
     case "membership":
       return packr.pack([protocolVersion, code, message.sync]);
+    case "drainSeen":
+      return packr.pack([protocolVersion, code, message.upTo, message.retired]);
   }
 }
 
@@ -91,7 +99,7 @@ function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
-  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" || type === "syncRequest" ? 4 : 3;
+  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" || type === "syncRequest" || type === "drainSeen" ? 4 : 3;
   if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
   switch (type) {
     case "states":
@@ -110,6 +118,9 @@ function readMessage(fields: unknown): PeerMessage {
     case "membership":
       if (!(fields[2] instanceof Uint8Array)) throw new ProtocolError("membership sync must be bytes");
       return { type, sync: fields[2] };
+    case "drainSeen":
+      if (typeof fields[3] !== "boolean") throw new ProtocolError("retired must be a boolean");
+      return { type, upTo: readCount(fields[2]), retired: fields[3] };
   }
 }
 

@@ -69,6 +69,8 @@ class PeerReplication {
   private caughtUpAtSeq = 0;
   lastSentSeq = 0;
   ackedSeq = 0;
+  /** The peer holds this replica's batches up to here durably (the cursor of its last syncRequest). */
+  heldUpTo = 0;
   /** Resolvers waiting for ackedSeq to reach a batch number, in increasing order. */
   readonly ackWaiters: { seq: number; done: () => void }[] = [];
   /** Cancels the next anti-entropy round with this peer. */
@@ -117,6 +119,20 @@ export class Replicator {
     const seq = this.deps.durableSeq();
     for (const key of keys) this.changedAt.set(key, seq);
     for (const [actor, cursor] of cursors) this.cursors.set(actor, cursor);
+  }
+
+  /**
+   * Up to which of this replica's batches `peerId` holds every state durably, as
+   * its last anti-entropy request said (0 if it is not up as incarnation `actor`).
+   */
+  heldUpTo(peerId: PeerId, actor: Actor): number {
+    const peer = this.peers.get(peerId);
+    return peer?.up === true && peer.actor === actor ? peer.heldUpTo : 0;
+  }
+
+  /** Up to which batch of `actor` every state it changed is merged here (0: none known). */
+  mergedUpTo(actor: Actor): number {
+    return this.cursors.get(actor) ?? 0;
   }
 
   encodeCursor(key: string): number | undefined {
@@ -228,6 +244,7 @@ export class Replicator {
         peer.acked(message.seq);
         break;
       case "syncRequest":
+        peer.heldUpTo = Math.max(peer.heldUpTo, message.cursor);
         void this.serveSync(peerId, message.cursor, message.mergedOnly);
         break;
       case "syncDone":

@@ -175,7 +175,12 @@ export class ShopState {
   createOrder(id: string, userId: string): Refusal | null {
     assert(!this.orders.has(id), `order ${id} is new`);
     if (!this.users.has(userId)) return notFound("user", userId);
-    this.orders.set(id, OrderState.create(generationZero, userId, this.actor));
+    const order = OrderState.create(generationZero, userId, this.actor);
+    // The token stays here, where the order's next steps likely come, unless this
+    // replica is leaving (it is not among spreadActors): then a peer takes it.
+    const holder = this.spreadActors.includes(this.actor) ? this.actor : this.spreadActors[0]!;
+    if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
+    this.orders.set(id, order);
     this.onChange(orderKey(id), "local");
     return null;
   }

@@ -10,6 +10,7 @@ import { pack, unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type Refusal, ShopState, type StateKey } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
+import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
 import type { Announcement, MemberView } from "../cluster/membership.js";
 import { MembershipGossip, membershipKey } from "../cluster/membershipGossip.js";
 import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
@@ -46,8 +47,12 @@ export interface ReplicaSettings {
 const resyncMsDefault = 1000;
 /** How often a replica that left hands on rights that reached it late. */
 const lateRightsSweepMs = 1000;
-/** Most passes over the keys a leaving replica makes to hand its rights over. */
+/** Most passes over the keys a leaving replica makes to hand its rights over, per round. */
 const leavePassesMax = 5;
+/** How long leave() waits for every other replica to confirm it moves no more rights here. */
+const leaveSettleWaitMsMax = 10_000;
+/** How often leave() looks again while it waits for those confirmations. */
+const leaveSettlePollMs = 50;
 /** Keys handed over per durable, acked step while leaving. */
 const keysPerHandOverStepMax = 2000;
 
@@ -55,6 +60,14 @@ export interface LeaveReport {
   readonly keysHandedOver: number;
   /** Keys whose rights came back while leaving (more than `leavePassesMax` passes): still here. */
   readonly keysStillHeld: number;
+  /**
+   * Replicas that did not confirm in time (unreachable ones, typically). While
+   * draining: that they move no more rights here; until they do, rights could
+   * still arrive, so the replica stays draining. Once retired: that they see it
+   * retired; until they do, keep it running (they would wait for it when they
+   * leave themselves). Either way, ask it to leave again once they are back.
+   */
+  readonly waitingFor: string[];
   readonly state: "retired" | "draining";
 }
 
@@ -67,8 +80,14 @@ export interface ReplicaStatus {
 }
 
 export class Replica {
-  /** Set once this replica is asked to leave the cluster for good. */
+  /** This replica is draining or retired in its own view: it gathers no rights. */
   private leaving = false;
+  /**
+   * Set from the last hand-over of a leave on: writes are refused, so none can put
+   * rights here, or change a state, after what the peers were shown to hold.
+   */
+  private closing = false;
+  private leaveUnderway: Promise<LeaveReport | Refusal> | undefined;
   private cancelSweep: () => void = () => {};
 
   private constructor(
@@ -79,6 +98,7 @@ export class Replica {
     private readonly replicator: Replicator,
     private readonly broker: RightsBroker,
     private readonly gossip: MembershipGossip,
+    private readonly drainHandshake: DrainHandshake,
     private readonly transport: Transport,
     private readonly options: ReplicaOptions,
     private readonly clock: Clock,
@@ -138,9 +158,12 @@ export class Replica {
       clock,
       durable,
       upPeers: () => replicator.upPeers(),
+      mayReceiveRights: (peerId) => (gossip.membership.member(peerId)?.state ?? "active") === "active",
       retryPauseMs: 5,
     });
-    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, transport, options, clock);
+    const drainHandshake = new DrainHandshake({ transport, durable, mergedUpTo: (peerActor) => replicator.mergedUpTo(peerActor) });
+    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock);
+    replica.membershipChanged();
     await transport.start({
       peerUp: (peer, peerActor) => replica.peerUp(peer, peerActor),
       peerDown: (peer) => replica.peerDown(peer),
@@ -148,9 +171,12 @@ export class Replica {
         if (message.type === "rightsRequest" || message.type === "rightsGrant") {
           const peerActor = replicator.upPeerActor(peer);
           if (peerActor !== undefined) broker.receive(peer, peerActor, message);
+        } else if (message.type === "drainSeen") {
+          const peerActor = replicator.upPeerActor(peer);
+          if (peerActor !== undefined) drainHandshake.receive(peer, peerActor, message);
         } else if (message.type === "membership") {
           gossip.receive(peer, message);
-          replica.updateSpread();
+          replica.membershipChanged();
         } else {
           replicator.receive(peer, message);
         }
@@ -162,26 +188,88 @@ export class Replica {
   /**
    * Leave the cluster for good: mark this replica draining (peers stop handing it
    * new rights), hand every right and order token it holds to the active peers it
-   * can reach, durably and acked, then mark it retired. Safe to stop afterwards.
+   * can reach, durably and acked. Then wait until every other replica has confirmed
+   * that it moves no more rights here and all it moved is merged (DrainHandshake),
+   * hand over what came in meanwhile, and mark this replica retired. Safe to stop
+   * afterwards. If some replica does not confirm in time, it stays draining.
    */
-  async leave(): Promise<LeaveReport | Refusal> {
+  leave(): Promise<LeaveReport | Refusal> {
+    // One leave at a time: a second request shares the answer of the first.
+    this.leaveUnderway ??= this.leaveOnce().finally(() => (this.leaveUnderway = undefined));
+    return this.leaveUnderway;
+  }
+
+  private async leaveOnce(): Promise<LeaveReport | Refusal> {
+    if (this.gossip.membership.member(this.identity.replicaId)?.state === "retired") {
+      const waitingFor = await this.waitForWriters(this.clock.now() + leaveSettleWaitMsMax, (writers) => this.drainHandshake.unawareOfRetirement(writers));
+      return { keysHandedOver: 0, keysStillHeld: [...this.shop.keysWithRights()].length, waitingFor, state: "retired" };
+    }
     if (this.activePeerActors().length === 0) {
       return { reason: "rights-elsewhere", message: "no active peer is reachable to take this replica's rights: not leaving" };
     }
     this.gossip.setState(this.identity.replicaId, "draining");
-    this.leaving = true;
-    this.updateSpread();
+    this.membershipChanged();
+    const deadline = this.clock.now() + leaveSettleWaitMsMax;
+    let keysHandedOver = await this.handOverPasses();
+    let waitingFor = await this.waitForWriters(deadline, (writers) => this.drainHandshake.unsettled(writers));
+    this.closing = true;
+    keysHandedOver += await this.handOverPasses();
+    // Its data may be deleted once it retired: every other replica must hold all of it durably.
+    const lastSeq = await this.commit.durable();
+    if (waitingFor.length === 0) {
+      waitingFor = await this.waitForWriters(deadline, (writers) =>
+        writers.filter((writer) => this.replicator.heldUpTo(writer.replicaId, writer.actor) < lastSeq).map((writer) => writer.replicaId),
+      );
+    }
+    const keysStillHeld = [...this.shop.keysWithRights()].length;
+    const state = keysStillHeld === 0 && waitingFor.length === 0 ? "retired" : "draining";
+    if (state === "retired") {
+      this.gossip.setState(this.identity.replicaId, "retired");
+      this.membershipChanged();
+      // Peers must learn it, or they would wait for this replica at their own leave.
+      waitingFor = await this.waitForWriters(this.clock.now() + leaveSettleWaitMsMax, (writers) => this.drainHandshake.unawareOfRetirement(writers));
+    } else {
+      this.closing = false; // still a member: it serves writes again (they spread to peers)
+    }
+    await this.replicator.replicated(await this.commit.durable());
+    this.sweepLateRights();
+    return { keysHandedOver, keysStillHeld, waitingFor, state };
+  }
+
+  /** Hand-over passes until one moves nothing (at most `leavePassesMax`). */
+  private async handOverPasses(): Promise<number> {
     let keysHandedOver = 0;
     for (let pass = 0; pass < leavePassesMax; pass++) {
       const moved = await this.handOverPass();
       keysHandedOver += moved;
       if (moved === 0) break;
     }
-    const keysStillHeld = [...this.shop.keysWithRights()].length;
-    if (keysStillHeld === 0) this.gossip.setState(this.identity.replicaId, "retired");
-    await this.replicator.replicated(await this.commit.durable());
-    this.sweepLateRights();
-    return { keysHandedOver, keysStillHeld, state: keysStillHeld === 0 ? "retired" : "draining" };
+    return keysHandedOver;
+  }
+
+  /**
+   * Wait until `unsettled` finds none of the other replicas that could still move
+   * rights here, or until `deadline`; returns those still unsettled then.
+   */
+  private async waitForWriters(deadline: number, unsettled: (writers: readonly Writer[]) => string[]): Promise<string[]> {
+    for (;;) {
+      const waitingFor = unsettled(this.writers());
+      if (waitingFor.length === 0 || this.clock.now() >= deadline) return waitingFor;
+      await new Promise<void>((resolve) => this.clock.after(leaveSettlePollMs, resolve));
+    }
+  }
+
+  /**
+   * Every replica that could still move rights here: each member not retired, and
+   * each up peer whatever its state (a retired one may still be handing on late rights).
+   */
+  private writers(): Writer[] {
+    const writers = new Map<string, Writer>();
+    for (const member of this.gossip.view()) {
+      if (member.replicaId !== this.identity.replicaId && member.state !== "retired") writers.set(member.replicaId, member);
+    }
+    for (const peer of this.replicator.upPeers()) writers.set(peer.replicaId, peer);
+    return [...writers.values()];
   }
 
   /**
@@ -248,6 +336,9 @@ export class Replica {
    * elsewhere; resolve once the change is durable and acked by the up peers.
    */
   async mutate(change: (shop: ShopState) => Refusal | null): Promise<Refusal | null> {
+    if (this.closing) {
+      return { reason: "rights-elsewhere", message: "this replica is leaving the cluster and takes no more writes: send them to another replica" };
+    }
     let deadline: number | undefined;
     for (;;) {
       const refusal = change(this.shop);
@@ -294,24 +385,32 @@ export class Replica {
   private peerUp(peer: PeerId, actor: Actor): void {
     this.replicator.peerUp(peer, actor);
     this.gossip.peerUp(peer);
-    this.updateSpread();
+    this.membershipChanged();
   }
 
   private peerDown(peer: PeerId): void {
     this.replicator.peerDown(peer);
     this.broker.peerDown(peer);
     this.gossip.peerDown(peer);
-    this.updateSpread();
+    this.drainHandshake.peerDown(peer);
+    this.membershipChanged();
   }
 
   /**
-   * New rights are spread over this replica (unless it is leaving) and the active
-   * peers it can reach, in id order.
+   * The members or the links may have changed. New rights are spread over this
+   * replica (unless it is leaving) and the active peers it can reach, in id order;
+   * up peers that leave are told that this replica sees it (DrainHandshake).
    */
-  private updateSpread(): void {
+  private membershipChanged(): void {
+    const members = this.gossip.view();
+    const stateOf = new Map(members.map((member) => [member.replicaId, member.state]));
+    const ownState = stateOf.get(this.identity.replicaId) ?? "active";
+    this.leaving = ownState !== "active";
+    if (ownState === "retired") this.closing = true;
     const peers = this.activePeerActors();
-    const leaving = this.gossip.view().some((member) => member.replicaId === this.identity.replicaId && member.state !== "active");
-    this.shop.spreadActors = leaving && peers.length > 0 ? peers : [this.shop.actor, ...peers];
+    this.shop.spreadActors = this.leaving && peers.length > 0 ? peers : [this.shop.actor, ...peers];
+    const leavingPeers = this.replicator.upPeers().filter((peer) => (stateOf.get(peer.replicaId) ?? "active") !== "active");
+    this.drainHandshake.tellLeaving(leavingPeers.map((peer) => ({ replicaId: peer.replicaId, retired: stateOf.get(peer.replicaId) === "retired" })));
   }
 }
 

@@ -1,12 +1,13 @@
 // Deterministic simulation of whole clusters (test/sim/): many seeds for a nightly
 // run, or one seed to replay a failure.
 //
-//   node dist/scripts/simulate.js [--seeds 10000] [--from 1] [--size large] [--transitive] [--strict]
-//   node dist/scripts/simulate.js --seed N [--size small] [--transitive] [--strict]
+//   node dist/scripts/simulate.js [--seeds 10000] [--from 1] [--size large] [--transitive] [--strict] [--weights leave=20]
+//   node dist/scripts/simulate.js --seed N [--size small] [--transitive] [--strict] [--weights leave=20]
 //
 // Prints each failing seed's report and, last, `N passed, N failed`. Exit code 0
 // only if every seed passed; 2 on bad flags.
 import { parseArgs } from "node:util";
+import { defaultFaultWeights } from "../test/sim/nemesis.js";
 import { runSeed } from "../test/sim/simulation.js";
 import { type FlagReader, flagReader } from "./cliFlags.js";
 
@@ -22,6 +23,8 @@ const usage = `usage: node dist/scripts/simulate.js [options]
                   "gap", replicas that differ after heal and quiet time until
                   every link reconnects; "stranded", rights held by a replica
                   that left for good
+  --weights K=N,… fault weights instead of the defaults, e.g. leave=20 or crash=0,wipe=0
+                  (kinds: ${Object.keys(defaultFaultWeights).join(", ")})
   --help`;
 
 const flags: FlagReader = flagReader(usage);
@@ -37,6 +40,7 @@ function parse() {
       gossip: { type: "boolean" },
       size: { type: "string" },
       strict: { type: "boolean" },
+      weights: { type: "string" },
       help: { type: "boolean" },
     },
     strict: true,
@@ -58,7 +62,19 @@ const options = {
   transitive: values.transitive === true,
   strict: values.strict === true,
   ...(values.gossip === true ? { gossip: true } : {}),
+  ...(values.weights !== undefined ? { faultWeights: faultWeightsFlag(values.weights) } : {}),
 } as const;
+
+/** "leave=20,crash=0" → { leave: 20, crash: 0 }, each kind known and each weight an integer >= 0. */
+function faultWeightsFlag(text: string): Record<string, number> {
+  const weights: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [kind = "", weight] = part.split("=");
+    if (!(kind in defaultFaultWeights)) flags.fail(`--weights: unknown fault kind "${kind}"`);
+    weights[kind] = flags.integerFlag(`weights ${kind}`, weight ?? "", 0, 0);
+  }
+  return weights;
+}
 
 if (values.seed !== undefined) {
   const seed = flags.integerFlag("seed", values.seed, 0, 0);
@@ -77,10 +93,12 @@ const cpuStart = process.cpuUsage();
 let passed = 0;
 let failed = 0;
 let events = 0;
+const leaveOutcomes = new Map<string, number>();
 const knownSeeds = new Map<string, number[]>();
 for (let seed = from; seed < from + count; seed++) {
   const result = await runSeed(seed, options);
   events += result.stats.events;
+  for (const outcome of result.stats.leaves) leaveOutcomes.set(outcome, (leaveOutcomes.get(outcome) ?? 0) + 1);
   for (const issue of result.known) {
     const kind = issue.slice(0, issue.indexOf(":"));
     knownSeeds.set(kind, [...(knownSeeds.get(kind) ?? []), seed]);
@@ -102,6 +120,7 @@ const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 console.log(
   `seeds ${from}..${from + count - 1}: ${events} events in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s of CPU), ${(count / seconds).toFixed(1)} seeds/s, ${((1000 * cpuSeconds) / count).toFixed(1)} ms of CPU per seed`,
 );
+if (leaveOutcomes.size > 0) console.log(`leaves: ${[...leaveOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
 for (const [kind, seeds] of knownSeeds) {
   console.log(`known issue "${kind}" in ${seeds.length} seeds (--strict fails them): ${seeds.slice(0, 20).join(" ")}${seeds.length > 20 ? " …" : ""}`);
 }

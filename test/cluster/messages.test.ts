@@ -12,6 +12,7 @@ const samples: PeerMessage[] = [
   { type: "rightsRequest", requestId: 3, needs: [["u:5", 10], ["o:x", 1]] },
   { type: "rightsGrant", requestId: 3, granted: [["u:5", 12]] },
   { type: "membership", sync: Buffer.from([9, 9]) },
+  { type: "drainSeen", upTo: 41, retired: true },
 ];
 
 describe("peer messages", () => {

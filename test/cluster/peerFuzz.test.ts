@@ -548,6 +548,7 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
       message: fc.oneof(
         countArb.map((seq): PeerMessage => ({ type: "ack", seq })),
         countArb.map((upTo): PeerMessage => ({ type: "syncDone", upTo })),
+        fc.tuple(countArb, fc.boolean()).map(([upTo, retired]): PeerMessage => ({ type: "drainSeen", upTo, retired })),
         countArb.map((cursor): PeerMessage => ({ type: "syncRequest", cursor, mergedOnly: false })),
         fc.tuple(countArb, countArb).map(([requestId, amount]): PeerMessage => ({ type: "rightsGrant", requestId, granted: [["i:nothing", amount]] })),
         fc.uint8Array({ maxLength: 300 }).map((sync): PeerMessage => ({ type: "membership", sync })),

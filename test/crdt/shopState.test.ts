@@ -218,6 +218,35 @@ describe("ShopState checkout", () => {
   });
 });
 
+describe("ShopState: where new rights go (spreadActors)", () => {
+  it("splits new stock over this replica and its peers; a new order's token stays here", () => {
+    const { shop } = makeShop("r1");
+    shop.spreadActors = ["r1", "r2", "r3"];
+    shop.createItem("A", 1);
+    expect(shop.addStock("A", 9)).toBeNull();
+    expect(["r1", "r2", "r3"].map((actor) => shop.items.get("A")!.stock.rights(actor))).toEqual([3, 3, 3]);
+    shop.createUser("U");
+    expect(shop.createOrder("O", "U")).toBeNull();
+    expect(shop.orders.get("O")!.token.rights("r1")).toBe(1);
+  });
+
+  it("a leaving replica (not among spreadActors) keeps no new rights: stock, credit and a new order's token go to peers", () => {
+    const { shop } = makeShop("r1");
+    shop.spreadActors = ["r2", "r3"];
+    shop.createItem("A", 1);
+    expect(shop.addStock("A", 9)).toBeNull();
+    shop.createUser("U");
+    expect(shop.addFunds("U", 4)).toBeNull();
+    expect(shop.createOrder("O", "U")).toBeNull();
+    expect(shop.items.get("A")!.stock.rights("r1")).toBe(0);
+    expect(shop.users.get("U")!.credit.rights("r1")).toBe(0);
+    expect(shop.orders.get("O")!.token.rights("r1")).toBe(0);
+    expect(shop.orders.get("O")!.token.rights("r2")).toBe(1);
+    expect(stock(shop, "A")).toBe(9);
+    expect(credit(shop, "U")).toBe(4);
+  });
+});
+
 describe("ShopState addItem", () => {
   it("appends a line, adds its cost, bumps the version and reports the order only", () => {
     const { shop, changes } = stockedShop();

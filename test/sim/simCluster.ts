@@ -229,6 +229,8 @@ function describeMessage(message: PeerMessage): string {
       return `rightsGrant #${message.requestId} ${message.granted.map(([key, amount]) => `${key}:${amount}`).join(" ")}`;
     case "membership":
       return "membership";
+    case "drainSeen":
+      return `drainSeen${message.retired ? " (retired)" : ""} up to ${message.upTo}`;
   }
 }
 

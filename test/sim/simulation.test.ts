@@ -1,7 +1,7 @@
-// The deterministic simulation itself: a seed replays exactly, and two scripted
-// scenarios pin down the known gap (DESIGN.md, Replication: live replication sends
-// a replica's own changes; merged ones travel only by anti-entropy on (re)connect).
-// G3 and G6 are what the gap bends; the seed sweeps (seeds*.test.ts) check G1-G6.
+// The deterministic simulation itself: a seed replays exactly; scripted scenarios
+// pin down the relay gap (merged states must travel on by anti-entropy, G3 and
+// G6) and the drain handshake (a replica that leaves strands nothing); the seed
+// sweeps (seeds*.test.ts) check G1-G6.
 import { describe, expect, it } from "vitest";
 import type { Replica } from "../../node/replica.js";
 import type { Op, ReadValue } from "./history.js";
@@ -113,12 +113,9 @@ describe("deterministic simulation", () => {
     expect(await scenario.stock("r3", "x")).toBe(5);
   });
 
-  // Known bug (drain, Replica.leave): leave() declares the replica retired once it
-  // holds nothing, but peers that have not yet heard that it drains still spread
-  // new rights to it (and its own operations still gather rights from peers), so
-  // rights that arrive after its last hand-over are stranded when it stops. Once
-  // fixed, this test fails: make it a plain `it`.
-  it.fails("drain: rights spread to a leaving replica before its peers hear of it are not stranded", async () => {
+  // Peers that have not yet heard that r3 drains still spread new rights to it;
+  // leave() waits until each has confirmed it stopped and its moves are merged.
+  it("drain: rights spread to a leaving replica before its peers hear of it are not stranded", async () => {
     const scenario = new Scenario(true);
     await scenario.start();
     expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
@@ -132,6 +129,29 @@ describe("deterministic simulation", () => {
     await scenario.wait(2000);
     const stranded = scenario.replica("r1").shop.items.get("x")!.stock.rights(leaving.shop.actor);
     expect(stranded).toBe(0);
+  });
+
+  it("drain: a replica that cannot hear from one peer stays draining, names it, and retires when asked again once it is back", async () => {
+    const scenario = new Scenario(true);
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 9 })).toBe("ok");
+    scenario.cluster.network.setCuts([["r2", "r3"]]);
+    await scenario.wait(1000);
+    const leaving = scenario.replica("r3");
+    const leave = async () => {
+      let report: Awaited<ReturnType<Replica["leave"]>> | undefined;
+      void leaving.leave().then((answer) => (report = answer));
+      while (report === undefined) await scenario.wait(10);
+      return report;
+    };
+    expect(await leave()).toMatchObject({ keysStillHeld: 0, waitingFor: ["r2"], state: "draining" });
+    scenario.cluster.network.setCuts([]);
+    await scenario.wait(2000);
+    expect(await leave()).toMatchObject({ keysStillHeld: 0, waitingFor: [], state: "retired" });
+    scenario.cluster.stop(scenario.cluster.slot("r3"));
+    expect(scenario.replica("r1").shop.items.get("x")!.stock.rights(leaving.shop.actor)).toBe(0);
+    expect(await scenario.run("r2", { f: "subtractStock", item: "x", amount: 9 })).toBe("ok");
   });
 
   it("the checkers see the bridge gap when reads must see everything while every replica reaches every other over some path", async () => {

@@ -76,7 +76,14 @@ export interface SeedResult {
   readonly fingerprint: string;
   /** Known issues the run showed ("gap: …", "stranded: …"); failures only with `strict`. */
   readonly known: readonly string[];
-  readonly stats: { readonly events: number; readonly operations: number; readonly virtualMs: number; readonly framesDelivered: number };
+  readonly stats: {
+    readonly events: number;
+    readonly operations: number;
+    readonly virtualMs: number;
+    readonly framesDelivered: number;
+    /** How each Replica.leave of the run ended: "retired", "draining" or a refusal's reason. */
+    readonly leaves: readonly string[];
+  };
 }
 
 /** Beyond the rights and ack waits, what an answer may take: flushes and a few frames. */
@@ -171,6 +178,7 @@ export async function runSeed(seed: number, options: SimulationOptions = {}): Pr
       operations: run.history.invocations.length,
       virtualMs: run.scheduler.now,
       framesDelivered: run.cluster.network.framesDelivered,
+      leaves: run.leaves,
     },
   };
 }
@@ -202,6 +210,7 @@ class Run {
   private stopped = false;
   private phase = "chaos";
   readonly known: string[] = [];
+  readonly leaves: string[] = [];
   private networkVersion = -1;
   private connected = false;
   private readonly slowLinks = new Set<Fault>();
@@ -374,6 +383,7 @@ class Run {
       (report) => {
         if (!life.alive) return;
         log(`leave: ${JSON.stringify(report)}`);
+        this.leaves.push("state" in report ? report.state : report.reason);
         if (!("state" in report) || report.state !== "retired") return;
         this.retired.set(slot.replicaId, replica.shop.actor);
         this.cluster.network.retire(slot.replicaId);
@@ -545,7 +555,9 @@ function replayFlags(options: SimulationOptions): string {
   if (options.transitive === true) flags.push(" --transitive");
   if (options.strict === true) flags.push(" --strict");
   if (options.gossip === true) flags.push(" --gossip");
-  if (options.faultWeights !== undefined) flags.push(` (fault weights ${JSON.stringify(options.faultWeights)})`);
+  if (options.faultWeights !== undefined) {
+    flags.push(` --weights ${Object.entries(options.faultWeights).map(([kind, weight]) => `${kind}=${weight}`).join(",")}`);
+  }
   return flags.join("");
 }
 

@@ -22,7 +22,7 @@ describe("a replica that leaves", () => {
 
     const answer = await cluster.member(2).post("/cluster/leave");
     expect(answer.status).toBe(200);
-    expect(jsonOf(answer)).toMatchObject({ keysStillHeld: 0, state: "retired" });
+    expect(jsonOf(answer)).toMatchObject({ keysStillHeld: 0, waitingFor: [], state: "retired" });
     expect((jsonOf(answer) as { keysHandedOver: number }).keysHandedOver).toBeGreaterThan(60);
     await waitFor(async () => {
       const view = await clusterView(cluster.member(0));

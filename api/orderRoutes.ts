@@ -32,15 +32,15 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
     app.post<{ Params: { n: string; n_items: string; n_users: string; item_price: string } }>(
       "/batch_init/:n/:n_items/:n_users/:item_price",
       { schema: { params: paramsSchema([], ["n", "n_items", "n_users", "item_price"]) } },
-      async (request) => {
+      async (request, reply) => {
         const count = readBatchSize("n", request.params.n);
         const itemCount = readAmount("n_items", request.params.n_items);
         const userCount = readAmount("n_users", request.params.n_users);
         const price = readAmount("item_price", request.params.item_price);
         if (count > 0 && (itemCount === 0 || userCount === 0)) throw new BadInput("n_items and n_users must be at least 1");
         if (!Number.isSafeInteger(2 * price)) throw new BadInput(`an order's total cost 2 * item_price must be at most ${Number.MAX_SAFE_INTEGER}`);
-        await replica.mutate((shop) => (shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), null));
-        return { msg: `Batch init for ${count} orders successful` };
+        const refusal = await replica.mutate((shop) => (shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), null));
+        return refusal === null ? { msg: `Batch init for ${count} orders successful` } : sendRefusal(reply, refusal);
       },
     );
 

@@ -13,20 +13,20 @@ const userViewSchema = {
 
 export function paymentRoutes(replica: Replica): FastifyPluginCallback {
   return (app, _options, done) => {
-    app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async () => {
+    app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async (_request, reply) => {
       const userId = randomUUID();
-      await replica.mutate((shop) => (shop.createUser(userId), null));
-      return { user_id: userId };
+      const refusal = await replica.mutate((shop) => (shop.createUser(userId), null));
+      return refusal === null ? { user_id: userId } : sendRefusal(reply, refusal);
     });
 
     app.post<{ Params: { n: string; starting_money: string } }>(
       "/batch_init/:n/:starting_money",
       { schema: { params: paramsSchema([], ["n", "starting_money"]) } },
-      async (request) => {
+      async (request, reply) => {
         const count = readBatchSize("n", request.params.n);
         const startingMoney = readAmount("starting_money", request.params.starting_money);
-        await replica.mutate((shop) => (shop.batchInitUsers(count, startingMoney, Date.now()), null));
-        return { msg: `Batch init for ${count} users successful` };
+        const refusal = await replica.mutate((shop) => (shop.batchInitUsers(count, startingMoney, Date.now()), null));
+        return refusal === null ? { msg: `Batch init for ${count} users successful` } : sendRefusal(reply, refusal);
       },
     );
 

@@ -16,23 +16,23 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
     app.post<{ Params: { price: string } }>(
       "/item/create/:price",
       { schema: { params: paramsSchema([], ["price"]), response: { 200: idReplySchema("item_id") } } },
-      async (request) => {
+      async (request, reply) => {
         const price = readAmount("price", request.params.price);
         const itemId = randomUUID();
-        await replica.mutate((shop) => (shop.createItem(itemId, price), null));
-        return { item_id: itemId };
+        const refusal = await replica.mutate((shop) => (shop.createItem(itemId, price), null));
+        return refusal === null ? { item_id: itemId } : sendRefusal(reply, refusal);
       },
     );
 
     app.post<{ Params: { n: string; starting_stock: string; item_price: string } }>(
       "/batch_init/:n/:starting_stock/:item_price",
       { schema: { params: paramsSchema([], ["n", "starting_stock", "item_price"]) } },
-      async (request) => {
+      async (request, reply) => {
         const count = readBatchSize("n", request.params.n);
         const startingStock = readAmount("starting_stock", request.params.starting_stock);
         const price = readAmount("item_price", request.params.item_price);
-        await replica.mutate((shop) => (shop.batchInitItems(count, startingStock, price, Date.now()), null));
-        return { msg: `Batch init for ${count} items successful` };
+        const refusal = await replica.mutate((shop) => (shop.batchInitItems(count, startingStock, price, Date.now()), null));
+        return refusal === null ? { msg: `Batch init for ${count} items successful` } : sendRefusal(reply, refusal);
       },
     );
 

@@ -28,6 +28,13 @@ describe("a replica that leaves", () => {
       const view = await clusterView(cluster.member(0));
       return view.members.find((member) => member.replicaId === "r3")?.state === "retired" ? view : undefined;
     });
+    // Retired, it still serves reads and refuses every write, creates included.
+    expect(await leaving.item(item)).toEqual({ stock: 100, price: 2 });
+    for (const write of ["/payment/create_user", "/stock/item/create/1", `/stock/add/${item}/1`, "/stock/batch_init/1/1/1", `/orders/create/${user}`]) {
+      const refused = await cluster.member(2).post(write);
+      expect([write, refused.status]).toEqual([write, 409]);
+    }
+    expect((await cluster.member(2).post("/cluster/leave")).status).toBe(200);
     await cluster.member(2).kill();
 
     // Everything is spendable at the two that stay, split between them.

@@ -38,11 +38,18 @@ export interface LeavingPeer {
   readonly retired: boolean;
 }
 
+/** A peer's last drainSeen, with the incarnation that sent it. */
+interface DrainSeen {
+  readonly actor: Actor;
+  readonly upTo: number;
+  readonly retired: boolean;
+}
+
 export class DrainHandshake {
   /** Leaving peers told on their current link that this replica sees them leave (true: retired). */
   private readonly told = new Map<PeerId, boolean>();
   /** Per peer: the incarnation that last sent drainSeen, and what it said. */
-  private readonly seenBy = new Map<PeerId, { readonly actor: Actor; readonly upTo: number; readonly retired: boolean }>();
+  private readonly seenBy = new Map<PeerId, DrainSeen>();
 
   constructor(private readonly deps: DrainHandshakeDeps) {}
 
@@ -71,20 +78,20 @@ export class DrainHandshake {
 
   /** The writers that may still move rights here, or whose moves are not all merged yet. */
   unsettled(writers: readonly Writer[]): PeerId[] {
-    return writers
-      .filter((writer) => {
-        const seen = this.seenBy.get(writer.replicaId);
-        return seen === undefined || seen.actor !== writer.actor || this.deps.mergedUpTo(writer.actor) < seen.upTo;
-      })
-      .map((writer) => writer.replicaId);
+    return this.unconfirmed(writers, (seen) => this.deps.mergedUpTo(seen.actor) >= seen.upTo);
   }
 
   /** The writers that have not yet said they see this replica retired. */
   unawareOfRetirement(writers: readonly Writer[]): PeerId[] {
+    return this.unconfirmed(writers, (seen) => seen.retired);
+  }
+
+  /** The writers whose current incarnation has sent no drainSeen that `confirms`. */
+  private unconfirmed(writers: readonly Writer[], confirms: (seen: DrainSeen) => boolean): PeerId[] {
     return writers
       .filter((writer) => {
         const seen = this.seenBy.get(writer.replicaId);
-        return seen === undefined || seen.actor !== writer.actor || !seen.retired;
+        return seen === undefined || seen.actor !== writer.actor || !confirms(seen);
       })
       .map((writer) => writer.replicaId);
   }

@@ -637,10 +637,9 @@ function httpOptions(timing: WsTransportTiming): HttpServerOptions {
   };
 }
 
-function serverOptions(timing: WsTransportTiming): ServerOptions & WsExtraOptions {
+/** What both ends of a link set alike: frame bounds, no compression, pongs, closing. */
+function linkOptions(timing: WsTransportTiming) {
   return {
-    noServer: true,
-    clientTracking: false,
     perMessageDeflate: false,
     maxPayload: bytesPerFrameMax,
     maxBufferedChunks: chunksBufferedMax,
@@ -650,24 +649,20 @@ function serverOptions(timing: WsTransportTiming): ServerOptions & WsExtraOption
     allowSynchronousEvents: true,
     closeTimeout: timing.closeTimeoutMs,
     maxPendingAutoPongs: autoPongsPendingMax,
-  };
+  } as const;
+}
+
+function serverOptions(timing: WsTransportTiming): ServerOptions & WsExtraOptions {
+  return { ...linkOptions(timing), noServer: true, clientTracking: false };
 }
 
 function clientOptions(timing: WsTransportTiming): ClientOptions & WsExtraOptions {
   return {
+    ...linkOptions(timing),
     protocolVersion: 13,
-    perMessageDeflate: false,
-    maxPayload: bytesPerFrameMax,
-    maxBufferedChunks: chunksBufferedMax,
-    maxFragments: fragmentsPerMessageMax,
-    skipUTF8Validation: false,
-    autoPong: true,
-    allowSynchronousEvents: true,
     followRedirects: false,
     maxRedirects: 0,
     handshakeTimeout: timing.handshakeTimeoutMs,
     headers: {},
-    closeTimeout: timing.closeTimeoutMs,
-    maxPendingAutoPongs: autoPongsPendingMax,
   };
 }

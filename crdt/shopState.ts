@@ -175,12 +175,9 @@ export class ShopState {
   createOrder(id: string, userId: string): Refusal | null {
     assert(!this.orders.has(id), `order ${id} is new`);
     if (!this.users.has(userId)) return notFound("user", userId);
-    const order = OrderState.create(generationZero, userId, this.actor);
-    // The token stays here, where the order's next steps likely come, unless this
-    // replica is leaving (it is not among spreadActors): then a peer takes it.
-    const holder = this.spreadActors.includes(this.actor) ? this.actor : this.spreadActors[0]!;
-    if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
-    this.orders.set(id, order);
+    // Rotation 0: the token stays here, where the order's next steps likely come,
+    // unless this replica is leaving (then spreadActors starts with a peer).
+    this.orders.set(id, this.newOrder(generationZero, userId, 0));
     this.onChange(orderKey(id), "local");
     return null;
   }
@@ -196,9 +193,7 @@ export class ShopState {
   ): void {
     const generation = this.nextGeneration(wallClockMs);
     for (let index = 0; index < count; index++) {
-      const order = OrderState.create(generation, String(randomIndex(userCount)), this.actor);
-      const holder = this.spreadActors[index % this.spreadActors.length]!;
-      if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
+      const order = this.newOrder(generation, String(randomIndex(userCount)), index);
       order.lines = [[String(randomIndex(itemCount)), 1], [String(randomIndex(itemCount)), 1]];
       order.totalCost = 2 * itemPrice;
       this.orders.set(String(index), order);
@@ -294,6 +289,14 @@ export class ShopState {
     const value = counter.value();
     if (value < amount) short.push(`${what} (needs ${amount}, has ${value})`);
     else missing.push([key, amount - rights]);
+  }
+
+  /** A new order whose token goes to `spreadActors[rotation]` (cyclically), like new rights. */
+  private newOrder(generation: Generation, userId: string, rotation: number): OrderState {
+    const order = OrderState.create(generation, userId, this.actor);
+    const holder = this.spreadActors[rotation % this.spreadActors.length]!;
+    if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
+    return order;
   }
 
   /**

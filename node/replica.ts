@@ -308,8 +308,8 @@ export class Replica {
     return moved;
   }
 
-  private activePeerActors(): Actor[] {
-    const active = new Set(this.gossip.view().filter((member) => member.state === "active").map((member) => member.replicaId));
+  private activePeerActors(members: readonly MemberView[] = this.gossip.view()): Actor[] {
+    const active = new Set(members.filter((member) => member.state === "active").map((member) => member.replicaId));
     return this.replicator
       .upPeers()
       .filter((peer) => active.has(peer.replicaId))
@@ -407,7 +407,7 @@ export class Replica {
     const ownState = stateOf.get(this.identity.replicaId) ?? "active";
     this.leaving = ownState !== "active";
     if (ownState === "retired") this.closing = true;
-    const peers = this.activePeerActors();
+    const peers = this.activePeerActors(members);
     this.shop.spreadActors = this.leaving && peers.length > 0 ? peers : [this.shop.actor, ...peers];
     const leavingPeers = this.replicator.upPeers().filter((peer) => (stateOf.get(peer.replicaId) ?? "active") !== "active");
     this.drainHandshake.tellLeaving(leavingPeers.map((peer) => ({ replicaId: peer.replicaId, retired: stateOf.get(peer.replicaId) === "retired" })));

@@ -149,6 +149,16 @@ async function withLegitimateClients<T>(count: number, body: () => Promise<T>): 
   }
 }
 
+/** A replica stores only states it would accept again: r2 restarts, loads them all, and still matches the model. */
+async function restartSecondAndCheck(): Promise<void> {
+  const restarted = cluster.members[1]!;
+  await restarted.process.stop();
+  await cluster.startMember(restarted);
+  clients[1] = new ShopClient(restarted.process);
+  await cluster.waitForMesh();
+  await expectReplicasMatchTheModel();
+}
+
 /** Every replica up and reading exactly the model; nothing negative; the watched orders untouched. */
 async function expectReplicasMatchTheModel(): Promise<void> {
   expect(model.failures, "legitimate calls that got a 5xx or no answer").toEqual([]);
@@ -756,13 +766,7 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     for (const member of cluster.members) expect(member.process.printed()).not.toMatch(/link r[123] .*: down/);
     await cluster.waitForMesh();
     await expectReplicasMatchTheModel();
-    // A replica stores only states it would accept again: a restart loads them all.
-    const restarted = cluster.members[1]!;
-    await restarted.process.stop();
-    await cluster.startMember(restarted);
-    clients[1] = new ShopClient(restarted.process);
-    await cluster.waitForMesh();
-    await expectReplicasMatchTheModel();
+    await restartSecondAndCheck();
     console.log(`(b) ${actions} rogue actions; ${grants.length} grants to the rogue, largest ${Math.max(0, ...grants.map(([, amount]) => amount))}\n(b) log lines: ${JSON.stringify(logged)}`);
   }, 180_000);
 
@@ -806,11 +810,6 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     expect(sold).toBeLessThanOrEqual(90);
     expectLogged([/refused an invalid state .* from r4: state .* merged with ours would be invalid/]);
     await expectReplicasMatchTheModel();
-    const restarted = cluster.members[1]!;
-    await restarted.process.stop();
-    await cluster.startMember(restarted);
-    clients[1] = new ShopClient(restarted.process);
-    await cluster.waitForMesh();
-    await expectReplicasMatchTheModel();
+    await restartSecondAndCheck();
   }, 60_000);
 });

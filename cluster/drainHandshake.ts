@@ -4,9 +4,11 @@
 // new stock, credit and tokens, grants, hand-overs. A leaving replica L may retire
 // once no other replica will write such a row again, and L has merged every one
 // already written. So each peer P that sees L draining (or retired) stops moving
-// rights to L (the caller's job: spread, grant and hand-over targets are active
-// members only), waits until everything it changed so far is durable, and sends L
-// `drainSeen` with its last batch number. L counts P as settled once it has P's
+// rights to L (the caller's job: spread and hand-over targets are active members
+// only; grants need no check, since L asks for nothing once it leaves, and a request
+// it sent before reaches P ahead of the news, on the same ordered link), waits until
+// everything it changed so far is durable, and sends L `drainSeen` with its last
+// batch number. L counts P as settled once it has P's
 // drainSeen from P's current incarnation and has merged P's batches up to that
 // number (its anti-entropy cursor for P). Reconnects and restarts are safe: P tells
 // L again on every new link, and a new incarnation of P must tell L anew.

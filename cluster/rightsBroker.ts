@@ -5,9 +5,6 @@
 // transfer is durable and its state was sent on the same ordered link, so the
 // grant never arrives before the rights it announces.
 //
-// A replica that leaves is granted nothing: rights given to it would have to be
-// handed on again, and could arrive after its last hand-over (see DrainHandshake).
-//
 // No livelock: a donor keeps the rights its own waiting operations need, except
 // from requesters that rank before it (lower replica id). The first-ranked
 // waiting replica therefore always gathers what it needs, then frees the rest.
@@ -24,8 +21,6 @@ export interface RightsBrokerDeps {
   readonly clock: Clock;
   durable(): Promise<number>;
   upPeers(): readonly { replicaId: PeerId; actor: Actor }[];
-  /** False for a peer that leaves (draining or retired): it is granted nothing. */
-  mayReceiveRights(peerId: PeerId): boolean;
   /** Pause after a round that brought nothing, so a contended key is not hammered. */
   readonly retryPauseMs: number;
 }
@@ -134,11 +129,9 @@ export class RightsBroker {
 
   private async grant(peerId: PeerId, peerActor: Actor, requestId: number, needs: readonly Need[]): Promise<void> {
     const requesterRanksFirst = peerId < this.deps.selfId;
-    const granted = this.deps.mayReceiveRights(peerId)
-      ? this.deps.shop.grantRights(peerActor, needs, (key, rights) =>
-          requesterRanksFirst ? rights : Math.max(0, rights - (this.waitingNeeds.get(key) ?? 0)),
-        )
-      : [];
+    const granted = this.deps.shop.grantRights(peerActor, needs, (key, rights) =>
+      requesterRanksFirst ? rights : Math.max(0, rights - (this.waitingNeeds.get(key) ?? 0)),
+    );
     // The transfer's state goes out live when its batch is durable, before this grant.
     if (granted.length > 0) await this.deps.durable();
     this.deps.transport.send(peerId, { type: "rightsGrant", requestId, granted });

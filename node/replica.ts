@@ -158,7 +158,6 @@ export class Replica {
       clock,
       durable,
       upPeers: () => replicator.upPeers(),
-      mayReceiveRights: (peerId) => (gossip.membership.member(peerId)?.state ?? "active") === "active",
       retryPauseMs: 5,
     });
     const drainHandshake = new DrainHandshake({ transport, durable, mergedUpTo: (peerActor) => replicator.mergedUpTo(peerActor) });
@@ -214,7 +213,10 @@ export class Replica {
     let waitingFor = await this.waitForWriters(deadline, (writers) => this.drainHandshake.unsettled(writers));
     this.closing = true;
     keysHandedOver += await this.handOverPasses();
-    // Its data may be deleted once it retired: every other replica must hold all of it durably.
+    // Its data may be deleted once it retired: every other replica must hold all of it
+    // durably. (The ordered link mostly ensures this already; this wait covers a link
+    // that broke with hand-over frames in flight, whose resend by anti-entropy could
+    // otherwise still be under way.)
     const lastSeq = await this.commit.durable();
     if (waitingFor.length === 0) {
       waitingFor = await this.waitForWriters(deadline, (writers) =>

@@ -10,6 +10,8 @@ import { stockRoutes } from "./stockRoutes.js";
 
 export interface AppOptions {
   readonly logLevel: string;
+  /** What the admin routes (writes under /cluster) require; undefined closes them. */
+  readonly adminToken: string | undefined;
   /** Makes the HTTP server (to share the request handler with a second server). */
   readonly serverFactory?: FastifyServerFactory;
 }
@@ -46,7 +48,7 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   app.register(stockRoutes(replica), { prefix: "/stock" });
   app.register(paymentRoutes(replica), { prefix: "/payment" });
   app.register(orderRoutes(replica), { prefix: "/orders" });
-  app.register(clusterRoutes(replica), { prefix: "/cluster" });
+  app.register(clusterRoutes(replica, options.adminToken), { prefix: "/cluster" });
   return app;
 }
 

@@ -1,10 +1,15 @@
 import type { FastifyPluginCallback } from "fastify";
 import { isRefusal } from "../crdt/shopState.js";
 import type { Replica } from "../node/replica.js";
+import { adminAuth } from "./adminAuth.js";
 import { sendRefusal } from "./answers.js";
 
-export function clusterRoutes(replica: Replica): FastifyPluginCallback {
+/** The cluster's view (read by anyone) and the admin routes (every other method: admin token only). */
+export function clusterRoutes(replica: Replica, adminToken: string | undefined): FastifyPluginCallback {
   return (app, _options, done) => {
+    // Before any route: every write in this group, present or future, needs the admin token.
+    app.addHook("onRequest", adminAuth(adminToken));
+
     /** This replica's view of the cluster: its links, their lag, the members. */
     app.get("/", async () => replica.status());
 

@@ -13,6 +13,8 @@ export interface ReplicaConfig {
   readonly peerPort: number;
   readonly peers: readonly PeerAddress[];
   readonly clusterSecret: string | undefined;
+  /** The token that admin routes (writes under /cluster) require; none configured closes them. */
+  readonly adminToken: string | undefined;
   readonly dataDir: string;
   readonly ackWaitMsMax: number;
   readonly rightsWaitMsMax: number;
@@ -23,6 +25,10 @@ export interface ReplicaConfig {
 
 const replicaIdPattern = /^[A-Za-z0-9_-]{1,32}$/;
 export const clusterSecretLengthMin = 16;
+export const adminTokenLengthMin = 16;
+export const adminTokenLengthMax = 1024;
+/** Visible ASCII without spaces: sent as `Authorization: Bearer <token>`. */
+const adminTokenPattern = /^[\x21-\x7e]+$/;
 
 export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfig {
   const { values } = parseArgs({
@@ -35,6 +41,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
       "peer-port": { type: "string" },
       peers: { type: "string" },
       "secret-file": { type: "string" },
+      "admin-token-file": { type: "string" },
       "data-dir": { type: "string" },
       "ack-wait-ms": { type: "string" },
       "rights-wait-ms": { type: "string" },
@@ -53,6 +60,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
   if (peers.length > 0 && (clusterSecret === undefined || clusterSecret.length < clusterSecretLengthMin)) {
     throw new Error(`a replica with peers needs a cluster secret of at least ${clusterSecretLengthMin} characters (CLUSTER_SECRET or --secret-file)`);
   }
+  const adminToken = readAdminToken(values["admin-token-file"] ?? env.ADMIN_TOKEN_FILE, env.ADMIN_TOKEN);
+  if (adminToken !== undefined && adminToken === clusterSecret) {
+    throw new Error("the admin token must differ from the cluster secret: whoever holds the cluster secret may join the peer mesh");
+  }
   return {
     replicaId,
     host: values.host ?? env.HOST ?? "0.0.0.0",
@@ -61,12 +72,34 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
     peerPort: readPort("peer port", values["peer-port"] ?? env.PEER_PORT ?? String(port === 0 ? 0 : port + 1000)),
     peers,
     clusterSecret,
+    adminToken,
     dataDir: values["data-dir"] ?? env.DATA_DIR ?? `data/${replicaId}`,
     ackWaitMsMax: readMilliseconds("ack wait", values["ack-wait-ms"] ?? env.ACK_WAIT_MS ?? "1000"),
     rightsWaitMsMax: readMilliseconds("rights wait", values["rights-wait-ms"] ?? env.RIGHTS_WAIT_MS ?? "2000"),
     catchUpMsMax: readMilliseconds("catch-up wait", values["catch-up-ms"] ?? env.CATCH_UP_MS ?? "5000"),
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "warn",
   };
+}
+
+/** The admin token from its file (which wins) or from ADMIN_TOKEN; undefined if neither is set. */
+export function readAdminToken(tokenFile: string | undefined, tokenText: string | undefined): string | undefined {
+  const source = tokenFile !== undefined ? `the admin token file ${tokenFile}` : "ADMIN_TOKEN";
+  let token = tokenText;
+  if (tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, "utf8").trim();
+    } catch (error) {
+      throw new Error(`cannot read ${source} (--admin-token-file or ADMIN_TOKEN_FILE): ${(error as Error).message}`);
+    }
+  }
+  if (token === undefined) return undefined;
+  if (token.length < adminTokenLengthMin || token.length > adminTokenLengthMax) {
+    throw new Error(`the admin token must have ${adminTokenLengthMin} to ${adminTokenLengthMax} characters, ${source} has ${token.length}`);
+  }
+  if (!adminTokenPattern.test(token)) {
+    throw new Error(`the admin token may only hold visible ASCII characters without spaces (it is sent as "Authorization: Bearer <token>"); ${source} does not`);
+  }
+  return token;
 }
 
 /** "r2=host:port,r3=host:port" */

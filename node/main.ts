@@ -10,6 +10,7 @@ const config = readConfig(process.argv.slice(2), process.env);
 const log = (level: "info" | "warn" | "error", message: string) => {
   if (level !== "info" || config.logLevel === "info" || config.logLevel === "debug") console.error(`[${config.replicaId}] ${level}: ${message}`);
 };
+if (config.adminToken === undefined) log("warn", "no admin token (ADMIN_TOKEN, ADMIN_TOKEN_FILE or --admin-token-file): admin routes answer 401");
 let peerTransport: WsTransport | undefined;
 const replica = await Replica.open({
   replicaId: config.replicaId,
@@ -50,6 +51,7 @@ if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCa
 const sharedServer = config.sharedPort === undefined ? undefined : createServer();
 const app = buildApp(replica, {
   logLevel: config.logLevel,
+  adminToken: config.adminToken,
   serverFactory: (handler) => {
     sharedServer?.on("request", handler);
     return createServer(handler);

@@ -4,10 +4,13 @@
 // Usage: node dist/scripts/startCluster.js [--replicas 3] [--port 8000]
 //   [--base-port 8001] [--peer-base-port 9001] [--data-root data] [--host 127.0.0.1]
 // A port of 0 picks free ports. CLUSTER_SECRET is used if set, else one is drawn.
+// ADMIN_TOKEN (or ADMIN_TOKEN_FILE) is used if set, else one is drawn and printed.
+// Both reach the replicas in their environment, never on a command line.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { readAdminToken } from "../node/config.js";
 import { freePort } from "./freePort.js";
 
 const { values } = parseArgs({
@@ -39,6 +42,10 @@ const peerPorts = await portsFrom(Number(values["peer-base-port"]), host);
 const replicaIds = ownPorts.map((_, index) => `r${index + 1}`);
 const peers = replicaIds.map((id, index) => `${id}=${host}:${peerPorts[index]}`).join(",");
 const secret = process.env.CLUSTER_SECRET ?? randomBytes(24).toString("hex");
+// Checked here, so a bad token stops the launcher instead of every replica over and over.
+const adminTokenGiven = readAdminToken(process.env.ADMIN_TOKEN_FILE, process.env.ADMIN_TOKEN);
+const adminToken = adminTokenGiven ?? randomBytes(24).toString("hex");
+if (adminTokenGiven === undefined) console.log(`admin token (drawn for this start; set ADMIN_TOKEN to choose one): ${adminToken}`);
 
 cluster.setupPrimary({ exec: fileURLToPath(new URL("../node/main.js", import.meta.url)), args: [] });
 const workers = new Map<Worker, number>();
@@ -54,6 +61,7 @@ function startReplica(index: number): void {
     PEER_PORT: String(peerPorts[index]),
     PEERS: peers,
     CLUSTER_SECRET: secret,
+    ADMIN_TOKEN: adminToken,
     DATA_DIR: `${values["data-root"]}/${replicaIds[index]}`,
   });
   workers.set(worker, index);

@@ -1,6 +1,7 @@
 // A replica leaving for good hands every right and order token to the others
 // first; after it is gone every value is still fully spendable (G2, G5).
 import { afterAll, describe, expect, it } from "vitest";
+import { bearer, writeAdminToken } from "../support/adminToken.js";
 import { LocalCluster, clusterView, waitFor } from "../support/localCluster.js";
 import { ReplicaFleet, jsonOf } from "../support/replicaProcess.js";
 import { ShopClient } from "../support/shopClient.js";
@@ -20,7 +21,7 @@ describe("a replica that leaves", () => {
     const user = await leaving.fundedUser(50);
     const order = await leaving.orderWith(user, [[item, 3]]);
 
-    const answer = await cluster.member(2).post("/cluster/leave");
+    const answer = await cluster.member(2).post("/cluster/leave", { headers: cluster.adminHeaders });
     expect(answer.status).toBe(200);
     expect(jsonOf(answer)).toMatchObject({ keysStillHeld: 0, waitingFor: [], state: "retired" });
     expect((jsonOf(answer) as { keysHandedOver: number }).keysHandedOver).toBeGreaterThan(60);
@@ -34,7 +35,7 @@ describe("a replica that leaves", () => {
       const refused = await cluster.member(2).post(write);
       expect([write, refused.status]).toEqual([write, 409]);
     }
-    expect((await cluster.member(2).post("/cluster/leave")).status).toBe(200);
+    expect((await cluster.member(2).post("/cluster/leave", { headers: cluster.adminHeaders })).status).toBe(200);
     await cluster.member(2).kill();
 
     // Everything is spendable at the two that stay, split between them.
@@ -59,8 +60,9 @@ describe("a replica that leaves", () => {
   });
 
   it("refuses to leave when no active peer is reachable", async () => {
-    const alone = await fleet.start();
-    const answer = await alone.post("/cluster/leave");
+    const admin = await writeAdminToken(fleet);
+    const alone = await fleet.start({ extraArgs: ["--admin-token-file", admin.file] });
+    const answer = await alone.post("/cluster/leave", { headers: bearer(admin.token) });
     expect(answer.status).toBe(409);
   });
 });

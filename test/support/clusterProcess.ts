@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { environmentWithoutAdminToken } from "./adminToken.js";
 
 export const startClusterScriptPath = fileURLToPath(new URL("../../dist/scripts/startCluster.js", import.meta.url));
 const startWaitMsMax = 30_000;
@@ -20,12 +21,13 @@ export class ClusterProcess {
     readonly output: () => string,
   ) {}
 
-  static async start(replicas: number, dataRoot: string): Promise<ClusterProcess> {
+  /** `env` adds to the environment, e.g. ADMIN_TOKEN (the tester's own admin token settings are dropped). */
+  static async start(replicas: number, dataRoot: string, env: NodeJS.ProcessEnv = {}): Promise<ClusterProcess> {
     if (!existsSync(startClusterScriptPath)) throw new Error(`${startClusterScriptPath} is missing: run \`npm run build\` first`);
     const child = spawn(
       process.execPath,
       [startClusterScriptPath, "--replicas", String(replicas), "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataRoot],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...environmentWithoutAdminToken(), ...env } },
     );
     let output = "";
     const keep = (chunk: Buffer) => (output = (output + chunk.toString("utf8")).slice(-65536));

@@ -1,8 +1,11 @@
 // A cluster of real replica processes for tests: free peer ports, a secret file,
-// every replica started with the full peer list; waits until the mesh is up.
+// an admin token file, every replica started with the full peer list; waits until
+// the mesh is up.
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
+import type { OutgoingHttpHeaders } from "node:http";
 import { join } from "node:path";
+import { bearer, writeAdminToken } from "./adminToken.js";
 import { type ReplicaFleet, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
 import { freePort } from "../../scripts/freePort.js";
 
@@ -37,7 +40,14 @@ export class LocalCluster {
     /** The file holding the cluster secret every replica was given. */
     readonly secretFile: string,
     readonly idleSlots: readonly IdleSlot[],
+    /** The admin token every replica was given (in a file). */
+    readonly adminToken: string,
   ) {}
+
+  /** The header an admin route (POST /cluster/leave) needs. */
+  get adminHeaders(): OutgoingHttpHeaders {
+    return bearer(this.adminToken);
+  }
 
   static async start(
     fleet: ReplicaFleet,
@@ -53,7 +63,8 @@ export class LocalCluster {
     for (let index = 0; index < configured; index++) peerPorts.push(await freePort());
     const peers = peerPorts.map((port, index) => `r${index + 1}=127.0.0.1:${port}`).join(",");
     const idleSlots = peerPorts.slice(size).map((peerPort, index) => ({ replicaId: `r${size + index + 1}`, peerPort }));
-    const sharedArgs = ["--peers", peers, "--secret-file", secretFile, ...extraArgs];
+    const admin = await writeAdminToken(fleet);
+    const sharedArgs = ["--peers", peers, "--secret-file", secretFile, "--admin-token-file", admin.file, ...extraArgs];
     const members: ClusterMember[] = [];
     for (let index = 0; index < size; index++) {
       const replicaId = `r${index + 1}`;
@@ -61,7 +72,7 @@ export class LocalCluster {
       const member = { replicaId, peerPort: peerPorts[index]!, dataDir } as ClusterMember;
       members.push(member);
     }
-    const cluster = new LocalCluster(fleet, members, sharedArgs, secretFile, idleSlots);
+    const cluster = new LocalCluster(fleet, members, sharedArgs, secretFile, idleSlots, admin.token);
     await Promise.all(members.map((member) => cluster.startMember(member)));
     await cluster.waitForMesh();
     return cluster;

@@ -5,10 +5,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { type OutgoingHttpHeaders, request as httpRequest } from "node:http";
+import { type IncomingHttpHeaders, type OutgoingHttpHeaders, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { environmentWithoutAdminToken } from "./adminToken.js";
 
 export const mainScriptPath = fileURLToPath(new URL("../../dist/node/main.js", import.meta.url));
 
@@ -30,6 +31,8 @@ export interface HttpAnswer {
   /** The content-type header, "" when absent. */
   readonly contentType: string;
   readonly text: string;
+  /** Every header of the answer (names in lower case). */
+  readonly headers: IncomingHttpHeaders;
 }
 
 export interface RequestOptions {
@@ -168,7 +171,9 @@ async function startReplica(
     throw new Error(`${mainScriptPath} is missing: run \`npm run build\` first (\`npm test\` builds before it tests)`);
   }
   const args = [mainScriptPath, "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, "--replica-id", replicaId];
-  const child = spawn(process.execPath, [...args, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
+  // A replica gets an admin token only when a test gives it one (--admin-token-file).
+  const env = environmentWithoutAdminToken();
+  const child = spawn(process.execPath, [...args, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"], env });
   let output = "";
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString("utf8")).slice(-outputCharsMax);
@@ -220,6 +225,7 @@ function sendRequest(port: number, method: string, path: string, options: Reques
             status: response.statusCode ?? 0,
             contentType: response.headers["content-type"] ?? "",
             text: Buffer.concat(chunks).toString("utf8"),
+            headers: response.headers,
           }),
         );
       },

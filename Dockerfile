@@ -20,5 +20,5 @@ COPY --from=build /app/dist dist
 COPY package.json ./
 EXPOSE 8000 9000
 VOLUME /data
-# Settings come from the environment: REPLICA_ID, PORT, PEER_PORT, PEERS, CLUSTER_SECRET, DATA_DIR.
+# Settings come from the environment: REPLICA_ID, PORT, PEER_PORT, PEERS, CLUSTER_SECRET, ADMIN_TOKEN, DATA_DIR.
 CMD ["node", "dist/node/main.js"]

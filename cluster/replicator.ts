@@ -44,6 +44,8 @@ export interface ReplicatorDeps {
    * reach directly (a bridge), or from one that lost its disk.
    */
   readonly resyncMs: number;
+  /** Most states a frame carries (statesPerFrameMax; simulations make it small to split syncs). */
+  readonly statesPerFrame: number;
 }
 
 export interface DurableSnapshot {
@@ -278,16 +280,16 @@ export class Replicator {
     // Merged states are written without fsync: make them durable, so the cursor
     // given to the peer never counts a batch that a power loss could take back.
     await this.deps.syncAll();
-    const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
+    const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: readonly StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
         for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor) keys.push(key);
-        resolve({ upTo: this.deps.durableSeq(), keys, snapshot });
+        resolve({ upTo: this.deps.durableSeq(), keys: ordersLast(keys, (key) => key), snapshot });
       }),
     );
     try {
-      for (let start = 0; start < keys.length; start += statesPerFrameMax) {
-        const chunk = keys.slice(start, start + statesPerFrameMax);
+      for (let start = 0; start < keys.length; start += this.deps.statesPerFrame) {
+        const chunk = keys.slice(start, start + this.deps.statesPerFrame);
         const values = await snapshot.read(chunk);
         const entries: StateEntry[] = [];
         chunk.forEach((key, index) => {
@@ -354,8 +356,8 @@ export class Replicator {
   private sendStates(peerId: PeerId, entries: readonly StateEntry[], seq: number): boolean {
     let frame: StateEntry[] = [];
     let frameBytes = 0;
-    for (const entry of entries) {
-      if (frame.length === statesPerFrameMax || frameBytes + entry[1].length > stateBytesPerFrameTarget) {
+    for (const entry of ordersLast(entries, ([key]) => key)) {
+      if (frame.length === this.deps.statesPerFrame || frameBytes + entry[1].length > stateBytesPerFrameTarget) {
         if (!this.deps.transport.send(peerId, { type: "states", seq: 0, entries: frame })) return false;
         frame = [];
         frameBytes = 0;
@@ -365,4 +367,20 @@ export class Replicator {
     }
     return this.deps.transport.send(peerId, { type: "states", seq, entries: frame });
   }
+}
+
+/**
+ * Items and users first, orders after them (stable otherwise). A peer merges frame
+ * by frame, so a batch or a catch-up split into frames must never show it an order
+ * paid before the stock and credit taken by that checkout: DESIGN.md's "no replica
+ * ever sees paid without the matching decrements". The charges of a paid order sent
+ * here are in a user or item state sent before it, or already at the peer (changed
+ * at or before its cursor).
+ */
+export function ordersLast<T>(list: readonly T[], keyOf: (element: T) => StateKey): readonly T[] {
+  if (list.length <= 1) return list;
+  const others: T[] = [];
+  const orders: T[] = [];
+  for (const element of list) (keyOf(element).startsWith("o:") ? orders : others).push(element);
+  return orders.length === 0 || others.length === 0 ? list : [...others, ...orders];
 }

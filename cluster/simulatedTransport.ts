@@ -17,8 +17,8 @@
 //   side still up on an older link sees its peerDown before the new peerUp.
 // - Duplicates and reordering come only across reconnects, where anti-entropy
 //   resends. Beyond what TCP does, `replayProbability` lets a new link first carry
-//   a few states frames that older links delivered, resent as anti-entropy
-//   (seq 0): stale and duplicate states.
+//   a few states frames that older links delivered to the same process, resent
+//   as anti-entropy (seq 0): stale and duplicate states.
 import type { Actor } from "../crdt/boundedCounter.js";
 import type { Clock } from "./clock.js";
 import { type PeerMessage, bytesPerFrameMax, decodeFrame, encodeMessage } from "./messages.js";
@@ -239,6 +239,7 @@ export class SimulatedNetwork {
     this.version += 1;
     const previous = this.transports.get(transport.replicaId);
     if (previous !== undefined) this.stopped(previous, "crash");
+    this.forgetDeliveredTo(transport.replicaId);
     this.transports.set(transport.replicaId, transport);
     for (const other of this.options.replicaIds) if (other !== transport.replicaId) this.dialSoon(pairKey(transport.replicaId, other));
   }
@@ -433,6 +434,16 @@ export class SimulatedNetwork {
       if (end.state !== "up" || !end.transport.alive) return;
       end.transport.events!.message(direction.from, message);
     }
+  }
+
+  /**
+   * A new process of `replicaId` is replayed nothing its predecessors were sent: no
+   * connection carries frames of an older one, and a restarted process has lost the
+   * memory that made those frames whole (a lone paid order needs the user and item
+   * states an earlier frame brought). What it lacks, anti-entropy sends it.
+   */
+  private forgetDeliveredTo(replicaId: PeerId): void {
+    for (const key of [...this.deliveredStates.keys()]) if (key.endsWith(`>${replicaId}`)) this.deliveredStates.delete(key);
   }
 
   private keepForReplay(key: string, message: PeerMessage): void {

@@ -13,6 +13,7 @@ import { type Clock, realClock } from "../cluster/clock.js";
 import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
 import type { Announcement, MemberView } from "../cluster/membership.js";
 import { MembershipGossip, membershipKey } from "../cluster/membershipGossip.js";
+import { statesPerFrameMax } from "../cluster/messages.js";
 import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
@@ -35,6 +36,8 @@ export interface ReplicaSettings {
   readonly rightsWaitMsMax: number;
   /** Period of the anti-entropy rounds on an open link (see Replicator). */
   readonly resyncMs?: number;
+  /** Most states in one replication frame (default and ceiling: statesPerFrameMax). */
+  readonly statesPerFrame?: number;
   readonly clock?: Clock;
   /** How group commit runs its flush on a later turn of the event loop: setImmediate unless a simulation schedules it. */
   readonly defer?: (callback: () => void) => void;
@@ -149,6 +152,7 @@ export class Replica {
       log: options.log,
       ackWaitMsMax: options.ackWaitMsMax,
       resyncMs: options.resyncMs ?? resyncMsDefault,
+      statesPerFrame: Math.min(options.statesPerFrame ?? statesPerFrameMax, statesPerFrameMax),
     });
     replicator.loaded(stateKeys, cursors);
     const broker = new RightsBroker({

@@ -32,6 +32,8 @@ export interface ClusterSettings {
    * at a fraction of the cost (an Automerge sync costs milliseconds).
    */
   readonly gossip: boolean;
+  /** Most states per replication frame: small values split batches and catch-ups into many frames. */
+  readonly statesPerFrame: number;
 }
 
 export type SimDatabase = MemoryLevel<string, Uint8Array>;
@@ -181,6 +183,7 @@ export class SimCluster {
       replicaId: slot.replicaId,
       transport: (actor) => this.traced(this.withoutGossip(this.network.transport(slot.replicaId, actor))),
       ackWaitMsMax: this.settings.ackWaitMsMax,
+      statesPerFrame: this.settings.statesPerFrame,
       rightsWaitMsMax: this.settings.rightsWaitMsMax,
       clock: this.scheduler.clock(life),
       defer: (callback) => void this.scheduler.after(this.random.real(...this.settings.flushDelayMs), callback, life),

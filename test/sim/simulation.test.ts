@@ -18,6 +18,7 @@ const settings: ClusterSettings = {
   catchUpMsMax: 500,
   flushDelayMs: [0, 1],
   gossip: false,
+  statesPerFrame: 4096,
   network: { latencyMs: [1, 2], detectMs: [300, 400], redialMs: [5, 10], replayProbability: 0 },
 };
 

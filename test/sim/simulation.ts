@@ -4,6 +4,7 @@
 // everything (cluster size, timeouts, latencies, faults, operations), so a failing
 // seed replays exactly: `node dist/scripts/simulate.js --seed N --size small`.
 import { createHash } from "node:crypto";
+import { statesPerFrameMax } from "../../cluster/messages.js";
 import type { Actor } from "../../crdt/boundedCounter.js";
 import { ShopState } from "../../crdt/shopState.js";
 import {
@@ -121,6 +122,7 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
     catchUpMsMax: random.int(50, 800),
     flushDelayMs: [0, flushMost],
     gossip: options.gossip ?? random.chance(0.05),
+    statesPerFrame: statesPerFrameOf(seed),
     network: {
       latencyMs: [latencyLeast, latencyMost],
       detectMs,
@@ -149,6 +151,16 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
     items: random.int(2, 3),
     users: random.int(2, 3),
   };
+}
+
+/**
+ * In a third of the seeds, frames of 1-4 states, so that batches and catch-ups
+ * arrive in many frames (a real catch-up of many keys does). Drawn from a stream
+ * of its own, so adding it left every other draw of a seed as it was.
+ */
+function statesPerFrameOf(seed: number): number {
+  const random = new Random(seed ^ 0x51a7e5);
+  return random.chance(1 / 3) ? random.int(1, 4) : statesPerFrameMax;
 }
 
 export async function runSeed(seed: number, options: SimulationOptions = {}): Promise<SeedResult> {
@@ -536,7 +548,7 @@ class Run {
     const network = plan.cluster.network;
     const lines = [
       `seed ${plan.seed} ${this.violations.length === 0 ? "passed" : "failed"}; replay: node dist/scripts/simulate.js --seed ${plan.seed}${replayFlags(this.options)}`,
-      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, settle ${plan.settleMs.toFixed(0)} ms`,
+      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, ${plan.cluster.statesPerFrame} states a frame at most, settle ${plan.settleMs.toFixed(0)} ms`,
       ...(plan.readYourWrites ? [] : [`  ack wait under a round trip: reads are not held to G6`]),
       `  faults: ${plan.faults.length === 0 ? "none" : ""}`,
       ...plan.faults.map((fault) => `    ${describeFault(fault)}`),

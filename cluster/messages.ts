@@ -2,31 +2,42 @@
 // apart from the logic that uses it: tiny, versioned, validated on decode. A frame
 // that does not decode to a valid message is a protocol error: the link is closed.
 import { Packr } from "msgpackr";
+import type { Actor } from "../crdt/boundedCounter.js";
 import { idLengthMax } from "../crdt/codec.js";
 import type { StateKey } from "../crdt/shopState.js";
 
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 /** Largest frame a replica sends or accepts (ws maxPayload). */
 export const bytesPerFrameMax = 8 * 1024 * 1024;
 /** Most states in one frame; bigger batches are split. */
 export const statesPerFrameMax = 4096;
 /** Most needs in one rights request. */
 export const needsPerRequestMax = 1024;
+/** Most peers a sync request can say it is caught up with. */
+export const knownPeersPerRequestMax = 64;
+const actorLengthMax = 200;
 
 export type StateEntry = readonly [key: StateKey, state: Uint8Array];
 export type Need = readonly [key: StateKey, amount: number];
+/** A replica incarnation and one of its batch numbers. */
+export type ActorBatch = readonly [actor: Actor, batch: number];
 
 export type PeerMessage =
-  /** Durable states of the sender's batch `seq`, sent live; `seq` 0 for anti-entropy chunks. */
-  | { readonly type: "states"; readonly seq: number; readonly entries: readonly StateEntry[] }
+  /**
+   * Durable states. Live: the sender's own changes in its batch `batch` (on every
+   * frame of it), with `seq` = `batch` on the last frame only (an ack covers the
+   * whole batch). Anti-entropy: `seq` 0 and no `batch`.
+   */
+  | { readonly type: "states"; readonly seq: number; readonly entries: readonly StateEntry[]; readonly batch?: number }
   /** The receiver has durably merged the sender's batches up to `seq`. */
   | { readonly type: "ack"; readonly seq: number }
   /**
    * Anti-entropy: send me every state you changed after your batch `cursor`; with
    * `mergedOnly`, only those you last changed by merging (your own changes reached
-   * me live on this same link).
+   * me live on this same link). `known`: I have merged these replicas' own changes
+   * up to these batches, so a state you hold as one of them sent it, I have.
    */
-  | { readonly type: "syncRequest"; readonly cursor: number; readonly mergedOnly: boolean }
+  | { readonly type: "syncRequest"; readonly cursor: number; readonly mergedOnly: boolean; readonly known?: readonly ActorBatch[] }
   /** Anti-entropy: all states changed after the cursor were sent (before this); you now have my batches up to `upTo`. */
   | { readonly type: "syncDone"; readonly upTo: number }
   /** Please hand me these rights (stock, credit or an order token, by state key). */
@@ -52,11 +63,11 @@ export function encodeMessage(message: PeerMessage): Uint8Array {
   const code = typeCodes.indexOf(message.type);
   switch (message.type) {
     case "states":
-      return packr.pack([protocolVersion, code, message.seq, message.entries.flat()]);
+      return packr.pack([protocolVersion, code, message.seq, message.entries.flat(), message.batch ?? 0]);
     case "ack":
       return packr.pack([protocolVersion, code, message.seq]);
     case "syncRequest":
-      return packr.pack([protocolVersion, code, message.cursor, message.mergedOnly]);
+      return packr.pack([protocolVersion, code, message.cursor, message.mergedOnly, (message.known ?? []).flat()]);
     case "syncDone":
       return packr.pack([protocolVersion, code, message.upTo]);
     case "rightsRequest":
@@ -99,16 +110,20 @@ function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
-  const expectedLength = type === "states" || type === "rightsRequest" || type === "rightsGrant" || type === "syncRequest" || type === "drainSeen" ? 4 : 3;
+  const expectedLength = type === "states" || type === "syncRequest" ? 5 : type === "rightsRequest" || type === "rightsGrant" || type === "drainSeen" ? 4 : 3;
   if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
   switch (type) {
-    case "states":
-      return { type, seq: readCount(fields[2]), entries: readEntries(fields[3]) };
+    case "states": {
+      const batch = readCount(fields[4]);
+      return { type, seq: readCount(fields[2]), entries: readEntries(fields[3]), ...(batch > 0 ? { batch } : {}) };
+    }
     case "ack":
       return { type, seq: readCount(fields[2]) };
-    case "syncRequest":
+    case "syncRequest": {
       if (typeof fields[3] !== "boolean") throw new ProtocolError("mergedOnly must be a boolean");
-      return { type, cursor: readCount(fields[2]), mergedOnly: fields[3] };
+      const known = readKnown(fields[4]);
+      return { type, cursor: readCount(fields[2]), mergedOnly: fields[3], ...(known.length > 0 ? { known } : {}) };
+    }
     case "syncDone":
       return { type, upTo: readCount(fields[2]) };
     case "rightsRequest":
@@ -149,6 +164,19 @@ function readEntries(value: unknown): StateEntry[] {
     entries.push([readKey(value[index]), state]);
   }
   return entries;
+}
+
+function readKnown(value: unknown): ActorBatch[] {
+  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > knownPeersPerRequestMax) {
+    throw new ProtocolError(`known must be at most ${knownPeersPerRequestMax} actor/batch pairs`);
+  }
+  const known: ActorBatch[] = [];
+  for (let index = 0; index < value.length; index += 2) {
+    const actor = value[index];
+    if (typeof actor !== "string" || actor.length === 0 || actor.length > actorLengthMax) throw new ProtocolError("an actor must be a short string");
+    known.push([actor, readCount(value[index + 1])]);
+  }
+  return known;
 }
 
 function readNeeds(value: unknown): Need[] {

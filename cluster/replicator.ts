@@ -8,11 +8,15 @@
 //   (locally or by merging) after the cursor it holds for it, reads those states
 //   back from LevelDB (durable by construction), and ends with syncDone. Only
 //   syncDone moves a cursor, so a cursor never skips a merged state.
+// - No needless relay: a state this replica holds exactly as a peer sent it live
+//   (its own change in its batch N) is not served to a requester that says it has
+//   merged that peer's changes up to N, nor back to that peer itself. Relays are for
+//   bridges and lost disks, not for states every replica got first hand.
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
 import type { ChangeOrigin, ShopState, StateKey } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
-import { type PeerMessage, type StateEntry, bytesPerFrameMax, statesPerFrameMax } from "./messages.js";
+import { type ActorBatch, type PeerMessage, type StateEntry, bytesPerFrameMax, knownPeersPerRequestMax, statesPerFrameMax } from "./messages.js";
 import type { PeerId, Transport } from "./transport.js";
 
 export const cursorKeyPrefix = "~cursor:";
@@ -77,6 +81,10 @@ class PeerReplication {
   readonly ackWaiters: { seq: number; done: () => void }[] = [];
   /** Cancels the next anti-entropy round with this peer. */
   cancelResync: () => void = () => {};
+  /** The first anti-entropy round on this link is done: with the live frames since, every batch of the peer is merged. */
+  caughtUpOnLink = false;
+  /** Highest batch of the peer's own changes merged from a live frame on this link. */
+  liveMergedUpTo = 0;
   constructor(readonly actor: Actor) {}
 
   acked(seq: number): void {
@@ -113,6 +121,10 @@ export class Replicator {
   private caughtUpWaiters: (() => void)[] = [];
   /** Ack waits longer than ackWaitMsMax, for the few batches big enough to need them. */
   private readonly ackWaitMsBySeq = new Map<number, number>();
+  /** States merged from live frames and not yet written: the bytes as received, their sender and batch. */
+  private readonly liveMerges = new Map<StateKey, { bytes: Uint8Array; actor: Actor; batch: number }>();
+  /** States held exactly as a peer's live frame sent them (its own change in that batch). */
+  private readonly sentBy = new Map<StateKey, { actor: Actor; batch: number }>();
 
   constructor(private readonly deps: ReplicatorDeps) {}
 
@@ -168,7 +180,7 @@ export class Replicator {
   peerUp(peerId: PeerId, actor: Actor): void {
     this.peers.get(peerId)?.release();
     this.peers.set(peerId, new PeerReplication(actor));
-    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0, mergedOnly: false });
+    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0, mergedOnly: false, known: this.knownUpTo(peerId) });
   }
 
   peerDown(peerId: PeerId): void {
@@ -187,13 +199,26 @@ export class Replicator {
       if (isLocal) this.mergedAt.delete(key);
       else this.mergedAt.set(key, seq);
       if (isLocal) local.push([key, bytes]);
+      this.noteSender(key, bytes, isLocal);
     }
     if (local.length === 0) return;
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
     if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
     for (const [peerId, peer] of this.peers) {
-      if (peer.up && this.sendStates(peerId, local, seq)) peer.lastSentSeq = seq;
+      if (peer.up && this.sendStates(peerId, local, seq, seq)) peer.lastSentSeq = seq;
     }
+  }
+
+  /**
+   * A written state is held as its sender sent it if group commit wrote the very
+   * bytes a live frame brought (it writes received bytes as they came while no
+   * other change joined them); else it is this replica's own, or a join.
+   */
+  private noteSender(key: StateKey, bytes: Uint8Array, isLocal: boolean): void {
+    const live = this.liveMerges.get(key);
+    this.liveMerges.delete(key);
+    if (!isLocal && live !== undefined && live.bytes === bytes) this.sentBy.set(key, { actor: live.actor, batch: live.batch });
+    else this.sentBy.delete(key);
   }
 
   /** Resolves when every up, non-lagging peer has acked batch `seq` (or lags). */
@@ -236,7 +261,8 @@ export class Replicator {
     if (peer === undefined || !peer.up) return;
     switch (message.type) {
       case "states":
-        this.mergeStates(peerId, message.entries);
+        this.mergeStates(peerId, message.entries, peer.actor, message.batch ?? 0);
+        if (message.batch !== undefined && message.seq === message.batch && message.batch > peer.liveMergedUpTo) peer.liveMergedUpTo = message.batch;
         // Acked once merged, before it is durable here: the sender holds it durably
         // and resends it until a syncDone moves our cursor; reads here wait for our
         // own durability of whatever they see.
@@ -247,7 +273,7 @@ export class Replicator {
         break;
       case "syncRequest":
         peer.heldUpTo = Math.max(peer.heldUpTo, message.cursor);
-        void this.serveSync(peerId, message.cursor, message.mergedOnly);
+        void this.serveSync(peerId, peer, message.cursor, message.mergedOnly, this.knownBy(peer.actor, message.known ?? []));
         break;
       case "syncDone":
         void this.finishSync(peerId, peer.actor, message.upTo);
@@ -257,11 +283,12 @@ export class Replicator {
     }
   }
 
-  private mergeStates(peerId: PeerId, entries: readonly StateEntry[]): void {
+  /** Merge a frame's states; `batch` > 0: they are the sender's own changes of that batch (live). */
+  private mergeStates(peerId: PeerId, entries: readonly StateEntry[], actor: Actor, batch: number): void {
     let refused = 0;
     for (const [key, bytes] of entries) {
       try {
-        this.deps.shop.mergeEncoded(key, bytes);
+        if (this.deps.shop.mergeEncoded(key, bytes) && batch > 0) this.liveMerges.set(key, { bytes, actor, batch });
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         refused += 1;
@@ -276,14 +303,17 @@ export class Replicator {
    * database (taken between batches, so a checkout's states are all in it or none),
    * then syncDone with the last fsynced batch: the peer's new cursor.
    */
-  private async serveSync(peerId: PeerId, cursor: number, mergedOnly: boolean): Promise<void> {
+  private async serveSync(peerId: PeerId, link: PeerReplication, cursor: number, mergedOnly: boolean, known: ReadonlyMap<Actor, number>): Promise<void> {
+    // Only on the link that asked: a chunk lost with an older link must not be
+    // followed by a syncDone on the next one, which would move the cursor past it.
+    const linkLasts = () => this.peers.get(peerId) === link && link.up;
     // Merged states are written without fsync: make them durable, so the cursor
     // given to the peer never counts a batch that a power loss could take back.
     await this.deps.syncAll();
     const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: readonly StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
-        for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor) keys.push(key);
+        for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor && !this.heldBy(key, known)) keys.push(key);
         resolve({ upTo: this.deps.durableSeq(), keys: ordersLast(keys, (key) => key), snapshot });
       }),
     );
@@ -296,12 +326,41 @@ export class Replicator {
           const bytes = values[index];
           if (bytes !== undefined) entries.push([key, bytes]);
         });
-        if (!this.sendStates(peerId, entries, 0)) return;
+        if (!linkLasts() || !this.sendStates(peerId, entries, 0)) return;
       }
-      this.deps.transport.send(peerId, { type: "syncDone", upTo });
+      if (linkLasts()) this.deps.transport.send(peerId, { type: "syncDone", upTo });
     } finally {
       await snapshot.close();
     }
+  }
+
+  /** What a requester says it has merged of each replica's own changes, and its own changes, all of them. */
+  private knownBy(requester: Actor, known: readonly ActorBatch[]): ReadonlyMap<Actor, number> {
+    const byActor = new Map<Actor, number>(known);
+    byActor.set(requester, Number.MAX_SAFE_INTEGER);
+    return byActor;
+  }
+
+  /** The requester has this state: it is one a replica sent live in a batch the requester has merged. */
+  private heldBy(key: StateKey, known: ReadonlyMap<Actor, number>): boolean {
+    const sender = this.sentBy.get(key);
+    return sender !== undefined && sender.batch <= (known.get(sender.actor) ?? 0);
+  }
+
+  /**
+   * Up to which batch this replica has merged each up peer's own changes: all of
+   * them up to the first sync's end on the current link, and every live frame since
+   * (its cursor alone before that round is done).
+   */
+  private knownUpTo(except: PeerId): ActorBatch[] {
+    const known: ActorBatch[] = [];
+    for (const [peerId, peer] of this.peers) {
+      if (peerId === except || !peer.up || known.length === knownPeersPerRequestMax) continue;
+      const cursor = this.cursors.get(peer.actor) ?? 0;
+      const upTo = peer.caughtUpOnLink ? Math.max(cursor, peer.liveMergedUpTo) : cursor;
+      if (upTo > 0) known.push([peer.actor, upTo]);
+    }
+    return known;
   }
 
   private async finishSync(peerId: PeerId, actor: Actor, upTo: number): Promise<void> {
@@ -312,6 +371,8 @@ export class Replicator {
       await this.deps.durable();
     }
     this.deps.transport.send(peerId, { type: "ack", seq: upTo });
+    const peer = this.peers.get(peerId);
+    if (peer?.actor === actor) peer.caughtUpOnLink = true;
     this.caughtUpWith.add(peerId);
     for (const wake of this.caughtUpWaiters.splice(0)) wake();
     this.scheduleResync(peerId);
@@ -324,7 +385,7 @@ export class Replicator {
     peer.cancelResync();
     peer.cancelResync = this.deps.clock.after(this.deps.resyncMs, () => {
       if (this.peers.get(peerId) !== peer || !peer.up) return;
-      this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(peer.actor) ?? 0, mergedOnly: true });
+      this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(peer.actor) ?? 0, mergedOnly: true, known: this.knownUpTo(peerId) });
     });
   }
 
@@ -351,21 +412,22 @@ export class Replicator {
 
   /**
    * Send entries in frames under the size bounds; only the last frame carries
-   * `seq` (so an ack means the whole batch). False if the link is down.
+   * `seq` (so an ack means the whole batch), every frame `batch` (live: this
+   * replica's own changes of that batch). False if the link is down.
    */
-  private sendStates(peerId: PeerId, entries: readonly StateEntry[], seq: number): boolean {
+  private sendStates(peerId: PeerId, entries: readonly StateEntry[], seq: number, batch = 0): boolean {
     let frame: StateEntry[] = [];
     let frameBytes = 0;
     for (const entry of ordersLast(entries, ([key]) => key)) {
       if (frame.length === this.deps.statesPerFrame || frameBytes + entry[1].length > stateBytesPerFrameTarget) {
-        if (!this.deps.transport.send(peerId, { type: "states", seq: 0, entries: frame })) return false;
+        if (!this.deps.transport.send(peerId, { type: "states", seq: 0, entries: frame, ...(batch > 0 ? { batch } : {}) })) return false;
         frame = [];
         frameBytes = 0;
       }
       frame.push(entry);
       frameBytes += entry[1].length + entry[0].length;
     }
-    return this.deps.transport.send(peerId, { type: "states", seq, entries: frame });
+    return this.deps.transport.send(peerId, { type: "states", seq, entries: frame, ...(batch > 0 ? { batch } : {}) });
   }
 }
 

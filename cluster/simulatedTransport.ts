@@ -150,6 +150,8 @@ export class SimulatedNetwork {
   version = 0;
   /** Frames delivered and dropped, for statistics. */
   framesDelivered = 0;
+  /** States delivered in live frames (a sender's own batch) and in anti-entropy frames. */
+  readonly statesDelivered = { live: 0, antiEntropy: 0 };
   framesLost = 0;
 
   constructor(private readonly options: SimulatedNetworkOptions) {}
@@ -430,7 +432,11 @@ export class SimulatedNetwork {
     if (end.state !== "up") return;
     this.framesDelivered += 1;
     for (const message of decodeFrame(frame.bytes)) {
-      if (message.type === "states") this.keepForReplay(`${direction.from}>${direction.to}`, message);
+      if (message.type === "states") {
+        this.keepForReplay(`${direction.from}>${direction.to}`, message);
+        if (message.batch === undefined) this.statesDelivered.antiEntropy += message.entries.length;
+        else this.statesDelivered.live += message.entries.length;
+      }
       if (end.state !== "up" || !end.transport.alive) return;
       end.transport.events!.message(direction.from, message);
     }

@@ -6,8 +6,10 @@ import { type PeerMessage, ProtocolError, decodeFrame, decodeMessage, encodeMess
 
 const samples: PeerMessage[] = [
   { type: "states", seq: 7, entries: [["i:1", Buffer.from([1, 2])], ["o:abc", Buffer.from([3])]] },
+  { type: "states", seq: 0, entries: [["u:2", Buffer.from([4])]], batch: 8 },
   { type: "ack", seq: 9 },
   { type: "syncRequest", cursor: 0, mergedOnly: false },
+  { type: "syncRequest", cursor: 3, mergedOnly: true, known: [["r2/0a1b", 40], ["r3/9f", 2]] },
   { type: "syncDone", upTo: 12 },
   { type: "rightsRequest", requestId: 3, needs: [["u:5", 10], ["o:x", 1]] },
   { type: "rightsGrant", requestId: 3, granted: [["u:5", 12]] },
@@ -32,6 +34,8 @@ describe("peer messages", () => {
     const bad = [
       encodeMessage({ type: "states", seq: 1, entries: [["~identity", Buffer.from([1])]] }),
       encodeMessage({ type: "ack", seq: -1 }),
+      encodeMessage({ type: "syncRequest", cursor: 0, mergedOnly: true, known: Array.from({ length: 65 }, (_, index) => [`r${index}/x`, 1] as const) }),
+      encodeMessage({ type: "syncRequest", cursor: 0, mergedOnly: true, known: [["", 1]] }),
       encodeMessage({ type: "rightsRequest", requestId: 1, needs: Array.from({ length: 1025 }, (_, index) => [`i:${index}`, 1] as const) }),
     ];
     for (const bytes of bad) expect(() => decodeFrame(bytes)).toThrow(ProtocolError);

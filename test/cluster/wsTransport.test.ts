@@ -317,7 +317,8 @@ describe("WsTransport and strangers", () => {
       /^not authenticated within 500 ms$/,
       /^text frame during the handshake$/,
       /^handshake frame is not msgpack/,
-      /^unknown handshake frame type or wrong field count$/,
+      // A peer message (protocol version 2) where the handshake (version 1) is expected.
+      /^unknown handshake version$/,
       /^wrong path "\/"$/,
       /^bad HTTP: /,
       /^plain HTTP request$/,

@@ -98,6 +98,21 @@ describe("deterministic simulation", () => {
     console.log(`bridge: r3 saw r1's write ${(seenAt! - ackedAt).toFixed(0)} ms after its ack, through r2`);
   });
 
+  it("full mesh: anti-entropy does not relay states that every replica got first hand", async () => {
+    const scenario = new Scenario();
+    await scenario.start();
+    const before = { ...scenario.cluster.network.statesDelivered };
+    for (let index = 0; index < 10; index++) {
+      expect(await scenario.run("r1", { f: "createItem", item: `x${index}`, price: 1 })).toBe("ok");
+      expect(await scenario.run("r2", { f: "addStock", item: `x${index}`, amount: 3 })).toBe("ok");
+    }
+    await scenario.wait(3500);
+    const { live, antiEntropy } = scenario.cluster.network.statesDelivered;
+    expect(live - before.live).toBeGreaterThanOrEqual(40);
+    expect(antiEntropy - before.antiEntropy).toBe(0);
+    for (const replicaId of ["r1", "r2", "r3"]) expect(await scenario.stock(replicaId, "x9")).toBe(3);
+  });
+
   it("G2/G3, lost incarnation: what r1 acknowledged and only r2 merged reaches r3 with every link up", async () => {
     const scenario = new Scenario();
     await scenario.start();

@@ -4,6 +4,7 @@
 
 export interface DatabaseBatch {
   put(key: string, value: Uint8Array): unknown;
+  del(key: string): unknown;
   /** `sync`: LevelDB fsyncs before the write resolves (memory-level ignores it). */
   write(options: { readonly sync: boolean }): Promise<void>;
 }

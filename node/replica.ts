@@ -6,7 +6,7 @@
 // shows a state that a crash could take back.
 import { mkdir } from "node:fs/promises";
 import { Level } from "level";
-import { pack, unpack } from "msgpackr";
+import { pack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type Refusal, ShopState, type StateKey } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
@@ -20,6 +20,7 @@ import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
 import { GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
+import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
 
 /** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
 export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
@@ -115,7 +116,11 @@ export class Replica {
     const transport = options.transport(actor);
     let commit: GroupCommit | undefined;
     const shop = new ShopState(actor, (key, origin, bytes) => commit?.markChanged(key, origin, bytes));
-    const { stateKeys, cursors } = await loadStates(db, shop);
+    const { stateKeys, cursors, setAside } = await loadStoredStates(db, shop);
+    if (setAside.length > 0) {
+      const shown = setAside.slice(0, 10).join(", ");
+      options.log("warn", `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`);
+    }
     let replicator: Replicator | undefined;
     const gossip = MembershipGossip.load(identity.replicaId, await db.get(membershipKey), {
       transport,
@@ -439,21 +444,4 @@ async function openOrExplain(db: Level<string, Uint8Array>, dataDir: string): Pr
     if (cause?.code === "LEVEL_LOCKED") throw new Error(`data folder ${dataDir} is in use by another replica process`);
     throw error;
   }
-}
-
-/** Loading merges each stored state; the keys it reports are already on disk. */
-async function loadStates(
-  db: Database,
-  shop: ShopState,
-): Promise<{ stateKeys: StateKey[]; cursors: Map<Actor, number> }> {
-  const stateKeys: StateKey[] = [];
-  const cursors = new Map<Actor, number>();
-  for await (const [key, value] of db.iterator()) {
-    if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), unpack(value) as number);
-    else if (!key.startsWith("~")) {
-      shop.mergeEncoded(key, value, "disk");
-      stateKeys.push(key);
-    }
-  }
-  return { stateKeys, cursors };
 }

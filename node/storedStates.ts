@@ -1,0 +1,62 @@
+// Loading a replica's stored states at start. A record that does not decode (a bad
+// sector, a bug of an older version) must not stop the replica for good, nor make
+// it guess: it is set aside under `~set-aside:<key>` with its bytes, logged, and
+// fetched again from the peers. Every anti-entropy cursor is dropped for that, so
+// each peer resends all it holds (the key may have last changed long before).
+import { unpack } from "msgpackr";
+import type { Actor } from "../crdt/boundedCounter.js";
+import { DecodeError } from "../crdt/codec.js";
+import type { ShopState, StateKey } from "../crdt/shopState.js";
+import { cursorKeyPrefix } from "../cluster/replicator.js";
+import type { Database } from "./database.js";
+
+export const setAsideKeyPrefix = "~set-aside:";
+
+export interface StoredStates {
+  readonly stateKeys: StateKey[];
+  /** Per peer incarnation: its batches up to this number are merged here. */
+  readonly cursors: Map<Actor, number>;
+  /** Keys whose records did not decode: set aside, to come back from the peers. */
+  readonly setAside: string[];
+}
+
+/** Merge every stored state into `shop` and read the cursors; set aside what does not decode. */
+export async function loadStoredStates(db: Database, shop: ShopState): Promise<StoredStates> {
+  const stateKeys: StateKey[] = [];
+  const cursors = new Map<Actor, number>();
+  const bad: [key: string, value: Uint8Array][] = [];
+  for await (const [key, value] of db.iterator()) {
+    if (key.startsWith(setAsideKeyPrefix)) continue;
+    try {
+      if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), readCursor(value));
+      else if (!key.startsWith("~")) {
+        shop.mergeEncoded(key, value, "disk");
+        stateKeys.push(key);
+      }
+    } catch (error) {
+      if (!(error instanceof DecodeError) && !(error instanceof RangeError)) throw error;
+      bad.push([key, value]);
+    }
+  }
+  if (bad.length === 0) return { stateKeys, cursors, setAside: [] };
+  const write = db.batch();
+  for (const [key, value] of bad) {
+    write.put(`${setAsideKeyPrefix}${key}`, value);
+    write.del(key);
+  }
+  for (const actor of cursors.keys()) write.del(`${cursorKeyPrefix}${actor}`);
+  await write.write({ sync: true });
+  cursors.clear();
+  return { stateKeys, cursors, setAside: bad.map(([key]) => key) };
+}
+
+function readCursor(value: Uint8Array): number {
+  let cursor: unknown;
+  try {
+    cursor = unpack(value);
+  } catch (error) {
+    throw new DecodeError(`a cursor must be msgpack: ${(error as Error).message}`);
+  }
+  if (typeof cursor !== "number" || !Number.isSafeInteger(cursor) || cursor < 0) throw new DecodeError("a cursor must be a safe non-negative integer");
+  return cursor;
+}

@@ -2,8 +2,10 @@
 // - Live: after each durable batch, the states this replica changed itself go to
 //   every up peer (the bytes that reached the disk); peers merge, ack, persist.
 // - Read-your-writes: a reply waits until every up, non-lagging peer has acked its
-//   batch, within ackWaitMsMax; a peer that misses the bound is marked lagging and
-//   not waited for until it has acked everything that was sent to it by then.
+//   batch, within a bound that follows the peers' recent ack round trips (at most
+//   ackWaitMsMax); a peer that misses it is marked lagging, every reply waiting on
+//   it goes on at once, and it is not waited for until it has acked everything that
+//   was sent to it by then. A frozen or cut-off peer costs one such wait, not more.
 // - Anti-entropy on every (re)connect: each side asks for what the other changed
 //   (locally or by merging) after the cursor it holds for it, reads those states
 //   back from LevelDB (durable by construction), and ends with syncDone. Only
@@ -24,6 +26,14 @@ export const cursorKeyPrefix = "~cursor:";
 const stateBytesPerFrameTarget = bytesPerFrameMax / 4;
 /** A conservative rate at which a busy peer merges and acks received states. */
 const statesMergedPerMs = 20;
+/** The ack wait is this many times the peers' recent slowest ack round trip… */
+const ackWaitRoundTrips = 4;
+/** …and never under this (a GC pause or a busy event loop is not a failure). */
+const ackWaitMsFloor = 250;
+/** How fast the remembered slowest round trip decays, per ack. */
+const ackRoundTripDecay = 0.98;
+/** Unacked live batches whose send time is kept, per peer. */
+const sendTimesKeptMax = 1024;
 
 export interface ReplicatorDeps {
   readonly transport: Pick<Transport, "send">;
@@ -85,18 +95,35 @@ class PeerReplication {
   caughtUpOnLink = false;
   /** Highest batch of the peer's own changes merged from a live frame on this link. */
   liveMergedUpTo = 0;
+  /** The slowest recent ack round trip of a live batch (decaying, so one slow ack is soon forgotten). */
+  ackRoundTripMsRecent = 0;
+  /** Live batches sent and not yet acked, oldest first, with when they were sent. */
+  private readonly sendTimes: { seq: number; sentAtMs: number }[] = [];
   constructor(readonly actor: Actor) {}
 
-  acked(seq: number): void {
+  sent(seq: number, nowMs: number): void {
+    this.lastSentSeq = seq;
+    this.sendTimes.push({ seq, sentAtMs: nowMs });
+    if (this.sendTimes.length > sendTimesKeptMax) this.sendTimes.shift();
+  }
+
+  acked(seq: number, nowMs: number): void {
     if (seq > this.ackedSeq) this.ackedSeq = seq;
+    let sentAtMs: number | undefined;
+    while (this.sendTimes.length > 0 && this.sendTimes[0]!.seq <= this.ackedSeq) sentAtMs = this.sendTimes.shift()!.sentAtMs;
+    if (sentAtMs !== undefined) this.ackRoundTripMsRecent = Math.max(nowMs - sentAtMs, this.ackRoundTripMsRecent * ackRoundTripDecay);
     while (this.ackWaiters.length > 0 && this.ackWaiters[0]!.seq <= this.ackedSeq) this.ackWaiters.shift()!.done();
     if (this.lagging && this.ackedSeq >= this.caughtUpAtSeq) this.lagging = false;
   }
 
-  /** Stop waiting for this peer until it has acked what was sent to it so far. */
+  /**
+   * Stop waiting for this peer until it has acked what was sent to it so far: every
+   * reply waiting on it goes on now, not each at the end of its own wait.
+   */
   markLagging(): void {
     this.lagging = true;
     this.caughtUpAtSeq = this.lastSentSeq;
+    for (const waiter of this.ackWaiters.splice(0)) waiter.done();
   }
 
   /** Wake every waiter: the peer went down or lags, and is no longer waited for. */
@@ -205,7 +232,7 @@ export class Replicator {
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
     if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
     for (const [peerId, peer] of this.peers) {
-      if (peer.up && this.sendStates(peerId, local, seq, seq)) peer.lastSentSeq = seq;
+      if (peer.up && this.sendStates(peerId, local, seq, seq)) peer.sent(seq, this.deps.clock.now());
     }
   }
 
@@ -229,11 +256,13 @@ export class Replicator {
     for (const peer of this.peers.values()) {
       if (peer.up && !peer.lagging && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) behind.push(peer);
     }
-    const ackWaitMs = this.ackWaitMsBySeq.get(seq) ?? this.deps.ackWaitMsMax;
+    const sizedWaitMs = this.ackWaitMsBySeq.get(seq);
     this.ackWaitMsBySeq.delete(seq);
     if (behind.length === 0) return undefined;
+    const ackWaitMs = sizedWaitMs ?? this.ackWaitMs(behind);
     const wait = new Promise<void>((resolve) => {
       let remaining = behind.length;
+      let finished = false;
       const cancelTimer = this.deps.clock.after(ackWaitMs, () => {
         for (const peer of behind) {
           if (peer.up && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) {
@@ -244,6 +273,8 @@ export class Replicator {
         finish();
       });
       const finish = () => {
+        if (finished) return;
+        finished = true;
         cancelTimer();
         this.replicatedWaits.delete(seq);
         resolve();
@@ -254,6 +285,12 @@ export class Replicator {
     });
     this.replicatedWaits.set(seq, wait);
     return wait;
+  }
+
+  /** How long a reply waits for these peers' acks: a few of their recent slowest round trips, within bounds. */
+  private ackWaitMs(behind: readonly PeerReplication[]): number {
+    const roundTripMs = Math.max(...behind.map((peer) => peer.ackRoundTripMsRecent));
+    return Math.min(this.deps.ackWaitMsMax, Math.max(ackWaitMsFloor, Math.ceil(ackWaitRoundTrips * roundTripMs)));
   }
 
   receive(peerId: PeerId, message: PeerMessage): void {
@@ -269,7 +306,7 @@ export class Replicator {
         if (message.seq > 0) this.deps.transport.send(peerId, { type: "ack", seq: message.seq });
         break;
       case "ack":
-        peer.acked(message.seq);
+        peer.acked(message.seq, this.deps.clock.now());
         break;
       case "syncRequest":
         peer.heldUpTo = Math.max(peer.heldUpTo, message.cursor);

@@ -98,6 +98,28 @@ describe("deterministic simulation", () => {
     console.log(`bridge: r3 saw r1's write ${(seenAt! - ackedAt).toFixed(0)} ms after its ack, through r2`);
   });
 
+  it("a silent peer costs the replies one ack wait, not one each: all waiting replies go on once it lags", async () => {
+    const scenario = new Scenario();
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    // r3 goes silent (a black hole: its links stay up until the ping timeout, 300-400 ms).
+    scenario.cluster.network.setCuts([["r3", "r1"], ["r3", "r2"]]);
+    const startedAt = scenario.scheduler.now;
+    const answeredAt: number[] = [];
+    for (let index = 0; index < 9; index++) {
+      scenario.scheduler.after(index * 10, () => {
+        void perform(scenario.replica("r1"), { f: "addStock", item: "x", amount: 1 }).then((result) => {
+          expect(result.ok).toBe(true);
+          answeredAt.push(scenario.scheduler.now - startedAt);
+        });
+      });
+    }
+    await scenario.wait(250);
+    expect(answeredAt).toHaveLength(9);
+    // The first waits its ack wait (100 ms); the others, started within it, end with it.
+    expect(Math.max(...answeredAt)).toBeLessThan(settings.ackWaitMsMax + 20);
+  });
+
   it("full mesh: anti-entropy does not relay states that every replica got first hand", async () => {
     const scenario = new Scenario();
     await scenario.start();

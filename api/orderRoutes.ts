@@ -39,7 +39,7 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
         const price = readAmount("item_price", request.params.item_price);
         if (count > 0 && (itemCount === 0 || userCount === 0)) throw new BadInput("n_items and n_users must be at least 1");
         if (!Number.isSafeInteger(2 * price)) throw new BadInput(`an order's total cost 2 * item_price must be at most ${Number.MAX_SAFE_INTEGER}`);
-        const refusal = await replica.mutate((shop) => (shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), null));
+        const refusal = await replica.mutate((shop) => shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()));
         return refusal === null ? { msg: `Batch init for ${count} orders successful` } : sendRefusal(reply, refusal);
       },
     );

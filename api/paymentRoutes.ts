@@ -25,7 +25,7 @@ export function paymentRoutes(replica: Replica): FastifyPluginCallback {
       async (request, reply) => {
         const count = readBatchSize("n", request.params.n);
         const startingMoney = readAmount("starting_money", request.params.starting_money);
-        const refusal = await replica.mutate((shop) => (shop.batchInitUsers(count, startingMoney, Date.now()), null));
+        const refusal = await replica.mutate((shop) => shop.batchInitUsers(count, startingMoney, Date.now()));
         return refusal === null ? { msg: `Batch init for ${count} users successful` } : sendRefusal(reply, refusal);
       },
     );

@@ -31,7 +31,7 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
         const count = readBatchSize("n", request.params.n);
         const startingStock = readAmount("starting_stock", request.params.starting_stock);
         const price = readAmount("item_price", request.params.item_price);
-        const refusal = await replica.mutate((shop) => (shop.batchInitItems(count, startingStock, price, Date.now()), null));
+        const refusal = await replica.mutate((shop) => shop.batchInitItems(count, startingStock, price, Date.now()));
         return refusal === null ? { msg: `Batch init for ${count} items successful` } : sendRefusal(reply, refusal);
       },
     );

@@ -13,11 +13,18 @@
 // proof is never the one it expects back) and to both identities. The acceptor is up
 // once it has checked the dialer's proof, which the dialer only sends after checking
 // the acceptor's; the dialer is up on the welcome. The secret never travels.
+//
+// Who may link: the acceptor answers only a hello whose replica id is one it was
+// told to accept (the configured peers), and both sides only an actor that is an
+// incarnation of the replica id it comes with (`<replica id>/<incarnation>`,
+// peerIds.ts). The replica id and actor of an up link are thus a member's, as far
+// as the shared secret can tell: rights and rows are bound to them later on.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Packr } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { idLengthMax } from "../crdt/codec.js";
 import { ProtocolError } from "./messages.js";
+import { isActorOf, isReplicaId, replicaIdPattern } from "./peerIds.js";
 import type { PeerId } from "./transport.js";
 
 export const handshakeVersion = 1;
@@ -72,7 +79,13 @@ export type HandshakeState =
       readonly nonce: Uint8Array;
     }
   | { readonly role: "dialer"; readonly awaiting: "welcome"; readonly peer: PeerId; readonly actor: Actor }
-  | { readonly role: "acceptor"; readonly awaiting: "hello"; readonly self: Credentials; readonly nonce: Uint8Array }
+  | {
+      readonly role: "acceptor";
+      readonly awaiting: "hello";
+      readonly self: Credentials;
+      readonly nonce: Uint8Array;
+      readonly acceptsPeer: (replicaId: PeerId) => boolean;
+    }
   | { readonly role: "acceptor"; readonly awaiting: "proof"; readonly self: Credentials; readonly transcript: Transcript };
 
 /** What to do with one received handshake frame. */
@@ -175,10 +188,13 @@ export function startDialer(
   return { hello, state: { role: "dialer", awaiting: "challenge", self, expectedPeer, nonce } };
 }
 
-/** The acceptor's state before the dialer's hello; `nonce` must be fresh random bytes. */
-export function startAcceptor(self: Credentials, nonce: Uint8Array): HandshakeState {
+/**
+ * The acceptor's state before the dialer's hello; `nonce` must be fresh random bytes.
+ * `acceptsPeer` says which replica ids may link (the configured peers).
+ */
+export function startAcceptor(self: Credentials, nonce: Uint8Array, acceptsPeer: (replicaId: PeerId) => boolean): HandshakeState {
   assertNonce(nonce);
-  return { role: "acceptor", awaiting: "hello", self, nonce };
+  return { role: "acceptor", awaiting: "hello", self, nonce, acceptsPeer };
 }
 
 function assertNonce(nonce: Uint8Array): void {
@@ -207,6 +223,13 @@ export function handshakeStep(state: HandshakeState, bytes: Uint8Array): Handsha
   }
 }
 
+/** Why a claimed replica id and actor cannot be a replica's, or null. */
+function identityProblem(replicaId: PeerId, actor: Actor): string | null {
+  if (!isReplicaId(replicaId)) return `an id must match ${replicaIdPattern}, got ${JSON.stringify(replicaId)}`;
+  if (!isActorOf(actor, replicaId)) return `an actor must be ${replicaId}/<incarnation>, got ${JSON.stringify(actor)}`;
+  return null;
+}
+
 function refused(reason: string): HandshakeStep {
   return { kind: "refused", reason };
 }
@@ -216,6 +239,9 @@ function acceptorOnHello(
   hello: Extract<HandshakeFrame, { type: "hello" }>,
 ): HandshakeStep {
   if (hello.replicaId === state.self.replicaId) return refused(`dialer claims our own replica id ${hello.replicaId}`);
+  const problem = identityProblem(hello.replicaId, hello.actor);
+  if (problem !== null) return refused(problem);
+  if (!state.acceptsPeer(hello.replicaId)) return refused(`replica ${hello.replicaId} is not a configured peer`);
   if (Buffer.from(hello.nonce).equals(state.nonce)) return refused("dialer reflected our nonce");
   const transcript: Transcript = {
     dialerId: hello.replicaId,
@@ -242,6 +268,8 @@ function dialerOnChallenge(
   if (challenge.replicaId !== state.expectedPeer) {
     return refused(`dialed replica ${state.expectedPeer} but ${challenge.replicaId} answered`);
   }
+  const problem = identityProblem(challenge.replicaId, challenge.actor);
+  if (problem !== null) return refused(problem);
   if (Buffer.from(challenge.nonce).equals(state.nonce)) return refused("acceptor reflected our nonce");
   const transcript: Transcript = {
     dialerId: state.self.replicaId,

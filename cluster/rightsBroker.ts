@@ -5,12 +5,22 @@
 // transfer is durable and its state was sent on the same ordered link, so the
 // grant never arrives before the rights it announces.
 //
+// Who gets rights: only an up peer (the transport authenticated it, and links only
+// configured peers) whose actor is an incarnation of its replica id, the one its
+// handshake announced. Gossip may not show that incarnation yet (a replica back on
+// an empty disk): the authenticated link is what counts, as for its states.
+//
+// Grants are bounded (ShopState.grantRights): what is asked plus at most 2^32, and
+// never past a safe integer in the donor's row. A grant runs on its own (nobody
+// awaits it): it never lets a failure escape as an unhandled rejection.
+//
 // No livelock: a donor keeps the rights its own waiting operations need, except
 // from requesters that rank before it (lower replica id). The first-ranked
 // waiting replica therefore always gathers what it needs, then frees the rest.
 import type { Actor } from "../crdt/boundedCounter.js";
 import type { Need, ShopState, StateKey } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
+import { isActorOf } from "./peerIds.js";
 import { type PeerMessage, needsPerRequestMax } from "./messages.js";
 import type { PeerId, Transport } from "./transport.js";
 
@@ -23,6 +33,8 @@ export interface RightsBrokerDeps {
   upPeers(): readonly { replicaId: PeerId; actor: Actor }[];
   /** Pause after a round that brought nothing, so a contended key is not hammered. */
   readonly retryPauseMs: number;
+  /** Where a grant that failed is reported (default: stderr). */
+  readonly log?: (level: "info" | "warn", message: string) => void;
 }
 
 interface PendingRequest {
@@ -65,7 +77,12 @@ export class RightsBroker {
   }
 
   receive(peerId: PeerId, peerActor: Actor, message: PeerMessage): void {
-    if (message.type === "rightsRequest") void this.grant(peerId, peerActor, message.requestId, message.needs);
+    if (message.type === "rightsRequest") {
+      void this.grant(peerId, peerActor, message.requestId, message.needs).catch((error: unknown) => {
+        const log = this.deps.log ?? ((level, line) => console.error(`${level}: ${line}`));
+        log("warn", `rights request ${message.requestId} of ${peerId} failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
+    }
     else if (message.type === "rightsGrant") this.granted(peerId, message.requestId, message.granted.length > 0);
   }
 
@@ -128,6 +145,10 @@ export class RightsBroker {
   }
 
   private async grant(peerId: PeerId, peerActor: Actor, requestId: number, needs: readonly Need[]): Promise<void> {
+    if (!isActorOf(peerActor, peerId)) {
+      this.deps.transport.send(peerId, { type: "rightsGrant", requestId, granted: [] });
+      return;
+    }
     const requesterRanksFirst = peerId < this.deps.selfId;
     const granted = this.deps.shop.grantRights(peerActor, needs, (key, rights) =>
       requesterRanksFirst ? rights : Math.max(0, rights - (this.waitingNeeds.get(key) ?? 0)),

@@ -1,14 +1,17 @@
 // The real Transport: a full mesh of WebSocket links (ws) between replicas.
 //
 // - A replica dials every configured peer whose id sorts after its own (plain JS string
-//   order) and accepts authenticated links from anyone. If two links to one peer ever
+//   order) and accepts authenticated links from configured peers only (a hello naming
+//   any other replica id is refused). If two links to one peer ever
 //   exist, the newer wins and the older is closed. Dials retry forever with
 //   exponential backoff plus jitter, until close().
 // - A link is usable only after the mutual HMAC handshake (handshake.ts), which must
 //   finish within handshakeTimeoutMs of the TCP connection. Anything else is refused.
 // - Afterwards every frame must be a binary frame that decodeMessage accepts; anything
 //   else (text, bad msgpack, oversize: ws enforces maxPayload) closes that link. A
-//   remote can make us close its link, never throw out of here.
+//   remote can make us close its link, never throw out of here: an event handler
+//   that throws on a peer's message (or its peerUp) closes that link (logged as an
+//   error, code 1011), and the other links go on.
 // - Liveness: a ping every pingIntervalMs; a link silent for pongTimeoutMs is
 //   terminated (a DROP partition sends no RST). A send buffer over
 //   bytesBufferedPerLinkMax also terminates the link: the peer catches up by
@@ -174,6 +177,8 @@ export class WsTransport implements Transport {
   private listening: Promise<void> | null = null;
   private socketsGone: (() => void) | null = null;
   private readonly dialTargets = new Map<PeerId, DialTarget>();
+  /** Every configured peer: the replica ids whose hello is answered. */
+  private configuredPeers = new Set<PeerId>();
   private readonly links = new Map<PeerId, Connection>();
   private lastEncoded: { message: PeerMessage | null; bytes: Uint8Array } = { message: null, bytes: new Uint8Array() };
   /** Every WebSocket not yet closed, either role. */
@@ -216,13 +221,16 @@ export class WsTransport implements Transport {
    */
   setPeers(peers: readonly PeerAddress[]): void {
     const wanted = new Map<PeerId, string>();
+    const configured = new Set<PeerId>();
     for (const { replicaId, address } of peers) {
       if (replicaId === this.credentials.replicaId) throw new RangeError(`the peer list contains this replica (${replicaId})`);
       if (replicaId.length === 0 || replicaId.length > idLengthMax) throw new RangeError(`bad peer id "${replicaId}"`);
-      if (wanted.has(replicaId)) throw new RangeError(`peer ${replicaId} is listed twice`);
+      if (wanted.has(replicaId) || configured.has(replicaId)) throw new RangeError(`peer ${replicaId} is listed twice`);
       assertAddress(address);
+      configured.add(replicaId);
       if (replicaId > this.credentials.replicaId) wanted.set(replicaId, address);
     }
+    this.configuredPeers = configured;
     for (const [peer, target] of this.dialTargets) {
       if (wanted.get(peer) !== target.address) this.stopDialing(peer, target);
     }
@@ -405,7 +413,7 @@ export class WsTransport implements Transport {
     if (entry === undefined || this.phase !== "running") return this.refuseTcp(socket, "not expecting an upgrade");
     if (request.url !== linkPath) return this.refuseTcp(socket, `wrong path ${JSON.stringify(request.url)}`);
     this.wsServer.handleUpgrade(request, socket, head, (ws) => {
-      const state = startAcceptor(this.credentials, randomBytes(nonceBytes));
+      const state = startAcceptor(this.credentials, randomBytes(nonceBytes), (replicaId) => this.configuredPeers.has(replicaId));
       const connection = newConnection(ws, entry.where, state, null, socket);
       connection.opened = true;
       entry.connection = connection;
@@ -479,7 +487,22 @@ export class WsTransport implements Transport {
     connection.where = `link ${peer} (${actor})`;
     this.links.set(peer, connection);
     this.log("info", `${connection.where}: up, ${how}`);
-    this.events.peerUp(peer, actor);
+    const events = this.events;
+    this.deliver(connection, () => events.peerUp(peer, actor));
+  }
+
+  /**
+   * Runs an event handler for `link`'s peer. A throw is a bug the peer's input
+   * reached: it closes this link only (and is logged), never the process.
+   */
+  private deliver(link: Connection, handle: () => void): boolean {
+    try {
+      handle();
+      return true;
+    } catch (error) {
+      this.dropLink(link, "error", `a handler threw: ${describeError(error)}`, 1011);
+      return false;
+    }
   }
 
   private endHandshakeTimers(connection: Connection): void {
@@ -498,8 +521,10 @@ export class WsTransport implements Transport {
       return this.dropLink(link, "error", `decodeFrame failed unexpectedly: ${String(error)}`, 1011);
     }
     for (const message of messages) {
-      if (!link.up || link.peer === null || this.events === null) return;
-      this.events.message(link.peer, message);
+      const { peer } = link;
+      const events = this.events;
+      if (!link.up || peer === null || events === null) return;
+      if (!this.deliver(link, () => events.message(peer, message))) return;
     }
   }
 
@@ -509,7 +534,11 @@ export class WsTransport implements Transport {
     link.up = false;
     this.links.delete(link.peer);
     this.log(level, `${link.where}: down, ${reason}`);
-    this.events?.peerDown(link.peer);
+    try {
+      this.events?.peerDown(link.peer);
+    } catch (error) {
+      this.log("error", `${link.where}: the down handler threw: ${describeError(error)}`);
+    }
     if (closeCode === null) link.ws.terminate();
     else link.ws.close(closeCode, closeReasons[closeCode] ?? "");
   }
@@ -578,6 +607,10 @@ function newConnection(
     outbox: [],
     outboxBytes: 0,
   };
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 function bytesOf(data: RawData): Uint8Array {

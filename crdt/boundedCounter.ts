@@ -5,6 +5,12 @@
 // is the entry-wise max and the type is state-based: duplicated, stale or
 // reordered states are harmless. Stored sparse: most counters are touched by few
 // actors.
+//
+// Rows only grow: every entry counts a lifetime (all increments, all decrements,
+// all rights ever handed from i to j), never a balance. Each entry is kept a safe
+// integer by its only writer (an operation that would pass Number.MAX_SAFE_INTEGER
+// is refused as "overflow"), and sums over entries (value, rights) are computed
+// exactly even when they pass it, so a large history never rounds a balance.
 
 /** A replica incarnation: the only writer of its own row of every counter. */
 export type Actor = string;
@@ -20,23 +26,44 @@ export class BoundedCounter {
   readonly decrements = new Map<Actor, number>();
 
   value(): number {
-    let total = 0;
-    for (const amount of this.increments.values()) total += amount;
-    for (const amount of this.decrements.values()) total -= amount;
-    return total;
+    let added = 0;
+    let taken = 0;
+    for (const amount of this.increments.values()) added += amount;
+    for (const amount of this.decrements.values()) taken += amount;
+    if (added <= Number.MAX_SAFE_INTEGER && taken <= Number.MAX_SAFE_INTEGER) return added - taken;
+    return exactDifference([...this.increments.values()], [...this.decrements.values()]);
   }
 
   /** What `actor` may still decrement or hand on. */
   rights(actor: Actor): number {
-    let rights = (this.increments.get(actor) ?? 0) - (this.decrements.get(actor) ?? 0);
+    // Gains and losses summed apart: each sum is exact while it stays a safe integer.
+    let gained = this.increments.get(actor) ?? 0;
+    let lost = this.decrements.get(actor) ?? 0;
     for (const [from, row] of this.transfers) {
       if (from === actor) {
-        for (const amount of row.values()) rights -= amount;
+        for (const amount of row.values()) lost += amount;
       } else {
-        rights += row.get(actor) ?? 0;
+        gained += row.get(actor) ?? 0;
       }
     }
-    return rights;
+    if (gained <= Number.MAX_SAFE_INTEGER && lost <= Number.MAX_SAFE_INTEGER) return gained - lost;
+    return this.rightsExact(actor);
+  }
+
+  /** rights(), summed in BigInt: only for histories whose sums pass a safe integer. */
+  private rightsExact(actor: Actor): number {
+    const gains = [this.increments.get(actor) ?? 0];
+    const losses = [this.decrements.get(actor) ?? 0];
+    for (const [from, row] of this.transfers) {
+      if (from === actor) losses.push(...row.values());
+      else gains.push(row.get(actor) ?? 0);
+    }
+    return exactDifference(gains, losses);
+  }
+
+  /** How much more `from` may hand to `to` before that entry would pass a safe integer. */
+  transferRoom(from: Actor, to: Actor): number {
+    return Number.MAX_SAFE_INTEGER - (this.transfers.get(from)?.get(to) ?? 0);
   }
 
   /** Rights of every actor that appears in the state (zero-rights actors included). */
@@ -67,7 +94,9 @@ export class BoundedCounter {
   decrement(actor: Actor, amount: number): CounterRefusal | null {
     assertAmount(amount);
     if (this.rights(actor) < amount) return "insufficient-rights";
-    if (amount > 0) this.decrements.set(actor, (this.decrements.get(actor) ?? 0) + amount);
+    const next = (this.decrements.get(actor) ?? 0) + amount;
+    if (!Number.isSafeInteger(next)) return "overflow";
+    if (amount > 0) this.decrements.set(actor, next);
     return null;
   }
 
@@ -163,10 +192,20 @@ export class BoundedCounter {
     }
     if (!Number.isSafeInteger(this.value())) return "value is not a safe integer";
     for (const actor of this.actors()) {
-      if (this.rights(actor) < 0) return `rights of ${actor} are negative`;
+      const rights = this.rights(actor);
+      if (rights < 0) return `rights of ${actor} are negative`;
+      if (!Number.isSafeInteger(rights)) return `rights of ${actor} are not a safe integer`;
     }
     return null;
   }
+}
+
+/** Σgains − Σlosses in exact integer arithmetic (a result past a safe integer is returned rounded, for invalidity() to name). */
+function exactDifference(gains: readonly number[], losses: readonly number[]): number {
+  let difference = 0n;
+  for (const amount of gains) difference += BigInt(amount);
+  for (const amount of losses) difference -= BigInt(amount);
+  return Number(difference);
 }
 
 function mergeMax(target: Map<Actor, number>, source: ReadonlyMap<Actor, number>): boolean {

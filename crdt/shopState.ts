@@ -48,6 +48,38 @@ export interface OrderView {
   total_cost: number;
 }
 
+/**
+ * What a state received from a peer may carry, beyond being valid (see mergeEncoded).
+ * The caller knows the cluster and the time; ShopState stays pure.
+ */
+export interface PeerStatePolicy {
+  /** May rows of `actor` that this replica does not hold yet come from a peer? */
+  actorAdmitted(actor: Actor): boolean;
+  /** The largest generation counter a peer's state may carry: the local clock plus the skew allowed. */
+  generationCounterMax(): number;
+}
+
+/**
+ * Generation counters are milliseconds of a hybrid clock (see nextGeneration): this
+ * one is in the year 37,000, and leaves 2^52 batch_inits of room below
+ * Number.MAX_SAFE_INTEGER. The bound when the caller gives no clock.
+ */
+export const generationCounterCeiling = 2 ** 50;
+
+/** Admits every actor; bounds generations by generationCounterCeiling only. */
+export const openPeerStatePolicy: PeerStatePolicy = {
+  actorAdmitted: () => true,
+  generationCounterMax: () => generationCounterCeiling,
+};
+
+/**
+ * A grant gives what was asked plus at most this much of the donor's spare rights
+ * (and at most half of them). Counter rows only grow: every unit moved counts
+ * forever in the row of the replica that handed it on, so a generous grant of a
+ * huge balance, moved back and forth, would fill a row in a few moves.
+ */
+export const rightsGrantedBeyondNeedMax = 2 ** 32;
+
 export class ShopState {
   readonly items = new Map<string, ItemState>();
   readonly users = new Map<string, UserState>();
@@ -60,6 +92,8 @@ export class ShopState {
    * are made, so checkouts anywhere find rights at home.
    */
   spreadActors: readonly Actor[];
+  /** Checks of states received from peers; the caller sets it to the cluster it knows. */
+  peerStatePolicy: PeerStatePolicy = openPeerStatePolicy;
 
   constructor(
     readonly actor: Actor,
@@ -123,14 +157,16 @@ export class ShopState {
   }
 
   /** `wallClockMs`: the caller's clock, so that a later batch_init wins (see nextGeneration). */
-  batchInitItems(count: number, startingStock: number, price: number, wallClockMs = 0): void {
+  batchInitItems(count: number, startingStock: number, price: number, wallClockMs = 0): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
+    if (isRefusal(generation)) return generation;
     for (let index = 0; index < count; index++) {
       const item = new ItemState(generation, price);
       assert(this.incrementSpread(item.stock, startingStock, index) === null, "starting stock is a safe integer");
       this.items.set(String(index), item);
       this.onChange(itemKey(String(index)), "local");
     }
+    return null;
   }
 
   // ---- payment
@@ -160,14 +196,16 @@ export class ShopState {
     return null;
   }
 
-  batchInitUsers(count: number, startingMoney: number, wallClockMs = 0): void {
+  batchInitUsers(count: number, startingMoney: number, wallClockMs = 0): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
+    if (isRefusal(generation)) return generation;
     for (let index = 0; index < count; index++) {
       const user = new UserState(generation);
       assert(this.incrementSpread(user.credit, startingMoney, index) === null, "starting money is a safe integer");
       this.users.set(String(index), user);
       this.onChange(userKey(String(index)), "local");
     }
+    return null;
   }
 
   // ---- orders
@@ -190,8 +228,9 @@ export class ShopState {
     itemPrice: number,
     randomIndex: (n: number) => number,
     wallClockMs = 0,
-  ): void {
+  ): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
+    if (isRefusal(generation)) return generation;
     for (let index = 0; index < count; index++) {
       const order = this.newOrder(generation, String(randomIndex(userCount)), index);
       order.lines = [[String(randomIndex(itemCount)), 1], [String(randomIndex(itemCount)), 1]];
@@ -199,6 +238,7 @@ export class ShopState {
       this.orders.set(String(index), order);
       this.onChange(orderKey(String(index)), "local");
     }
+    return null;
   }
 
   addItem(orderId: string, itemId: string, quantity: number): Refusal | null {
@@ -313,18 +353,24 @@ export class ShopState {
   /**
    * Hand `amount` of this actor's rights over to `targets` in equal shares (this
    * actor keeps its own share if it is among them); the remainder goes to the
-   * targets from position `rotation` on.
+   * targets from position `rotation` on. A share whose row has no room left (it
+   * would pass a safe integer) stays here. Returns what was handed over.
    */
-  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number): void {
-    if (targets.length === 0) return;
+  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number): number {
+    if (targets.length === 0) return 0;
     const share = Math.floor(amount / targets.length);
     const remainder = amount % targets.length;
+    let handed = 0;
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index]!;
       if (target === this.actor) continue;
       const extra = (index - (rotation % targets.length) + targets.length) % targets.length < remainder ? 1 : 0;
-      assert(counter.transfer(this.actor, target, share + extra) === null, "held rights can be handed on");
+      const given = Math.min(share + extra, counter.transferRoom(this.actor, target));
+      if (given <= 0) continue;
+      assert(counter.transfer(this.actor, target, given) === null, "held rights can be handed on");
+      handed += given;
     }
+    return handed;
   }
 
   // ---- rights between replicas
@@ -356,16 +402,20 @@ export class ShopState {
     const counter = this.counterAt(key);
     const rights = counter?.rights(this.actor) ?? 0;
     if (counter === undefined || rights <= 0 || targets.length === 0 || targets.includes(this.actor)) return false;
-    this.handOut(counter, rights, targets, rotation);
-    assert(counter.rights(this.actor) === 0, "a hand-over leaves no rights behind");
+    const handed = this.handOut(counter, rights, targets, rotation);
+    // Only rows with no room left keep rights back (the leave reports them as still held).
+    assert(counter.rights(this.actor) === rights - handed, "a hand-over moves exactly what it hands");
+    if (handed === 0) return false;
     this.onChange(key, "local");
     return true;
   }
 
   /**
    * Hand rights to `requester`, generously: per need, what is asked or half of
-   * what this actor can spare, whichever is more. `spareOf(key, rights)` says how
-   * much of its rights this actor can spare. Returns what was handed over.
+   * what this actor can spare, whichever is more, but never more than is asked
+   * plus rightsGrantedBeyondNeedMax, nor past a safe integer in this actor's row.
+   * `spareOf(key, rights)` says how much of its rights this actor can spare.
+   * Returns what was handed over.
    */
   grantRights(requester: Actor, needs: readonly Need[], spareOf: (key: StateKey, rights: number) => number): Need[] {
     const granted: Need[] = [];
@@ -375,7 +425,8 @@ export class ShopState {
       if (counter === undefined) continue;
       const rights = counter.rights(this.actor);
       const spare = Math.min(rights, spareOf(key, rights));
-      const given = Math.min(spare, Math.max(amount, Math.ceil(spare / 2)));
+      const generous = Math.min(Math.ceil(spare / 2), rightsGrantedBeyondNeedMax);
+      const given = Math.min(spare, Math.max(amount, generous), counter.transferRoom(this.actor, requester));
       if (given <= 0) continue;
       assert(counter.transfer(this.actor, requester, given) === null, "spare rights can be handed on");
       this.onChange(key, "local");
@@ -432,6 +483,7 @@ export class ShopState {
     from: "peer" | "disk",
   ): { changed: boolean; keptIncoming: boolean } {
     const local = states.get(id);
+    if (from === "peer") this.checkGeneration(id, incoming.generation);
     // This replica only sends its own row once it is durable, so no peer can know
     // more of it; an older generation is dropped by the merge and needs no check.
     if (from === "peer" && (local === undefined || compareGenerations(local.generation, incoming.generation) <= 0)) {
@@ -439,6 +491,8 @@ export class ShopState {
       if (incoming.counter().rowExceeds(this.actor, known)) {
         throw new ForgedStateError(`state ${id} holds more of ${this.actor}'s own row than ${this.actor} wrote`);
       }
+      const stranger = this.unadmittedRowOwner(incoming.counter(), known);
+      if (stranger !== undefined) throw new ForgedStateError(`state ${id} holds new rows of ${stranger}, which is not a member's actor`);
       const forgery = local !== undefined && known !== undefined ? incoming.forgedAgainst(local, this.actor) : null;
       if (forgery !== null) throw new ForgedStateError(`state ${id}: ${forgery}`);
     }
@@ -458,13 +512,48 @@ export class ShopState {
   }
 
   /**
+   * A peer's generation counter past the policy's bound (our clock plus the skew
+   * allowed) is refused: this replica's next batch_init would count on from it, and
+   * one near Number.MAX_SAFE_INTEGER would make it mint an unsafe one.
+   */
+  private checkGeneration(id: string, generation: Generation): void {
+    const counterMax = this.peerStatePolicy.generationCounterMax();
+    if (generation.counter > counterMax) {
+      throw new ForgedStateError(`state ${id} has generation counter ${generation.counter}, past ${counterMax} (our clock plus the skew allowed)`);
+    }
+  }
+
+  /**
+   * The rule for rows of actors the policy does not admit (actors of replicas that
+   * are not members): a peer's state is refused if it holds more of such a row than
+   * `known` (our state of its generation) does. Rows this replica holds already were
+   * admitted when they came, or were written here: states relayed by anti-entropy
+   * carry rows of lost incarnations and retired members, and those merge as before.
+   * What is refused is new value or rights appearing from nobody (a forged row).
+   */
+  private unadmittedRowOwner(incoming: BoundedCounter, known: BoundedCounter | undefined): Actor | undefined {
+    const owners = new Set<Actor>(incoming.increments.keys());
+    for (const actor of incoming.decrements.keys()) owners.add(actor);
+    for (const actor of incoming.transfers.keys()) owners.add(actor);
+    for (const actor of owners) {
+      if (actor !== this.actor && !this.peerStatePolicy.actorAdmitted(actor) && incoming.rowExceeds(actor, known)) return actor;
+    }
+    return undefined;
+  }
+
+  /**
    * A hybrid logical clock: above every generation seen (Lamport), and at least
    * the wall clock, so a batch_init made later in real time wins even at a replica
-   * that has not yet heard of an earlier one.
+   * that has not yet heard of an earlier one. Refused (never minted) past a safe
+   * integer; peers' counters are bounded on arrival, so only a damaged disk gets here.
    */
-  private nextGeneration(wallClockMs: number): Generation {
-    this.generationCounter = Math.max(this.generationCounter + 1, Math.floor(wallClockMs));
-    return { counter: this.generationCounter, actor: this.actor };
+  private nextGeneration(wallClockMs: number): Generation | Refusal {
+    const counter = Math.max(this.generationCounter + 1, Math.floor(wallClockMs));
+    if (!Number.isSafeInteger(counter)) {
+      return { reason: "overflow", message: `the next batch_init generation would pass ${Number.MAX_SAFE_INTEGER}` };
+    }
+    this.generationCounter = counter;
+    return { counter, actor: this.actor };
   }
 }
 

@@ -2,6 +2,7 @@
 import { createServer } from "node:http";
 import { buildApp } from "../api/app.js";
 import { isolatedTransport } from "../cluster/isolatedTransport.js";
+import { memberStatePolicy } from "../cluster/memberStatePolicy.js";
 import { WsTransport } from "../cluster/wsTransport.js";
 import { readConfig } from "./config.js";
 import { Replica } from "./replica.js";
@@ -36,6 +37,16 @@ const replica = await Replica.open({
     console.error("fatal: a LevelDB write failed", error);
     process.exit(1);
   },
+});
+
+// Rows only of members' actors, generations only up to our clock plus the skew allowed
+// (cluster/memberStatePolicy.ts). Set before any peer's message can arrive: open()
+// resolves with no I/O turn between its transport's start and this line.
+const memberIds = new Set([config.replicaId, ...config.peers.map((peer) => peer.replicaId)]);
+replica.shop.peerStatePolicy = memberStatePolicy({
+  // A retired member may be gone from --peers; the membership document still lists it.
+  isMember: (replicaId) => memberIds.has(replicaId) || replica.status().members.some((member) => member.replicaId === replicaId),
+  wallClockMs: () => Date.now(),
 });
 
 // Serve clients only once caught up with the peers (or after a bound, if some are

@@ -29,6 +29,8 @@ const secret = "correct horse battery staple";
 const dialerSelf: Credentials = { replicaId: "a", actor: "a/1111", secret };
 const acceptorSelf: Credentials = { replicaId: "b", actor: "b/2222", secret };
 const nonce = (): Uint8Array => randomBytes(nonceBytes);
+/** The acceptor's configured peers. */
+const acceptsA = (replicaId: string): boolean => replicaId === "a";
 
 function reply(step: HandshakeStep): { frame: Uint8Array; next: HandshakeState } {
   if (step.kind !== "reply") throw new Error(`expected a reply, got ${JSON.stringify(step)}`);
@@ -48,7 +50,7 @@ function refusedReason(step: HandshakeStep): string {
 /** One full exchange; returns every frame sent and both results. */
 function runHandshake(dialer: Credentials, acceptor: Credentials, expectedPeer = acceptor.replicaId) {
   const { hello, state: dialerState } = startDialer(dialer, expectedPeer, nonce());
-  const acceptorState = startAcceptor(acceptor, nonce());
+  const acceptorState = startAcceptor(acceptor, nonce(), acceptsA);
   const challenge = reply(handshakeStep(acceptorState, hello));
   const dialerStep = handshakeStep(dialerState, challenge.frame);
   if (dialerStep.kind !== "reply") return { frames: [hello, challenge.frame], dialer: dialerStep, acceptor: null };
@@ -99,8 +101,8 @@ describe("handshake frames", () => {
   it("any bytes at any step are refused or advance, never throw", () => {
     const states: HandshakeState[] = [
       startDialer(dialerSelf, "b", nonce()).state,
-      startAcceptor(acceptorSelf, nonce()),
-      reply(handshakeStep(startAcceptor(acceptorSelf, nonce()), startDialer(dialerSelf, "b", nonce()).hello)).next,
+      startAcceptor(acceptorSelf, nonce(), acceptsA),
+      reply(handshakeStep(startAcceptor(acceptorSelf, nonce(), acceptsA), startDialer(dialerSelf, "b", nonce()).hello)).next,
     ];
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2048 }), fc.constantFrom(...states), (bytes, state) => {
@@ -138,7 +140,7 @@ describe("handshake (mutual HMAC challenge-response)", () => {
 
   it("an acceptor refuses a forged dialer proof, its own proof reflected back, and a replayed proof", () => {
     const { hello, state } = startDialer(dialerSelf, "b", nonce());
-    const challenge = reply(handshakeStep(startAcceptor(acceptorSelf, nonce()), hello));
+    const challenge = reply(handshakeStep(startAcceptor(acceptorSelf, nonce(), acceptsA), hello));
     const forged = encodeHandshake({ type: "proof", proof: randomBytes(32) });
     expect(refusedReason(handshakeStep(challenge.next, forged))).toMatch(/replica a failed the proof/);
 
@@ -150,7 +152,7 @@ describe("handshake (mutual HMAC challenge-response)", () => {
     // Record a whole good session, then replay the dialer's hello and proof into a new one.
     const recorded = reply(handshakeStep(state, challenge.frame)).frame;
     expect(authenticated(handshakeStep(challenge.next, recorded)).peer).toBe("a");
-    const replayChallenge = reply(handshakeStep(startAcceptor(acceptorSelf, nonce()), hello));
+    const replayChallenge = reply(handshakeStep(startAcceptor(acceptorSelf, nonce(), acceptsA), hello));
     expect(refusedReason(handshakeStep(replayChallenge.next, recorded))).toMatch(/failed the proof/);
   });
 
@@ -181,15 +183,15 @@ describe("handshake (mutual HMAC challenge-response)", () => {
 
   it("an acceptor refuses a dialer claiming the acceptor's own id, or echoing its nonce", () => {
     const { hello } = startDialer({ ...dialerSelf, replicaId: "b" }, "b", nonce());
-    expect(refusedReason(handshakeStep(startAcceptor(acceptorSelf, nonce()), hello))).toMatch(/our own replica id/);
+    expect(refusedReason(handshakeStep(startAcceptor(acceptorSelf, nonce(), acceptsA), hello))).toMatch(/our own replica id/);
     const acceptorNonce = nonce();
     const mirror = startDialer(dialerSelf, "b", acceptorNonce).hello;
-    expect(refusedReason(handshakeStep(startAcceptor(acceptorSelf, acceptorNonce), mirror))).toMatch(/reflected/);
+    expect(refusedReason(handshakeStep(startAcceptor(acceptorSelf, acceptorNonce, acceptsA), mirror))).toMatch(/reflected/);
   });
 
   it("frames out of order are refused", () => {
     const { hello, state: dialerState } = startDialer(dialerSelf, "b", nonce());
-    const acceptorState = startAcceptor(acceptorSelf, nonce());
+    const acceptorState = startAcceptor(acceptorSelf, nonce(), acceptsA);
     const welcome = encodeHandshake({ type: "welcome" });
     const proof = encodeHandshake({ type: "proof", proof: randomBytes(32) });
     expect(refusedReason(handshakeStep(acceptorState, welcome))).toMatch(/expected a hello/);
@@ -238,6 +240,6 @@ describe("handshake (mutual HMAC challenge-response)", () => {
 
   it("start functions insist on full-length nonces", () => {
     expect(() => startDialer(dialerSelf, "b", randomBytes(nonceBytes - 1))).toThrow(RangeError);
-    expect(() => startAcceptor(acceptorSelf, new Uint8Array(0))).toThrow(RangeError);
+    expect(() => startAcceptor(acceptorSelf, new Uint8Array(0), acceptsA)).toThrow(RangeError);
   });
 });

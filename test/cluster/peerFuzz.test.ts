@@ -665,6 +665,25 @@ async function runRogueAction(action: RogueAction): Promise<void> {
   }
 }
 
+/** Dials replica `index` as `replicaId` with `actor` and the real secret: "welcomed", or "refused" if it closed first. */
+async function handshakeAs(index: number, replicaId: string, actor: string): Promise<"welcomed" | "refused"> {
+  const connection = await RawConnection.open(peerPort(index));
+  try {
+    if (!(await connection.upgrade(linkPath))) return "refused";
+    const { hello: helloFrame, state } = startDialer({ replicaId, actor, secret }, cluster.members[index]!.replicaId, randomBytes(nonceBytes));
+    connection.write(encodeFrame(2, helloFrame));
+    const challenge = await connection.binaryFrame(0, refusalWaitMsMax);
+    if (challenge === null) return "refused";
+    const step = handshakeStep(state, challenge);
+    if (step.kind !== "reply") return "refused";
+    connection.write(encodeFrame(2, step.frame));
+    const welcome = await connection.binaryFrame(1, refusalWaitMsMax);
+    return welcome !== null && isWelcome(welcome) ? "welcomed" : "refused";
+  } finally {
+    connection.destroy();
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -812,4 +831,46 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     await expectReplicasMatchTheModel();
     await restartSecondAndCheck();
   }, 60_000);
+
+  it("(c) issue 8: a hello with a bad id, a stranger's id (who took all rights and stranded them), or another replica's actor is refused; no replica dies", async () => {
+    for (const link of rogueLinks) link?.close();
+    const impostors: [string, string][] = [["bad.id", "bad.id/x"], ["stranger", "stranger/x"], ["r4", "r2/x"], ["r4", "r4"]];
+    for (let index = 0; index < 3; index++) {
+      for (const [replicaId, actor] of impostors) expect(await handshakeAs(index, replicaId, actor), `${replicaId} ${actor} at r${index + 1}`).toBe("refused");
+    }
+    for (const member of cluster.members) expect(member.process.running, member.process.printed()).toBe(true);
+    expectLogged([/refused, an id must match/, /refused, replica stranger is not a configured peer/, /refused, an actor must be r4\/<incarnation>/]);
+    await expectReplicasMatchTheModel();
+  }, 60_000);
+
+  it("(c) issue 8: a state with generation counter 2^53 - 1 is refused: batch_init mints a safe generation and the replica restarts", async () => {
+    const toR2 = await RogueLink.open(1);
+    const itemKey = `i:${[...model.stock.keys()][0]!}`;
+    const real = decodeItem(toR2.states.get(itemKey)!);
+    const future = new ItemState({ counter: Number.MAX_SAFE_INTEGER, actor: rogueActor }, real.price, real.stock.clone());
+    toR2.send({ type: "states", seq: 0, entries: [[itemKey, encodeItem(future)]] });
+    await sleep(300);
+    toR2.close();
+    const batchInit = await clients[1]!.post("/stock/batch_init/1/1/1");
+    expect(batchInit.status, batchInit.text).toBe(200);
+    // Logs go with the process: look before r2 restarts (without the fix, the restart fails on a DecodeError).
+    expectLogged([/generation counter 9007199254740991, past \d+ \(our clock plus the skew allowed\)/]);
+    await restartSecondAndCheck();
+  }, 60_000);
+
+  it("(c) issue 8: a counter row of an actor that is no member's, handing 1,000,000 credit to a replica, is refused (G2)", async () => {
+    const toR1 = await RogueLink.open(0);
+    const user = [...model.credit.keys()][0]!;
+    const credit = decodeUser(toR1.states.get(`u:${user}`)!);
+    credit.credit.increments.set("ghost2/x", 1_000_000);
+    credit.credit.transfers.set("ghost2/x", new Map([[toR1.replicaActor, 1_000_000]]));
+    toR1.send({ type: "states", seq: 0, entries: [[`u:${user}`, encodeUser(credit)]] });
+    await sleep(300);
+    toR1.close();
+    const robbed = await clients[0]!.post(`/payment/pay/${user}/999999`);
+    expect(robbed.status, robbed.text).toBe(400);
+    expectLogged([/holds new rows of ghost2\/x, which is not a member's actor/]);
+    await expectReplicasMatchTheModel();
+  }, 60_000);
 });
+

@@ -37,6 +37,11 @@ async function replica(id: string, options: ReplicaOptions = {}): Promise<Replic
   return made;
 }
 
+/** A configured peer that is never reached by dialing: rogue tests dial in under its id. */
+function unreachablePeer(replicaId: string): { replicaId: string; address: string } {
+  return { replicaId, address: "127.0.0.1:1" };
+}
+
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
   const replicas = started.splice(0);
@@ -233,7 +238,7 @@ describe("WsTransport authentication", () => {
   });
 
   it("a dialer that forges its proof is refused by the acceptor", async () => {
-    const a = await replica("a");
+    const a = await replica("a", { peers: [unreachablePeer("m")] });
     const ws = new WebSocket(`ws://${host}:${a.transport.port}${linkPath}`, { perMessageDeflate: false });
     ws.on("error", () => undefined);
     const closed = closedCode(ws);
@@ -352,6 +357,44 @@ describe("WsTransport and strangers", () => {
 });
 
 describe("WsTransport and misbehaving authenticated peers", () => {
+  it("a hello naming a bad id, an id that is not a configured peer, or another replica's actor is refused before any challenge", async () => {
+    const a = await replica("a", { peers: [unreachablePeer("m")] });
+    const impostors = [
+      { replicaId: "m.1", actor: "m.1/1", reason: /refused, an id must match/ },
+      { replicaId: "stranger", actor: "stranger/1", reason: /refused, replica stranger is not a configured peer/ },
+      { replicaId: "m", actor: "n/1", reason: /refused, an actor must be m\/<incarnation>/ },
+    ];
+    for (const { replicaId, actor, reason } of impostors) {
+      await expect(rogueDial(a.transport.port, "a", { replicaId, actor, secret: testSecret })).rejects.toThrow(/closed during the handshake/);
+      expect(a.recorder.logged("warn", reason)).toHaveLength(1);
+    }
+    expect(a.recorder.events).toEqual([]);
+  });
+
+  it("an event handler that throws on a peer's message closes that link only; the other links go on", async () => {
+    const a = await replica("a", { peers: [unreachablePeer("r"), unreachablePeer("s")] });
+    const record = a.recorder.message.bind(a.recorder);
+    a.recorder.message = (peer: string, message: PeerMessage) => {
+      if (message.type === "ack" && message.seq === 666) throw new RangeError("a bug the peer's input reached");
+      record(peer, message);
+    };
+    const r = await rogueDial(a.transport.port, "a", { replicaId: "r", actor: "r/1", secret: testSecret });
+    const s = await rogueDial(a.transport.port, "a", { replicaId: "s", actor: "s/1", secret: testSecret });
+    cleanups.push(async () => {
+      r.terminate();
+      s.terminate();
+    });
+    await waitFor("a sees r and s", () => a.recorder.isUp("r") && a.recorder.isUp("s"));
+    const rClosed = closedCode(r);
+    r.send(encodeMessage({ type: "ack", seq: 666 }));
+    expect(await rClosed).toBe(1011);
+    await waitFor("a drops r", () => !a.recorder.isUp("r"));
+    expect(a.recorder.logged("error", /^link r \(r\/1\): down, a handler threw: RangeError: a bug the peer's input reached$/)).toHaveLength(1);
+    s.send(encodeMessage({ type: "ack", seq: 7 }));
+    await waitFor("s's message still arrives", () => a.recorder.messagesFrom("s").length === 1);
+    expect(a.recorder.isUp("s")).toBe(true);
+  });
+
   it("garbage, truncated, oversize and text frames from a dialed peer close the link; the transport reconnects cleanly", async () => {
     const a = await replica("a");
     const credentials = { replicaId: "m", actor: "m/1", secret: testSecret };
@@ -385,7 +428,7 @@ describe("WsTransport and misbehaving authenticated peers", () => {
   });
 
   it("a dialing peer that sends garbage loses its link and can come back", async () => {
-    const a = await replica("a");
+    const a = await replica("a", { peers: [unreachablePeer("r")] });
     const credentials = { replicaId: "r", actor: "r/1", secret: testSecret };
     const first = await rogueDial(a.transport.port, "a", credentials);
     await waitFor("a sees r", () => a.recorder.isUp("r"));
@@ -402,7 +445,7 @@ describe("WsTransport and misbehaving authenticated peers", () => {
   });
 
   it("of two links to one peer, the newer wins and the older is closed", async () => {
-    const a = await replica("a");
+    const a = await replica("a", { peers: [unreachablePeer("r")] });
     const credentials = { replicaId: "r", actor: "r/1", secret: testSecret };
     const older = await rogueDial(a.transport.port, "a", credentials);
     const olderClosed = closedCode(older);

@@ -277,7 +277,7 @@ export class RogueAcceptor {
     const rogue = new RogueAcceptor(server, address.port);
     server.on("connection", (ws) => {
       ws.on("error", () => undefined);
-      runHandshake(ws, startAcceptor(credentials, randomBytes(nonceBytes))).then(
+      runHandshake(ws, startAcceptor(credentials, randomBytes(nonceBytes), () => true)).then(
         () => {
           rogue.links.push(ws);
           onLink(ws, rogue.links.length - 1);

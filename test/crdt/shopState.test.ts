@@ -504,3 +504,92 @@ describe("ShopState batch_init and generations (G3)", () => {
     expect(credit(late.shop, "0")).toBe(7);
   });
 });
+
+describe("ShopState against a peer that holds the cluster secret (issue 8)", () => {
+  const r1 = "r1/a";
+  const r2 = "r2/b";
+  /** Members r1..r4; generations up to 1,000,000 + the skew. */
+  const members = { actorAdmitted: (actor: string) => /^r[1-4]\//.test(actor), generationCounterMax: () => 1_000_000 };
+  const userBytes = (fields: unknown[]): Uint8Array => new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false }).pack(fields);
+
+  it("G1/G2: new rows of an actor that is not a member's are refused; rows already held, and any incarnation of a member, are taken", () => {
+    const { shop } = makeShop(r1);
+    shop.peerStatePolicy = members;
+    shop.createUser("U");
+    expect(shop.addFunds("U", 5)).toBeNull();
+    // ghost2/x "adds" a million and hands it to r1: value from nobody.
+    const forged = userBytes([1, 0, "", ["r1/a", 5, "ghost2/x", 1_000_000], [], ["ghost2/x", "r1/a", 1_000_000]]);
+    expect(() => shop.mergeEncoded("u:U", forged)).toThrow(ForgedStateError);
+    expect(() => shop.mergeEncoded("u:U", forged)).toThrow(/ghost2\/x, which is not a member's actor/);
+    expect(shop.pay("U", 999_999)).toMatchObject({ reason: "insufficient" });
+    expect(credit(shop, "U")).toBe(5);
+    // A new incarnation of a member (back on an empty disk), relayed by another peer: taken.
+    const relayed = userBytes([1, 0, "", ["r1/a", 5, "r3/new", 7], [], []]);
+    expect(shop.mergeEncoded("u:U", relayed)).toBe(true);
+    expect(credit(shop, "U")).toBe(12);
+    // Rows of an actor this replica holds already (admitted when they came): a relay of them merges.
+    const open = makeShop("r2/b");
+    open.shop.mergeEncoded("u:U", userBytes([1, 0, "", ["old/gone", 3], [], []]));
+    open.shop.peerStatePolicy = members;
+    expect(open.shop.mergeEncoded("u:U", userBytes([1, 0, "", ["old/gone", 3, "r1/a", 1], [], []]))).toBe(true);
+    expect(() => open.shop.mergeEncoded("u:U", userBytes([1, 0, "", ["old/gone", 4, "r1/a", 1], [], []]))).toThrow(ForgedStateError);
+  });
+
+  it("a peer's generation counter past our clock plus the skew is refused (and 2^50 without a clock); none past a safe integer is ever minted", () => {
+    const { shop } = makeShop(r1);
+    const poisoned = userBytes([1, Number.MAX_SAFE_INTEGER, "r4/rogue", ["r4/rogue", 1], [], []]);
+    expect(() => shop.mergeEncoded("u:0", poisoned)).toThrow(/generation counter 9007199254740991, past 1125899906842624/);
+    shop.peerStatePolicy = members;
+    expect(() => shop.mergeEncoded("u:0", userBytes([1, 1_000_001, "r4/rogue", ["r4/rogue", 1], [], []]))).toThrow(ForgedStateError);
+    expect(shop.mergeEncoded("u:0", userBytes([1, 1_000_000, "r4/rogue", ["r4/rogue", 1], [], []]))).toBe(true);
+    expect(shop.batchInitUsers(1, 5, 0)).toBeNull();
+    expect(shop.users.get("0")!.generation.counter).toBe(1_000_001);
+    // A state from before this check, on this replica's own disk: the next batch_init is refused, not minted unsafe.
+    const damaged = makeShop(r1);
+    damaged.shop.mergeEncoded("u:0", poisoned, "disk");
+    expect(damaged.shop.batchInitUsers(1, 5, Date.now())).toMatchObject({ reason: "overflow" });
+    expect(damaged.shop.batchInitItems(1, 5, 1, Date.now())).toMatchObject({ reason: "overflow" });
+    expect(damaged.shop.batchInitOrders(1, 1, 1, 1, () => 0, Date.now())).toMatchObject({ reason: "overflow" });
+    expect(damaged.shop.users.get("0")!.generation.counter).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it("a grant gives what is asked plus at most 2^32, so a huge balance moved back and forth does not fill a row in a few moves", () => {
+    const a = makeShop(r1);
+    const b = makeShop(r2);
+    a.shop.createUser("U");
+    a.shop.spreadActors = [r1, r2];
+    expect(a.shop.addFunds("U", 2e15)).toBeNull();
+    b.shop.mergeEncoded("u:U", a.shop.encode("u:U"));
+    const all = (_key: string, rights: number) => rights;
+    for (let move = 0; move < 50; move++) {
+      const [donor, taker] = move % 2 === 0 ? [a, b] : [b, a];
+      const granted = donor.shop.grantRights(taker.shop.actor, [["u:U", 1]], all);
+      // Before: half of the spare, 5e14 and up; a row passed 2^53 within 20 moves.
+      expect(granted).toEqual([["u:U", 2 ** 32]]);
+      taker.shop.mergeEncoded("u:U", donor.shop.encode("u:U"));
+    }
+    const counter = a.shop.users.get("U")!.credit;
+    expect(counter.transfers.get(r1)!.get(r2)).toBe(1e15 + 25 * 2 ** 32);
+    expect(counter.value()).toBe(2e15);
+    // A large ask still gets what it asks.
+    expect(a.shop.grantRights(r2, [["u:U", 1e15]], all)).toEqual([["u:U", 1e15]]);
+  });
+
+  it("add_funds with a row that has no room left keeps those rights here instead of failing (no 500); balances stay exact past 2^53 of history", () => {
+    const { shop } = makeShop(r1);
+    const full = Number.MAX_SAFE_INTEGER - 2;
+    // r1 and r2 each added 100, then handed `full` to each other: r1's row to r2 has room for 2 more.
+    shop.mergeEncoded("u:U", userBytes([1, 0, "", [r1, 100, r2, 100], [], [r1, r2, full, r2, r1, full]]), "disk");
+    shop.spreadActors = [r1, r2];
+    const counter = shop.users.get("U")!.credit;
+    expect([counter.rights(r1), counter.rights(r2), counter.value()]).toEqual([100, 100, 200]);
+    expect(shop.addFunds("U", 10)).toBeNull();
+    expect([counter.rights(r1), counter.rights(r2), counter.value()]).toEqual([108, 102, 210]);
+    expect(counter.transfers.get(r1)!.get(r2)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(shop.addFunds("U", 10)).toBeNull();
+    expect([counter.rights(r1), counter.rights(r2), counter.value()]).toEqual([118, 102, 220]);
+    expect(shop.grantRights(r2, [["u:U", 50]], (_key, rights) => rights)).toEqual([]);
+    expect(shop.pay("U", 118)).toBeNull();
+    expect(counter.invalidity()).toBeNull();
+  });
+});

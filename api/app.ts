@@ -1,11 +1,29 @@
 // The HTTP face of a replica: every route of API.md, with strict input checks.
 // Bad input is a 400 with a message and changes nothing; only bugs are 5xx.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerFactory, LogController } from "fastify";
+// Every replica also serves the operations routes (health, readiness, metrics,
+// OpenAPI, dashboard): read-only, and answered while the replica still catches up
+// at start, when every other route waits.
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerFactory,
+  LogController,
+  type RouteOptions,
+  type onRequestHookHandler,
+  type onResponseHookHandler,
+} from "fastify";
 import type { Replica } from "../node/replica.js";
 import { clusterRoutes } from "./clusterRoutes.js";
+import { dashboardRoutes } from "./dashboardRoutes.js";
+import { documentationPrefix, registerDocumentation } from "./documentation.js";
+import { operationsRoutes } from "./operationsRoutes.js";
 import { orderRoutes } from "./orderRoutes.js";
 import { amountMessage, amountSchema } from "./params.js";
 import { paymentRoutes } from "./paymentRoutes.js";
+import { Readiness } from "./readiness.js";
+import { ReplicaMetrics, checkoutRoute } from "./replicaMetrics.js";
 import { stockRoutes } from "./stockRoutes.js";
 
 export interface AppOptions {
@@ -14,20 +32,36 @@ export interface AppOptions {
   readonly adminToken: string | undefined;
   /** Makes the HTTP server (to share the request handler with a second server). */
   readonly serverFactory?: FastifyServerFactory;
+  /** The process's pino logger (node/main.ts); by default fastify makes one at `logLevel`. */
+  readonly logger?: FastifyBaseLogger;
+  /** Where the replica is in its life (catching up, serving, stopping); by default serving. */
+  readonly readiness?: Readiness;
+  /** The metrics to serve, if the caller feeds some itself (group commit, peer messages); by default new ones. */
+  readonly metrics?: ReplicaMetrics;
 }
+
+/** Levels at which each request is logged (with its request id); above them only failures are. */
+const requestLoggingLevels: ReadonlySet<string> = new Set(["info", "debug", "trace"]);
 
 /** No route reads a body; a client may still send one, up to this size. */
 const bodyBytesMax = 4096;
 
 export function buildApp(replica: Replica, options: AppOptions): FastifyInstance {
+  const readiness = options.readiness ?? Readiness.serving();
+  const metrics = options.metrics ?? new ReplicaMetrics();
+  metrics.watch(replica, readiness);
   const app = Fastify({
-    logger: { level: options.logLevel },
-    logController: new LogController({ disableRequestLogging: true }),
+    ...(options.logger === undefined ? { logger: { level: options.logLevel } } : { loggerInstance: options.logger }),
+    logController: new LogController({ disableRequestLogging: !requestLoggingLevels.has(options.logLevel) }),
     bodyLimit: bodyBytesMax,
     routerOptions: { maxParamLength: 200 },
     // Ajv must not turn "1e3" or "" into numbers; params are strings checked by us.
     ajv: { customOptions: { coerceTypes: false } },
-    forceCloseConnections: true,
+    // A stop lets the requests in flight finish (their replies say Connection: close)
+    // and closes idle keep-alive connections; requests arriving meanwhile on an open
+    // connection are served, never refused with a 503 (clients count a 5xx as a success).
+    forceCloseConnections: "idle",
+    return503OnClosing: false,
     ...(options.serverFactory === undefined ? {} : { serverFactory: options.serverFactory }),
     // A malformed percent-encoding or an overlong id gets the same {"error"} body as every refusal.
     frameworkErrors: (error, _request, reply) => void sendClientError(reply as FastifyReply, error),
@@ -43,13 +77,48 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
     }
     return reply.code(statusCode).send({ error: clientErrorMessage(error, request.params) });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url}` }));
+  app.setNotFoundHandler((request, reply) => {
+    metrics.unmatchedDone(request.method, 404, reply.elapsedTime);
+    return reply.code(404).send({ error: `no route ${request.method} ${request.url}` });
+  });
 
+  // Before every route: each one gets its own hooks (no per-request route lookup).
+  app.addHook("onRoute", (route) => observeRoute(route, readiness, metrics));
+  registerDocumentation(app);
+  app.register(operationsRoutes(replica, readiness, metrics));
+  app.register(dashboardRoutes(replica, readiness, metrics), { prefix: "/dashboard" });
   app.register(stockRoutes(replica), { prefix: "/stock" });
   app.register(paymentRoutes(replica), { prefix: "/payment" });
   app.register(orderRoutes(replica), { prefix: "/orders" });
   app.register(clusterRoutes(replica, options.adminToken), { prefix: "/cluster" });
   return app;
+}
+
+/**
+ * A route's own hooks: it waits for the catch-up at start unless it is an operations
+ * route, and each answer is observed in the metrics (its latency; a checkout's outcome).
+ */
+function observeRoute(route: RouteOptions, readiness: Readiness, metrics: ReplicaMetrics): void {
+  const method = Array.isArray(route.method) ? route.method.join(",") : route.method;
+  const recordAnswer = metrics.routeRecorder(method, route.url);
+  const isCheckout = route.url === checkoutRoute;
+  const observe: onResponseHookHandler = (request, reply, done) => {
+    recordAnswer(reply.statusCode, reply.elapsedTime);
+    if (isCheckout) metrics.checkoutDone((request.params as { order_id: string }).order_id, reply.statusCode);
+    done();
+  };
+  route.onResponse = [...hooksOf(route.onResponse), observe];
+  const config = route.config as { answersWhileCatchingUp?: boolean } | undefined;
+  if (config?.answersWhileCatchingUp === true || route.url.startsWith(documentationPrefix)) return;
+  const waitForCatchUp: onRequestHookHandler = (_request, _reply, done) => {
+    if (readiness.caughtUpNow) done();
+    else void readiness.caughtUp.then(() => done());
+  };
+  route.onRequest = [waitForCatchUp, ...hooksOf(route.onRequest)];
+}
+
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }
 
 function sendClientError(reply: FastifyReply, error: FastifyError): FastifyReply {

@@ -12,6 +12,14 @@ import type { Database } from "./database.js";
 
 export const batchSeqKey = "~seq";
 
+/** What an observer (metrics) learns of each batch written: no keys, just sizes and time. */
+export interface BatchWritten {
+  readonly keys: number;
+  /** Written with an fsync (it held this replica's own changes, or a sync was asked for). */
+  readonly synced: boolean;
+  readonly writeMs: number;
+}
+
 export interface DurableBatch {
   readonly seq: number;
   /** Every key of the batch with the bytes written, local changes flagged. */
@@ -46,6 +54,8 @@ export class GroupCommit {
     private readonly defer: (callback: () => void) => void,
     /** Number of the last batch written. */
     private lastSeq: number,
+    /** Told of every batch once written (metrics); optional. */
+    private readonly observe?: (batch: BatchWritten) => void,
   ) {
     this.syncedSeq = lastSeq;
   }
@@ -59,11 +69,12 @@ export class GroupCommit {
     onDurable: (batch: DurableBatch) => void,
     onWriteFailure: (error: unknown) => void,
     defer: (callback: () => void) => void,
+    observe?: (batch: BatchWritten) => void,
   ): Promise<GroupCommit> {
     const stored = await db.get(batchSeqKey);
     const lastSeq = stored === undefined ? 0 : (unpack(stored) as number);
     if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) throw new Error(`stored batch number ${String(lastSeq)} is invalid`);
-    return new GroupCommit(db, encode, onDurable, onWriteFailure, defer, lastSeq);
+    return new GroupCommit(db, encode, onDurable, onWriteFailure, defer, lastSeq, observe);
   }
 
   /** Number of the last batch that is fsynced, with every batch before it. */
@@ -144,8 +155,10 @@ export class GroupCommit {
     // synced cursor says it arrived; the log keeps batches in order, so a power loss
     // leaves a prefix of them, never a cursor ahead of its states.
     const sync = anyLocal || batch.forceSync;
+    const startedMs = this.observe === undefined ? 0 : performance.now();
     write.write({ sync }).then(
       () => {
+        this.observe?.({ keys: entries.length, synced: sync, writeMs: performance.now() - startedMs });
         this.lastSeq = seq;
         if (sync) this.syncedSeq = seq;
         this.flushing = undefined;

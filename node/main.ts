@@ -1,17 +1,41 @@
-// Entry point of one replica process.
-import { createServer } from "node:http";
+// Entry point of one replica process. Every line it prints is a pino (JSON) line,
+// with the replica id in each; request lines carry fastify's request id.
+// Its own HTTP port answers the operations routes from the start; the shop routes
+// (and the shared port of a local cluster) wait until it has caught up with its peers.
+// SIGTERM: no new connections, the requests in flight finish, the last batch is
+// flushed, the peer links close.
+import cluster from "node:cluster";
+import { type Server, createServer } from "node:http";
+import { pino } from "pino";
 import { buildApp } from "../api/app.js";
+import { Readiness } from "../api/readiness.js";
+import { ReplicaMetrics } from "../api/replicaMetrics.js";
 import { isolatedTransport } from "../cluster/isolatedTransport.js";
 import { memberStatePolicy } from "../cluster/memberStatePolicy.js";
 import { WsTransport } from "../cluster/wsTransport.js";
 import { readConfig } from "./config.js";
+import { observedTransport } from "./observedTransport.js";
 import { Replica } from "./replica.js";
 
+/** What a replica under the local cluster launcher (scripts/startCluster.ts) tells it once it serves. */
+export interface ServingMessage {
+  readonly type: "serving";
+  readonly replicaId: string;
+  readonly incarnation: string;
+  readonly port: number;
+  readonly dataDir: string;
+}
+
+/** Longest wait at SIGTERM for the requests in flight to finish before the links are closed anyway. */
+const shutdownWaitMsMax = 8_000;
+
 const config = readConfig(process.argv.slice(2), process.env);
-const log = (level: "info" | "warn" | "error", message: string) => {
-  if (level !== "info" || config.logLevel === "info" || config.logLevel === "debug") console.error(`[${config.replicaId}] ${level}: ${message}`);
-};
+const logger = pino({ level: config.logLevel, base: { replicaId: config.replicaId }, timestamp: pino.stdTimeFunctions.isoTime });
+/** The lines a process run by hand always prints (start, stop), whatever the level. */
+const announcer = cluster.isWorker ? logger : logger.child({}, { level: "info" });
+const log = (level: "info" | "warn" | "error", message: string) => logger[level](message);
 if (config.adminToken === undefined) log("warn", "no admin token (ADMIN_TOKEN, ADMIN_TOKEN_FILE or --admin-token-file): admin routes answer 401");
+const metrics = new ReplicaMetrics();
 let peerTransport: WsTransport | undefined;
 const replica = await Replica.open({
   replicaId: config.replicaId,
@@ -27,16 +51,17 @@ const replica = await Replica.open({
       secret: config.clusterSecret!,
       log,
     });
-    return peerTransport;
+    return observedTransport(peerTransport, (direction, message) => metrics.peerMessage(direction, message));
   },
   ackWaitMsMax: config.ackWaitMsMax,
   rightsWaitMsMax: config.rightsWaitMsMax,
   log,
   onWriteFailure: (error) => {
     // Memory is now ahead of disk: stop rather than answer from a state a restart loses.
-    console.error("fatal: a LevelDB write failed", error);
+    logger.fatal({ err: error }, "a LevelDB write failed: stopping");
     process.exit(1);
   },
+  onBatchWritten: (batch) => metrics.batchWritten(batch),
 });
 
 // Rows only of members' actors, generations only up to our clock plus the skew allowed
@@ -49,46 +74,64 @@ replica.shop.peerStatePolicy = memberStatePolicy({
   wallClockMs: () => Date.now(),
 });
 
-// Serve clients only once caught up with the peers (or after a bound, if some are
-// unreachable): a restarted replica must not answer from a stale state.
-const notCaughtUp = await replica.catchUp(
-  config.peers.map((peer) => peer.replicaId),
-  config.catchUpMsMax,
-);
-if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCaughtUp.join(", ")} (unreachable for ${config.catchUpMsMax} ms)`);
-
+const peerIds = config.peers.map((peer) => peer.replicaId);
+const readiness = new Readiness(peerIds.length > 0 ? "catching-up" : "serving", peerIds, config.catchUpMsMax);
 // A local cluster shares one client port: Node's cluster module hands each new
 // connection to one of the replicas, with no proxy hop.
 const sharedServer = config.sharedPort === undefined ? undefined : createServer();
 const app = buildApp(replica, {
   logLevel: config.logLevel,
   adminToken: config.adminToken,
+  logger,
+  readiness,
+  metrics,
   serverFactory: (handler) => {
     sharedServer?.on("request", handler);
     return createServer(handler);
   },
 });
 await app.listen({ host: config.host, port: config.port, exclusive: true });
-if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
 const port = (app.server.address() as { port: number }).port;
+
+// Serve clients only once caught up with the peers (or after a bound, if some are
+// unreachable): a restarted replica must not answer from a stale state. Until then
+// the shop routes wait, and only the operations routes (/health, /ready...) answer.
+const notCaughtUp = await replica.catchUp(peerIds, config.catchUpMsMax);
+readiness.catchUpEnded(notCaughtUp);
+if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCaughtUp.join(", ")} (unreachable for ${config.catchUpMsMax} ms)`);
+if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
 const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
 // A replica without peers is a cluster of one: there is nobody to announce itself to.
 if (peerTransport !== undefined) {
   replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
 }
-console.log(
+announcer.info(
   `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
 );
+// The launcher prints one line for the whole cluster once every replica serves.
+if (cluster.isWorker) {
+  const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
+  process.send?.(serving);
+}
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(`replica ${config.replicaId}: ${signal}, stopping`);
-  sharedServer?.close();
-  await app.close();
+  announcer.info(`replica ${config.replicaId}: ${signal}, stopping (finishing the requests in flight)`);
+  readiness.stopping();
+  const closed = Promise.all([app.close(), closeServer(sharedServer)]).then(() => true);
+  const waitOver = new Promise<false>((resolve) => setTimeout(() => resolve(false), shutdownWaitMsMax).unref());
+  if (!(await Promise.race([closed, waitOver]))) log("warn", `requests still in flight after ${shutdownWaitMsMax} ms: closing anyway`);
+  // Flushes the last batch and closes the peer links and LevelDB.
   await replica.close();
+  announcer.info(`replica ${config.replicaId}: stopped`);
   process.exit(0);
 }
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
+
+function closeServer(server: Server | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return Promise.resolve();
+  return new Promise((resolve) => server.close(() => resolve()));
+}

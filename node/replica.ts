@@ -18,7 +18,7 @@ import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replica
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
-import { GroupCommit } from "./groupCommit.js";
+import { type BatchWritten, GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
 
@@ -45,6 +45,8 @@ export interface ReplicaSettings {
   readonly log: (level: "info" | "warn", message: string) => void;
   /** A failed write leaves memory ahead of disk: the replica must stop. */
   readonly onWriteFailure: (error: unknown) => void;
+  /** Told of every group-commit batch written (metrics). */
+  readonly onBatchWritten?: (batch: BatchWritten) => void;
 }
 
 /** States relayed through a bridge, or left by a lost disk, arrive within about this long. */
@@ -139,6 +141,7 @@ export class Replica {
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
       options.defer ?? setImmediate,
+      options.onBatchWritten,
     );
     const durable = () => commit.durable();
     replicator = new Replicator({

@@ -6,11 +6,15 @@
 // A port of 0 picks free ports. CLUSTER_SECRET is used if set, else one is drawn.
 // ADMIN_TOKEN (or ADMIN_TOKEN_FILE) is used if set, else one is drawn and printed.
 // Both reach the replicas in their environment, never on a command line.
+// Prints one line once every replica serves (caught up with its peers): the shared
+// address, and each replica's own address and data folder. The replicas' own log
+// lines (pino JSON, warnings and up by default) go to the same output.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { readAdminToken } from "../node/config.js";
+import type { ServingMessage } from "../node/main.js";
 import { freePort } from "./freePort.js";
 
 const { values } = parseArgs({
@@ -40,6 +44,7 @@ const sharedPort = Number(values.port) === 0 ? await freePort(host) : Number(val
 const ownPorts = await portsFrom(Number(values["base-port"]), host);
 const peerPorts = await portsFrom(Number(values["peer-base-port"]), host);
 const replicaIds = ownPorts.map((_, index) => `r${index + 1}`);
+const dataDirs = replicaIds.map((id) => `${values["data-root"]}/${id}`);
 const peers = replicaIds.map((id, index) => `${id}=${host}:${peerPorts[index]}`).join(",");
 const secret = process.env.CLUSTER_SECRET ?? randomBytes(24).toString("hex");
 // Checked here, so a bad token stops the launcher instead of every replica over and over.
@@ -50,7 +55,9 @@ if (adminTokenGiven === undefined) console.log(`admin token (drawn for this star
 cluster.setupPrimary({ exec: fileURLToPath(new URL("../node/main.js", import.meta.url)), args: [] });
 const workers = new Map<Worker, number>();
 let stopping = false;
-let ready = 0;
+/** Replicas that served since the launcher started; the cluster line is printed when all have. */
+const served = new Set<number>();
+let announced = false;
 
 function startReplica(index: number): void {
   const worker = cluster.fork({
@@ -62,14 +69,21 @@ function startReplica(index: number): void {
     PEERS: peers,
     CLUSTER_SECRET: secret,
     ADMIN_TOKEN: adminToken,
-    DATA_DIR: `${values["data-root"]}/${replicaIds[index]}`,
+    DATA_DIR: dataDirs[index],
   });
   workers.set(worker, index);
-  worker.on("listening", () => {
-    if (++ready === replicaCount) {
-      const list = replicaIds.map((id, i) => `${id} http://localhost:${ownPorts[i]}`).join(", ");
-      console.log(`cluster of ${replicaCount} replicas serving http://localhost:${sharedPort} (${list})`);
+  // Each replica says when it serves (caught up with its peers, shared port open).
+  worker.on("message", (message: ServingMessage) => {
+    if (message?.type !== "serving") return;
+    if (announced) {
+      console.log(`replica ${message.replicaId} serving again at http://localhost:${message.port} (incarnation ${message.incarnation})`);
+      return;
     }
+    served.add(index);
+    if (served.size < replicaCount) return;
+    announced = true;
+    const list = replicaIds.map((id, i) => `${id} http://localhost:${ownPorts[i]} ${dataDirs[i]}`).join(", ");
+    console.log(`cluster of ${replicaCount} replicas serving http://localhost:${sharedPort} (${list}); each also serves /dashboard, /metrics, /ready`);
   });
   worker.on("exit", (code, signal) => {
     workers.delete(worker);

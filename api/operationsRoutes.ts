@@ -1,0 +1,75 @@
+// The operations routes: liveness, readiness and Prometheus metrics. Readable by
+// anyone who reaches the replica; they change nothing. They answer while the
+// replica still catches up at start (every other route waits for that).
+import type { FastifyPluginCallback } from "fastify";
+import type { Replica } from "../node/replica.js";
+import type { Readiness } from "./readiness.js";
+import { type ReplicaMetrics, isRetired } from "./replicaMetrics.js";
+
+/** Route config that lets a route answer before the catch-up at start has ended. */
+export const answersWhileCatchingUp = { answersWhileCatchingUp: true } as const;
+
+const readySchema = {
+  type: "object",
+  properties: {
+    ready: { type: "boolean" },
+    reason: { type: "string" },
+    notCaughtUpWith: { type: "array", items: { type: "string" } },
+  },
+  required: ["ready"],
+} as const;
+
+export function operationsRoutes(replica: Replica, readiness: Readiness, metrics: ReplicaMetrics): FastifyPluginCallback {
+  return (app, _options, done) => {
+    app.get(
+      "/health",
+      {
+        config: answersWhileCatchingUp,
+        schema: {
+          summary: "The process runs (liveness)",
+          tags: ["operations"],
+          response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"] } },
+        },
+      },
+      async () => ({ status: "ok" }),
+    );
+
+    app.get(
+      "/ready",
+      {
+        config: answersWhileCatchingUp,
+        schema: {
+          summary: "Caught up with the peers at start, not retired and not shutting down (readiness); else 503 with the reason",
+          tags: ["operations"],
+          response: { 200: readySchema, 503: readySchema },
+        },
+      },
+      async (_request, reply) => {
+        const reason =
+          readiness.notReadyReason() ??
+          (isRetired(replica) ? "retired: this replica left the cluster for good; it answers reads, and every write with 409" : undefined);
+        if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
+        const notCaughtUpWith = readiness.gaveUpOn;
+        return notCaughtUpWith.length === 0 ? { ready: true } : { ready: true, notCaughtUpWith: [...notCaughtUpWith] };
+      },
+    );
+
+    app.get(
+      "/metrics",
+      {
+        config: answersWhileCatchingUp,
+        schema: {
+          summary: "Prometheus metrics of this replica (text exposition format)",
+          tags: ["operations"],
+          produces: ["text/plain"],
+          response: { 200: { type: "string" } },
+        },
+      },
+      async (_request, reply) => {
+        const text = await metrics.registry.metrics();
+        return reply.type(metrics.registry.contentType).send(text);
+      },
+    );
+    done();
+  };
+}

@@ -5,6 +5,8 @@
 //   bridge   r1–r3 reset and cut, r1–r2 and r2–r3 up (a split that is not a clean cut)
 //   kill     kill -9 of r2 while it has a checkout in flight, restarted on its folder
 //   wipe     kill -9 of r3 mid-checkout, restarted on an empty folder (fresh incarnation)
+//   pause    r3 frozen (SIGSTOP) for 3/4 of the fault, then thawed (SIGCONT): a silent
+//            peer whose sockets stay open (only the silence check notices)
 // Each fault: fresh batch_init'ed shop, load, the fault for --fault-seconds under
 // load, heal, stop the load, then check:
 //   - every replica reads identical values (polled; the time from heal is reported);
@@ -13,9 +15,12 @@
 //   - the side cut off kept serving reads, increments and decrements (G5);
 //   - a consistency scenario run over all replicas (consistencyScenario.ts) finds
 //     zero inconsistencies.
+// And it measures the seconds of reduced service at the replicas that stayed up
+// (chaosReducedService.ts): 100 ms buckets of their 2xx answers during the fault
+// below half the median bucket before it.
 //
 //   npx tsc -p . && node dist/scripts/chaos.js [--fault-seconds 8] [--seed N]
-//     [--faults isolate,bridge,kill,wipe] [--concurrency 24] [--orders 3000]
+//     [--faults isolate,bridge,kill,wipe,pause] [--concurrency 24] [--orders 3000]
 //
 // It starts (and stops) its own cluster on free ports: faults need the processes
 // and their links, so --replicas-urls accepts only "none". Prints one table row per fault and
@@ -27,23 +32,24 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ChaosCluster, clusterView, defaultMainScriptPath, sleep } from "./chaosCluster.js";
 import { type AgreedState, type LedgerReport, type OrderRead, checkLedger } from "./chaosLedger.js";
-import { ChaosLoad, type OpKind, type OpRecord, type ShopShape } from "./chaosLoad.js";
+import { ChaosLoad, type OpKind, type OpRecord, type ShopShape, stuckAfterMsDefault, workersPerShareMax } from "./chaosLoad.js";
 import { type ScenarioReport, runConsistencyScenario } from "./consistencyScenario.js";
+import { type ReducedService, bucketsAround, reducedServiceOf } from "./chaosReducedService.js";
 import { type HttpOutcome, runPool, send } from "./httpClient.js";
 import { type FlagReader, flagReader } from "./cliFlags.js";
 
-export type FaultName = "isolate" | "bridge" | "kill" | "wipe";
-export const faultNames: readonly FaultName[] = ["isolate", "bridge", "kill", "wipe"];
+export type FaultName = "isolate" | "bridge" | "kill" | "wipe" | "pause";
+export const faultNames: readonly FaultName[] = ["isolate", "bridge", "kill", "wipe", "pause"];
 const replicaIds = ["r1", "r2", "r3"] as const;
 
 export interface ChaosOptions {
   readonly faults: readonly FaultName[];
   /** How long each fault lasts, under load. */
   readonly faultSeconds: number;
-  /** Load before each fault, with every link up. */
+  /** Load before each fault, with every link up; its 2xx rate is the baseline of the reduced service. */
   readonly warmupSeconds: number;
   readonly seed: number;
-  /** Load requests in flight. */
+  /** Load workers, dealt over the replicas; a stuck request's worker is replaced (chaosLoad.ts). */
   readonly concurrency: number;
   readonly shape: ShopShape;
   /** Bound on each load request; past it the outcome is unknown. */
@@ -62,7 +68,7 @@ export interface ChaosOptions {
 export const defaultChaosOptions: Omit<ChaosOptions, "seed" | "log"> = {
   faults: faultNames,
   faultSeconds: 8,
-  warmupSeconds: 1,
+  warmupSeconds: 2,
   concurrency: 24,
   shape: { items: 20, itemStock: 150, users: 100, userCredit: 40, orders: 3000 },
   requestTimeoutMs: 10_000,
@@ -91,6 +97,12 @@ export interface FaultReport {
   readonly description: string;
   /** Requests that ended during the fault, per side of it. */
   readonly sides: readonly SideReport[];
+  /** The replicas that stayed up (not cut off, frozen, killed or wiped), e.g. "r2+r3". */
+  readonly survivors: string;
+  /** Their seconds of reduced service during the fault (chaosReducedService.ts). */
+  readonly reducedService: ReducedService;
+  /** Their 2xx answers per bucket during the fault, the series the measure is taken on. */
+  readonly survivorBuckets: readonly number[];
   /** G5 checks: replica -> kinds of requests it answered 2xx during the fault. */
   readonly availability: readonly { readonly replicaId: string; readonly reads: number; readonly increments: number; readonly decrements: number }[];
   readonly faultMs: number;
@@ -120,6 +132,8 @@ interface FaultPlan {
   readonly sides: readonly (readonly number[])[];
   /** Replicas that must answer reads, increments and decrements during the fault (G5). */
   readonly mustServe: readonly number[];
+  /** Replicas that stay up (not cut off, frozen, killed or wiped): their reduced service is measured. */
+  readonly survivors: readonly number[];
   /** Runs the fault from its start to its heal; notes go to the report. */
   run(context: FaultContext): Promise<void>;
 }
@@ -137,30 +151,34 @@ interface FaultContext {
 export interface Detection {
   readonly replicaId: string;
   readonly peerId: string;
+  /** When it first showed the link lagging or down (its replies stop waiting for the peer); null if never. */
+  readonly laggingAfterMs: number | null;
   /** Null if the replica still showed the link up when the fault ended. */
   readonly downAfterMs: number | null;
 }
 
-/** Polls each replica's GET /cluster until it shows its link to `peerId` down, for at most `waitMs`. */
+/**
+ * Polls each replica's GET /cluster until it shows its link to `peerId` down, for
+ * at most `waitMs`; notes when it first showed the link lagging too.
+ */
 async function watchCutLinks(context: FaultContext, pairs: readonly (readonly [string, string])[], waitMs: number): Promise<void> {
   const started = performance.now();
-  const pending = new Set(pairs.map(([replicaId, peerId]) => `${replicaId}>${peerId}`));
+  const pending = new Map(pairs.map(([replicaId, peerId]) => [`${replicaId}>${peerId}`, { replicaId, peerId, laggingAfterMs: null as number | null }]));
   while (pending.size > 0 && performance.now() - started < waitMs) {
-    for (const key of [...pending]) {
-      const [replicaId, peerId] = key.split(">") as [string, string];
-      const view = await clusterView(context.cluster.replica(replicaId).url);
-      const link = view?.peers.find((peer) => peer.replicaId === peerId);
-      if (link !== undefined && !link.up) {
+    for (const [key, watched] of [...pending]) {
+      const view = await clusterView(context.cluster.replica(watched.replicaId).url);
+      const link = view?.peers.find((peer) => peer.replicaId === watched.peerId);
+      if (link === undefined) continue;
+      const sinceMs = performance.now() - started;
+      if (watched.laggingAfterMs === null && (link.lagging || !link.up)) watched.laggingAfterMs = sinceMs;
+      if (!link.up) {
         pending.delete(key);
-        context.detected({ replicaId, peerId, downAfterMs: performance.now() - started });
+        context.detected({ ...watched, downAfterMs: sinceMs });
       }
     }
     await sleep(100);
   }
-  for (const key of pending) {
-    const [replicaId, peerId] = key.split(">") as [string, string];
-    context.detected({ replicaId, peerId, downAfterMs: null });
-  }
+  for (const watched of pending.values()) context.detected({ ...watched, downAfterMs: null });
 }
 
 const plans: Readonly<Record<FaultName, FaultPlan>> = {
@@ -168,6 +186,7 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
     description: "r1 cut off from r2, r3 (black hole)",
     sides: [[0], [1, 2]],
     mustServe: [0, 1, 2],
+    survivors: [1, 2],
     async run(context) {
       context.cluster.proxy.isolate("r1");
       const pairs = [["r1", "r2"], ["r1", "r3"], ["r2", "r1"], ["r3", "r1"]] as const;
@@ -179,6 +198,7 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
     description: "r1–r3 reset+cut, r2 bridges",
     sides: [[0], [1], [2]],
     mustServe: [0, 1, 2],
+    survivors: [0, 1, 2],
     async run(context) {
       context.cluster.proxy.resetBetween("r1", "r3");
       context.cluster.proxy.cutBetween("r1", "r3");
@@ -191,6 +211,7 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
     description: "kill -9 r2 mid-checkout, restart on its folder",
     sides: [[1], [0, 2]],
     mustServe: [0, 2],
+    survivors: [0, 2],
     async run(context) {
       const started = performance.now();
       await killMidCheckout(context, 1);
@@ -204,6 +225,7 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
     description: "kill -9 r3, restart on an empty folder",
     sides: [[2], [0, 1]],
     mustServe: [0, 1],
+    survivors: [0, 1],
     async run(context) {
       const started = performance.now();
       await killMidCheckout(context, 2);
@@ -213,7 +235,37 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
       await Promise.all([probeAfterRestart(context, "r3"), sleep(context.faultMs - (performance.now() - started))]);
     },
   },
+  pause: {
+    description: "r3 frozen (SIGSTOP), thawed at 3/4",
+    sides: [[2], [0, 1]],
+    mustServe: [0, 1],
+    survivors: [0, 1],
+    async run(context) {
+      const started = performance.now();
+      const pausedMs = Math.round((context.faultMs * 3) / 4);
+      const inFlight = context.load.inFlightAt(2);
+      context.cluster.pause("r3");
+      try {
+        await sleep(stopSeenWaitMs);
+        context.note(`r3 frozen (SIGSTOP) with ${inFlight} request(s) in flight; process state ${context.cluster.processState("r3") ?? "unknown"}`);
+        const pairs = [["r1", "r3"], ["r2", "r3"]] as const;
+        await Promise.all([sleep(pausedMs - stopSeenWaitMs), watchCutLinks(context, pairs, pausedMs - stopSeenWaitMs - 100)]);
+      } finally {
+        context.cluster.resume("r3");
+      }
+      const stuck = context.load.inFlightAt(2);
+      context.note(`r3 thawed (SIGCONT) after ${Math.round(performance.now() - started)} ms with ${stuck} load request(s) waiting on it; process state ${context.cluster.processState("r3") ?? "unknown"}`);
+      await sleep(context.faultMs - (performance.now() - started));
+    },
+  },
 };
+
+/** After SIGSTOP, before reading the process state (the signal is delivered asynchronously). */
+const stopSeenWaitMs = 50;
+/** The width of the buckets of 2xx answers the reduced service is measured on. */
+const serviceBucketMs = 100;
+/** The first part of the warm-up is left out of the baseline: new connections, cold code. */
+const baselineSkipMs = 250;
 
 /**
  * Reads every item and user at a replica the moment it serves again after a
@@ -319,7 +371,7 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   } finally {
     await load.stop();
   }
-  notes.push(`load: ${load.records.length} requests, ${options.shape.orders - load.ordersLeft} of ${options.shape.orders} orders sent to checkout`);
+  notes.push(`load: ${load.records.length} requests, ${options.shape.orders - load.ordersLeft} of ${options.shape.orders} orders sent to checkout; workers at most ${load.workersPeak.map((peak, i) => `${replicaIds[i]} ${peak}`).join(", ")} (more than the share replace requests stuck over ${stuckAfterMsDefault} ms)`);
   const touchedOrders = [...new Set(load.records.filter((record) => record.kind === "checkout").map((record) => record.id))];
   const { agreed, convergeMs, polls, differences } = await waitForAgreement(cluster, options, touchedOrders, () => load.now() - healMs);
   if (agreed === null) findings.add(`replicas did not read identical values within ${options.convergeWaitMsMax} ms after heal: ${differences.join("; ")} (G3)`);
@@ -337,7 +389,11 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
     if (missing.length > 0) findings.add(`${served.replicaId} answered no ${missing.join(", no ")} with 2xx during the fault (G5)`);
   }
   for (const side of plan.sides) notes.push(refusalNote(during, side));
-  notes.push(`2xx per second from the start of the fault: ${paceOf(load.records, faultStartMs, healMs).join(" ")}`);
+  notes.push(`2xx per second from the start of the fault (all replicas): ${paceOf(load.records, faultStartMs, healMs).join(" ")}`);
+  const survivorTimes = load.records.filter((record) => record.outcome === "2xx" && plan.survivors.includes(record.replicaIndex)).map((record) => record.endedMs);
+  const buckets = bucketsAround(survivorTimes, baselineSkipMs, faultStartMs, healMs, serviceBucketMs);
+  const reducedService = reducedServiceOf(buckets.before, buckets.during, serviceBucketMs);
+  notes.push(slowNote(during, plan.survivors, faultStartMs));
   notes.push(proxyNote(linksBefore, cluster.proxy.stats()));
   await cluster.waitForMesh(options.convergeWaitMsMax);
   const scenario = await runScenario(cluster, options, index, findings);
@@ -347,6 +403,9 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
     fault,
     description: plan.description,
     sides: plan.sides.map((side) => ({ label: side.map((i) => replicaIds[i]).join("+"), served: servedBy(during, side) })),
+    survivors: plan.survivors.map((i) => replicaIds[i]).join("+"),
+    reducedService,
+    survivorBuckets: buckets.during,
     availability,
     faultMs: healMs - faultStartMs,
     detections,
@@ -591,6 +650,27 @@ function refusalNote(records: readonly OpRecord[], replicaIndexes: readonly numb
   return `${label} not 2xx: ${top.length === 0 ? "none" : top.map(([key, count]) => `${count}× ${key}`).join("; ")}`;
 }
 
+/** The survivors' requests that ended during the fault after being stuck: what they were, how long they took, when they ended. */
+function slowNote(records: readonly OpRecord[], replicaIndexes: readonly number[], faultStartMs: number): string {
+  const groups = new Map<string, { took: number[]; ended: number[] }>();
+  for (const record of records) {
+    const tookMs = record.endedMs - record.startedMs;
+    if (!replicaIndexes.includes(record.replicaIndex) || tookMs < stuckAfterMsDefault) continue;
+    const key = `${record.kind} ${record.outcome}`;
+    const group = groups.get(key) ?? { took: [], ended: [] };
+    group.took.push(tookMs);
+    group.ended.push(record.endedMs - faultStartMs);
+    groups.set(key, group);
+  }
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const parts = [...groups]
+    .sort((a, b) => b[1].took.length - a[1].took.length)
+    .map(([key, { took, ended }]) => `${took.length}× ${key} (took median ${seconds(middle(took))}, max ${seconds(Math.max(...took))}; ended ${seconds(Math.min(...ended))}..${seconds(Math.max(...ended))})`);
+  const label = replicaIndexes.map((index) => replicaIds[index]).join("+");
+  return `${label} requests that took over ${stuckAfterMsDefault} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
+}
+
 function proxyNote(before: ReturnType<ChaosCluster["proxy"]["stats"]>, after: ReturnType<ChaosCluster["proxy"]["stats"]>): string {
   const parts = after.map((link) => {
     const earlier = before.find((other) => other.from === link.from && other.to === link.to);
@@ -612,8 +692,25 @@ function describe(outcome: HttpOutcome): string {
 
 // ---- the table
 
+/** Faults with a target on their reduced service (issue 8): at most this many seconds. */
+const reducedServiceTargets: Readonly<Partial<Record<FaultName, number>>> = { pause: 1, isolate: 1 };
+
+function describeReducedService(fault: FaultReport): string {
+  const { baselinePerBucket, reducedSeconds, longestReducedSeconds, firstReducedAtMs, bucketMs } = fault.reducedService;
+  const target = reducedServiceTargets[fault.fault];
+  const verdict = target === undefined || reducedSeconds === null ? "" : ` (target <= ${target} s: ${reducedSeconds <= target ? "met" : "MISSED"})`;
+  const measure =
+    reducedSeconds === null
+      ? "no baseline"
+      : `${reducedSeconds.toFixed(1)} s${verdict}, longest stretch ${longestReducedSeconds.toFixed(1)} s${firstReducedAtMs === null ? "" : `, first at ${(firstReducedAtMs / 1000).toFixed(1)} s`}`;
+  return [
+    `reduced service at ${fault.survivors}: ${measure}; baseline ${baselinePerBucket ?? "-"} 2xx per ${bucketMs} ms (median before the fault)`,
+    `   ${fault.survivors} 2xx per ${bucketMs} ms during the fault: ${fault.survivorBuckets.join(" ")}`,
+  ].join("\n");
+}
+
 export function formatTable(report: ChaosReport): string {
-  const header = ["fault", "requests served during it (2xx / 4xx / unknown)", "inconsistencies", "time to converge"];
+  const header = ["fault", "requests served during it (2xx / 4xx / unknown)", "reduced service (stayed up)", "inconsistencies", "time to converge"];
   const rows = report.faults.map((fault, index) => [
     `${index + 1} ${fault.fault}: ${fault.description}`,
     fault.sides
@@ -623,6 +720,7 @@ export function formatTable(report: ChaosReport): string {
         return `${side.label}: ${ok2xx} / ${client4xx} / ${unknown}${extra.length > 0 ? ` (+${extra.join(", ")})` : ""}`;
       })
       .join(" | "),
+    `${fault.reducedService.reducedSeconds === null ? "no baseline" : `${fault.reducedService.reducedSeconds.toFixed(1)} s`} (${fault.survivors})`,
     `${fault.inconsistencies}${fault.scenario === null ? "" : ` (scenario ${fault.scenario.inconsistencies})`}`,
     fault.convergeMs === null ? `> ${report.options.convergeWaitMsMax / 1000} s` : `${(fault.convergeMs / 1000).toFixed(2)} s (${fault.convergePolls} polls)`,
   ]);
@@ -637,9 +735,11 @@ export function formatDetails(report: ChaosReport): string {
     out.push(`${index + 1} ${fault.fault} (${(fault.faultMs / 1000).toFixed(1)} s): ${fault.description}`);
     for (const note of fault.notes) out.push(`   note: ${note}`);
     if (fault.detections.length > 0) {
-      const seen = fault.detections.map((d) => `${d.replicaId}->${d.peerId} ${d.downAfterMs === null ? "still up" : `${(d.downAfterMs / 1000).toFixed(1)} s`}`);
-      out.push(`   cut links seen down after: ${seen.join(", ")}`);
+      const seconds = (ms: number | null, otherwise: string) => (ms === null ? otherwise : `${(ms / 1000).toFixed(1)} s`);
+      const seen = fault.detections.map((d) => `${d.replicaId}->${d.peerId} ${seconds(d.laggingAfterMs, "never")}/${seconds(d.downAfterMs, "still up")}`);
+      out.push(`   cut links seen lagging/down after: ${seen.join(", ")}`);
     }
+    out.push(`   ${describeReducedService(fault)}`);
     if (fault.ledger !== null) {
       const { writes } = fault.ledger;
       out.push(
@@ -663,7 +763,9 @@ const usage = `usage: node dist/scripts/chaos.js [options]
   --fault-seconds N   how long each fault lasts under load (default ${defaultChaosOptions.faultSeconds})
   --seed N            seed of the load and of the scenario runs (default: random)
   --faults LIST       comma-separated, of ${faultNames.join(",")} (default: all, in that order)
-  --concurrency N     load requests in flight (default ${defaultChaosOptions.concurrency})
+                      pause: SIGSTOP of r3 for 3/4 of the fault, then SIGCONT
+  --concurrency N     load workers, dealt over the replicas; one whose request is stuck
+                      (${stuckAfterMsDefault} ms) is replaced, up to ${workersPerShareMax}x (default ${defaultChaosOptions.concurrency})
   --orders N          orders batch_init'ed per fault; each is checked out at most once (default ${defaultChaosOptions.shape.orders})
   --replicas-urls none
                       the only value: the run starts its own replicas (faults need the processes)

@@ -2,11 +2,12 @@
 // FaultProxy (faultProxy.ts): each replica's peer list names the proxy port of
 // every directed pair, so a cut between two replicas is a cut of real TCP links.
 // Replicas can be killed (SIGKILL) and started again, on their folder or on a
-// fresh empty one (a new incarnation). `close()` stops every process it started,
-// closes the proxy and removes every folder it made.
+// fresh empty one (a new incarnation), or frozen (SIGSTOP) and thawed (SIGCONT).
+// `close()` thaws and stops every process it started, closes the proxy and
+// removes every folder it made.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,6 +59,8 @@ export class ChaosReplica {
   readonly incarnations: string[] = [];
   /** Set when we kill or stop it: any other exit is a crash. */
   exitExpected = false;
+  /** Frozen by SIGSTOP, not yet sent SIGCONT. */
+  paused = false;
 
   constructor(
     readonly replicaId: string,
@@ -145,6 +148,39 @@ export class ChaosCluster {
     if (replica.running) replica.child!.kill("SIGKILL");
   }
 
+  /**
+   * Freezes the replica's process (SIGSTOP): it keeps its sockets, the kernel still
+   * accepts connections and buffers bytes for it, but it answers nothing.
+   */
+  pause(replicaId: string): void {
+    const replica = this.replica(replicaId);
+    if (!replica.running) throw new Error(`replica ${replicaId} is not running`);
+    replica.child!.kill("SIGSTOP");
+    replica.paused = true;
+  }
+
+  /**
+   * The replica's process state as Linux shows it (/proc/<pid>/stat: "T" stopped,
+   * "S" sleeping, "R" running), or null where there is no /proc or no process.
+   */
+  processState(replicaId: string): string | null {
+    const pid = this.replica(replicaId).child?.pid;
+    if (pid === undefined) return null;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Thaws a paused replica (SIGCONT). */
+  resume(replicaId: string): void {
+    const replica = this.replica(replicaId);
+    if (replica.running) replica.child!.kill("SIGCONT");
+    replica.paused = false;
+  }
+
   async kill(replicaId: string): Promise<void> {
     this.killNow(replicaId);
     await this.replica(replicaId).exited;
@@ -186,8 +222,9 @@ export class ChaosCluster {
     return this.replicas.map((replica) => `--- ${replica.replicaId}\n${replica.output.slice(-chars)}`).join("\n");
   }
 
-  /** Stops every process (SIGTERM, then SIGKILL), closes the proxy, removes the folders. */
+  /** Stops every process (SIGCONT if paused, SIGTERM, then SIGKILL), closes the proxy, removes the folders. */
   async close(): Promise<void> {
+    for (const replica of this.replicas) if (replica.paused) this.resume(replica.replicaId);
     await Promise.all(this.replicas.map((replica) => stopProcess(replica)));
     await this.proxy.close();
     await rm(this.root, { recursive: true, force: true });

@@ -1,8 +1,14 @@
 // Steady load on a shop of batch_init'ed items, users and orders, for chaos runs:
 // a seeded mix of checkouts (each order at most once), stock add/subtract, credit
-// add_funds/pay and reads, spread round robin over the replicas, with a fixed
-// number of requests in flight. Every request is recorded with its outcome, so a
-// ledger of acknowledged writes can be drawn up afterwards (ChaosLedger).
+// add_funds/pay and reads. Each replica gets its share of the workers, and each
+// worker sends one request at a time to its replica. A request still in flight
+// after stuckAfterMs is stuck: another worker takes its place (up to
+// workersPerShareMax times the share), as other clients would keep coming. So a
+// replica that hangs (SIGSTOP, a black hole) holds only its own workers, and a
+// replica with some slow requests (rights from a silent peer) keeps its share of
+// requests that are not stuck: its 2xx rate drops only if it stalls them too. Every
+// request is recorded with its outcome, so a ledger of acknowledged writes can be
+// drawn up afterwards (ChaosLedger).
 import { type HttpOutcome, send } from "./httpClient.js";
 import { randomSource } from "./seededRandom.js";
 
@@ -43,14 +49,24 @@ export interface LoadOptions {
   /** Each replica's current base URL; asked again for every request (a restarted replica moves). */
   readonly urls: () => readonly string[];
   readonly shape: ShopShape;
-  /** Requests in flight at once. */
+  /** Requests in flight at once, over all replicas (each replica gets its share of the workers). */
   readonly concurrency: number;
   readonly seed: number;
   /** Past it a request's outcome is unknown. */
   readonly timeoutMs: number;
   /** Relative weight of each kind of request. */
   readonly weights?: Partial<Record<OpKind, number>>;
+  /** A request in flight this long is stuck and its worker is replaced (default stuckAfterMsDefault). */
+  readonly stuckAfterMs?: number;
 }
+
+export const stuckAfterMsDefault = 500;
+/**
+ * Workers of one replica at most, stuck ones included, as a multiple of its share.
+ * A checkout that needs a silent peer's rights waits up to --rights-wait-ms (2 s):
+ * at ~300 requests a second per replica, a tenth of them such, ~60 are stuck at once.
+ */
+export const workersPerShareMax = 12;
 
 export const defaultWeights: Readonly<Record<OpKind, number>> = {
   checkout: 30,
@@ -88,9 +104,16 @@ export class ChaosLoad {
   private readonly weights: [OpKind, number][];
   private readonly weightTotal: number;
   private readonly inFlightCounts = new Map<string, number>();
-  private nextReplica = 0;
   private running = false;
-  private workers: Promise<void>[] = [];
+  private readonly workers = new Set<Promise<void>>();
+  /** Per replica: workers at the start (its share of the concurrency). */
+  private shares: number[] = [];
+  /** Per replica: workers running, stuck ones included. */
+  private workerCounts: number[] = [];
+  /** Per replica: workers whose request is not stuck. */
+  private freshCounts: number[] = [];
+  /** Per replica: the most workers it had at once. */
+  private workerPeaks: number[] = [];
   private readonly started = performance.now();
 
   constructor(private readonly options: LoadOptions) {
@@ -113,14 +136,24 @@ export class ChaosLoad {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.workers = Array.from({ length: this.options.concurrency }, () => this.work());
+    const replicas = this.options.urls().length;
+    if (this.options.concurrency < replicas) throw new RangeError(`concurrency ${this.options.concurrency} is below the ${replicas} replicas: some would get no load`);
+    this.shares = Array.from({ length: replicas }, (_, index) => Math.floor(this.options.concurrency / replicas) + (index < this.options.concurrency % replicas ? 1 : 0));
+    this.workerCounts = this.shares.map(() => 0);
+    this.freshCounts = this.shares.map(() => 0);
+    this.workerPeaks = this.shares.map(() => 0);
+    for (const [replicaIndex, share] of this.shares.entries()) for (let worker = 0; worker < share; worker++) this.spawn(replicaIndex);
   }
 
-  /** Stops sending; resolves once every request in flight has its outcome. */
+  /** Stops sending; resolves once every request in flight has its outcome (each is bounded by timeoutMs). */
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all(this.workers);
-    this.workers = [];
+    while (this.workers.size > 0) await Promise.all([...this.workers]);
+  }
+
+  /** Per replica: the most workers it had at once (its share, plus those that replaced stuck ones). */
+  get workersPeak(): readonly number[] {
+    return this.workerPeaks;
   }
 
   /** Requests of `kind` in flight at replica `replicaIndex` now. */
@@ -138,22 +171,52 @@ export class ChaosLoad {
     return this.orderQueue.length;
   }
 
-  private async work(): Promise<void> {
+  private spawn(replicaIndex: number): void {
+    this.workerCounts[replicaIndex]! += 1;
+    this.freshCounts[replicaIndex]! += 1;
+    this.workerPeaks[replicaIndex] = Math.max(this.workerPeaks[replicaIndex]!, this.workerCounts[replicaIndex]!);
+    const worker: Promise<void> = this.work(replicaIndex).finally(() => {
+      this.workerCounts[replicaIndex]! -= 1;
+      this.workers.delete(worker);
+    });
+    this.workers.add(worker);
+  }
+
+  /**
+   * One worker: requests to replica `replicaIndex`, one at a time, each bounded by
+   * timeoutMs. Once its request is stuck, a new worker takes its place (within the
+   * bound); when the stuck request ends, this worker stops if the replica has its
+   * share of workers that are not stuck.
+   */
+  private async work(replicaIndex: number): Promise<void> {
+    const stuckAfterMs = this.options.stuckAfterMs ?? stuckAfterMsDefault;
+    const workersMax = this.shares[replicaIndex]! * workersPerShareMax;
     while (this.running) {
-      const op = this.plan();
+      const op = this.plan(replicaIndex);
       const counter = `${op.replicaIndex}:${op.kind}`;
       this.inFlightCounts.set(counter, (this.inFlightCounts.get(counter) ?? 0) + 1);
       const startedMs = this.now();
       const url = this.options.urls()[op.replicaIndex]!;
+      let stuck = false;
+      const stuckTimer = setTimeout(() => {
+        stuck = true;
+        this.freshCounts[replicaIndex]! -= 1;
+        if (this.running && this.workerCounts[replicaIndex]! < workersMax) this.spawn(replicaIndex);
+      }, stuckAfterMs);
       const outcome = await send(url, ...requestOf(op), this.options.timeoutMs);
+      clearTimeout(stuckTimer);
       this.inFlightCounts.set(counter, this.inFlightCounts.get(counter)! - 1);
       this.record(op, outcome, startedMs);
+      if (stuck) {
+        if (this.freshCounts[replicaIndex]! >= this.shares[replicaIndex]!) return;
+        this.freshCounts[replicaIndex]! += 1;
+      }
       if (outcome.kind === "error" && outcome.message === "ECONNREFUSED") await new Promise((resolve) => setTimeout(resolve, refusedPauseMs));
     }
+    this.freshCounts[replicaIndex]! -= 1;
   }
 
-  private plan(): PlannedOp {
-    const replicaIndex = this.nextReplica++ % this.options.urls().length;
+  private plan(replicaIndex: number): PlannedOp {
     const { shape } = this.options;
     let kind = this.pickKind();
     if (kind === "checkout" && this.orderQueue.length === 0) kind = "findOrder";

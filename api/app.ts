@@ -16,6 +16,7 @@ import Fastify, {
 } from "fastify";
 import type { Replica } from "../node/replica.js";
 import { clusterRoutes } from "./clusterRoutes.js";
+import { addIdempotencyHooks } from "./idempotencyHooks.js";
 import { dashboardRoutes } from "./dashboardRoutes.js";
 import { documentationPrefix, registerDocumentation } from "./documentation.js";
 import { operationsRoutes } from "./operationsRoutes.js";
@@ -87,6 +88,7 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   registerDocumentation(app);
   app.register(operationsRoutes(replica, readiness, metrics));
   app.register(dashboardRoutes(replica, readiness, metrics), { prefix: "/dashboard" });
+  addIdempotencyHooks(app, replica);
   app.register(stockRoutes(replica), { prefix: "/stock" });
   app.register(paymentRoutes(replica), { prefix: "/payment" });
   app.register(orderRoutes(replica), { prefix: "/orders" });

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { FastifyPluginCallback } from "fastify";
 import { isRefusal } from "../crdt/shopState.js";
+import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
 import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
 import { BadInput, paramsSchema, readAmount, readBatchSize } from "./params.js";
@@ -23,7 +23,7 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
       "/create/:user_id",
       { schema: { params: paramsSchema(["user_id"], []), response: { 200: idReplySchema("order_id") } } },
       async (request, reply) => {
-        const orderId = randomUUID();
+        const orderId = newId();
         const refusal = await replica.mutate((shop) => shop.createOrder(orderId, request.params.user_id));
         return refusal === null ? { order_id: orderId } : sendRefusal(reply, refusal);
       },

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { FastifyPluginCallback } from "fastify";
 import { isRefusal } from "../crdt/shopState.js";
+import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
 import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
 import { paramsSchema, readAmount, readBatchSize } from "./params.js";
@@ -14,7 +14,7 @@ const userViewSchema = {
 export function paymentRoutes(replica: Replica): FastifyPluginCallback {
   return (app, _options, done) => {
     app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async (_request, reply) => {
-      const userId = randomUUID();
+      const userId = newId();
       const refusal = await replica.mutate((shop) => (shop.createUser(userId), null));
       return refusal === null ? { user_id: userId } : sendRefusal(reply, refusal);
     });

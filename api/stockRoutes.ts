@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { FastifyPluginCallback } from "fastify";
 import { isRefusal } from "../crdt/shopState.js";
+import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
 import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
 import { paramsSchema, readAmount, readBatchSize } from "./params.js";
@@ -18,7 +18,7 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema([], ["price"]), response: { 200: idReplySchema("item_id") } } },
       async (request, reply) => {
         const price = readAmount("price", request.params.price);
-        const itemId = randomUUID();
+        const itemId = newId();
         const refusal = await replica.mutate((shop) => (shop.createItem(itemId, price), null));
         return refusal === null ? { item_id: itemId } : sendRefusal(reply, refusal);
       },

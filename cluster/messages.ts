@@ -146,9 +146,10 @@ function readCount(value: unknown): number {
   return value;
 }
 
-function readKey(value: unknown): StateKey {
-  if (typeof value !== "string" || !/^[iuo]:/.test(value) || value.length < 3 || value.length > idLengthMax + 2) {
-    throw new ProtocolError("a state key must be i:, u: or o: followed by an id");
+/** A state: an item, user or order (`counters`), or also an idempotency record. */
+function readKey(value: unknown, counters = false): StateKey {
+  if (typeof value !== "string" || !(counters ? /^[iuo]:/ : /^[iuok]:/).test(value) || value.length < 3 || value.length > idLengthMax + 2) {
+    throw new ProtocolError(`a state key must be ${counters ? "i:, u: or o:" : "i:, u:, o: or k:"} followed by an id`);
   }
   return value;
 }
@@ -184,6 +185,6 @@ function readNeeds(value: unknown): Need[] {
     throw new ProtocolError(`needs must be at most ${needsPerRequestMax} key/amount pairs`);
   }
   const needs: Need[] = [];
-  for (let index = 0; index < value.length; index += 2) needs.push([readKey(value[index]), readCount(value[index + 1])]);
+  for (let index = 0; index < value.length; index += 2) needs.push([readKey(value[index], true), readCount(value[index + 1])]);
   return needs;
 }

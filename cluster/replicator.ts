@@ -16,7 +16,7 @@
 //   bridges and lost disks, not for states every replica got first hand.
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
-import type { ChangeOrigin, ShopState, StateKey } from "../crdt/shopState.js";
+import type { ChangeOrigin, StateKey } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
 import { type ActorBatch, type PeerMessage, type StateEntry, bytesPerFrameMax, knownPeersPerRequestMax, statesPerFrameMax } from "./messages.js";
 import type { PeerId, Transport } from "./transport.js";
@@ -37,7 +37,8 @@ const sendTimesKeptMax = 1024;
 
 export interface ReplicatorDeps {
   readonly transport: Pick<Transport, "send">;
-  readonly shop: ShopState;
+  /** Merge a state received from a peer; true if it changed here (a DecodeError if it is invalid). */
+  mergeState(key: StateKey, bytes: Uint8Array): boolean;
   readonly clock: Clock;
   /** Resolves with a batch number once everything changed so far is durable. */
   durable(): Promise<number>;
@@ -169,6 +170,16 @@ export class Replicator {
   heldUpTo(peerId: PeerId, actor: Actor): number {
     const peer = this.peers.get(peerId);
     return peer?.up === true && peer.actor === actor ? peer.heldUpTo : 0;
+  }
+
+  /** States deleted here for good (expired records): nothing to serve or remember of them. */
+  forget(keys: readonly StateKey[]): void {
+    for (const key of keys) {
+      this.changedAt.delete(key);
+      this.mergedAt.delete(key);
+      this.sentBy.delete(key);
+      this.liveMerges.delete(key);
+    }
   }
 
   /** Up to which batch of `actor` every state it changed is merged here (0: none known). */
@@ -325,7 +336,7 @@ export class Replicator {
     let refused = 0;
     for (const [key, bytes] of entries) {
       try {
-        if (this.deps.shop.mergeEncoded(key, bytes) && batch > 0) this.liveMerges.set(key, { bytes, actor, batch });
+        if (this.deps.mergeState(key, bytes) && batch > 0) this.liveMerges.set(key, { bytes, actor, batch });
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         refused += 1;

@@ -18,9 +18,11 @@ import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replica
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
-import { type BatchWritten, GroupCommit } from "./groupCommit.js";
+import { GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
+import { IdempotencyStore, isRecordable, requestGuards } from "./idempotency.js";
+import { idempotencyKeyPrefix } from "../crdt/idempotencyRecord.js";
 
 /** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
 export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
@@ -45,10 +47,13 @@ export interface ReplicaSettings {
   readonly log: (level: "info" | "warn", message: string) => void;
   /** A failed write leaves memory ahead of disk: the replica must stop. */
   readonly onWriteFailure: (error: unknown) => void;
-  /** Told of every group-commit batch written (metrics). */
-  readonly onBatchWritten?: (batch: BatchWritten) => void;
 }
 
+/** How long a request's Idempotency-Key is remembered (docs/API.md). */
+const idempotencyWindowMs = 60 * 60 * 1000;
+/** Most idempotency records kept; past it the oldest are forgotten early. */
+const idempotencyRecordsMax = 200_000;
+const idempotencyExpiryPeriodMs = 60_000;
 /** States relayed through a bridge, or left by a lost disk, arrive within about this long. */
 const resyncMsDefault = 1000;
 /** How often a replica that left hands on rights that reached it late. */
@@ -95,6 +100,7 @@ export class Replica {
   private closing = false;
   private leaveUnderway: Promise<LeaveReport | Refusal> | undefined;
   private cancelSweep: () => void = () => {};
+  private cancelExpiry: () => void = () => {};
 
   private constructor(
     readonly identity: Identity,
@@ -108,6 +114,8 @@ export class Replica {
     private readonly transport: Transport,
     private readonly options: ReplicaOptions,
     private readonly clock: Clock,
+    /** What requests sent with an Idempotency-Key decided (node/idempotency.ts). */
+    readonly idempotency: IdempotencyStore,
   ) {}
 
   static async open(options: ReplicaOptions): Promise<Replica> {
@@ -118,7 +126,17 @@ export class Replica {
     const transport = options.transport(actor);
     let commit: GroupCommit | undefined;
     const shop = new ShopState(actor, (key, origin, bytes) => commit?.markChanged(key, origin, bytes));
-    const { stateKeys, cursors, setAside } = await loadStoredStates(db, shop);
+    const idempotency = new IdempotencyStore({
+      actor,
+      nowMs: () => Date.now(),
+      markChanged: (key) => commit!.markChanged(key, "local"),
+      windowMs: idempotencyWindowMs,
+      recordsMax: idempotencyRecordsMax,
+    });
+    // Idempotency records travel and rest beside the shop's states, under their own prefix.
+    const mergeState = (key: StateKey, bytes: Uint8Array, from: "peer" | "disk"): boolean =>
+      key.startsWith(idempotencyKeyPrefix) ? idempotency.mergeEncoded(key, bytes) : shop.mergeEncoded(key, bytes, from);
+    const { stateKeys, cursors, setAside } = await loadStoredStates(db, (key, bytes) => mergeState(key, bytes, "disk"));
     if (setAside.length > 0) {
       const shown = setAside.slice(0, 10).join(", ");
       options.log("warn", `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`);
@@ -137,16 +155,17 @@ export class Replica {
           ? gossip.membership.save()
           : key.startsWith(cursorKeyPrefix)
             ? pack(replicator!.encodeCursor(key))
-            : shop.encode(key),
+            : key.startsWith(idempotencyKeyPrefix)
+              ? idempotency.encode(key)
+              : shop.encode(key),
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
       options.defer ?? setImmediate,
-      options.onBatchWritten,
     );
     const durable = () => commit.durable();
     replicator = new Replicator({
       transport,
-      shop,
+      mergeState: (key, bytes) => mergeState(key, bytes, "peer"),
       clock,
       durable,
       durableSeq: () => commit.durableSeq,
@@ -173,7 +192,8 @@ export class Replica {
       retryPauseMs: 5,
     });
     const drainHandshake = new DrainHandshake({ transport, durable, mergedUpTo: (peerActor) => replicator.mergedUpTo(peerActor) });
-    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock);
+    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock, idempotency);
+    replica.expireIdempotencyRecords();
     replica.membershipChanged();
     await transport.start({
       peerUp: (peer, peerActor) => replica.peerUp(peer, peerActor),
@@ -350,18 +370,32 @@ export class Replica {
    * elsewhere; resolve once the change is durable and acked by the up peers.
    */
   async mutate(change: (shop: ShopState) => Refusal | null): Promise<Refusal | null> {
+    const guard = requestGuards.getStore();
+    if (guard?.replay !== undefined) {
+      // A repeat of a request with an Idempotency-Key: its first decision, nothing changed.
+      if (!this.commit.idle) await this.commit.durable();
+      const refusal = guard.replay.refusal;
+      return refusal === null ? null : { ...refusal };
+    }
     if (this.closing) {
       return { reason: "rights-elsewhere", message: "this replica is leaving the cluster and takes no more writes: send them to another replica" };
     }
     let deadline: number | undefined;
     for (;;) {
       const refusal = change(this.shop);
+      const final = refusal === null || refusal.reason !== "rights-elsewhere" || refusal.missing === undefined || this.leaving;
+      if (final && guard !== undefined && isRecordable(refusal)) {
+        // In the same synchronous step as the change: both go in one batch.
+        this.idempotency.record(guard, refusal);
+        await this.replicator.replicated(await this.commit.durable());
+        return refusal;
+      }
       if (refusal === null) {
         await this.replicator.replicated(await this.commit.durable());
         return null;
       }
       // A leaving replica gathers no rights: they would only have to be handed on again.
-      if (refusal.reason !== "rights-elsewhere" || refusal.missing === undefined || this.leaving) return refusal;
+      if (final) return refusal;
       deadline ??= this.clock.now() + this.options.rightsWaitMsMax;
       if (!(await this.broker.acquire(refusal.missing, deadline))) {
         return {
@@ -391,9 +425,24 @@ export class Replica {
 
   async close(): Promise<void> {
     this.cancelSweep();
+    this.cancelExpiry();
     await this.transport.close();
     await this.commit.durable();
     await this.db.close();
+  }
+
+  /** Every minute, forget idempotency records past their window, on disk too. */
+  private expireIdempotencyRecords(): void {
+    const gone = this.idempotency.expire();
+    if (gone.length > 0) {
+      this.replicator.forget(gone);
+      this.commit.whenQuiet(() => {
+        const write = this.db.batch();
+        for (const key of gone) write.del(key);
+        void write.write({ sync: false }).catch((error: unknown) => this.options.log("warn", `could not delete expired idempotency records: ${String(error)}`));
+      });
+    }
+    this.cancelExpiry = this.clock.after(idempotencyExpiryPeriodMs, () => this.expireIdempotencyRecords());
   }
 
   private peerUp(peer: PeerId, actor: Actor): void {

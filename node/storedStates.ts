@@ -6,7 +6,7 @@
 import { unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
-import type { ShopState, StateKey } from "../crdt/shopState.js";
+import type { StateKey } from "../crdt/shopState.js";
 import { cursorKeyPrefix } from "../cluster/replicator.js";
 import type { Database } from "./database.js";
 
@@ -20,8 +20,8 @@ export interface StoredStates {
   readonly setAside: string[];
 }
 
-/** Merge every stored state into `shop` and read the cursors; set aside what does not decode. */
-export async function loadStoredStates(db: Database, shop: ShopState): Promise<StoredStates> {
+/** Merge every stored state (through `merge`) and read the cursors; set aside what does not decode. */
+export async function loadStoredStates(db: Database, merge: (key: StateKey, bytes: Uint8Array) => void): Promise<StoredStates> {
   const stateKeys: StateKey[] = [];
   const cursors = new Map<Actor, number>();
   const bad: [key: string, value: Uint8Array][] = [];
@@ -30,7 +30,7 @@ export async function loadStoredStates(db: Database, shop: ShopState): Promise<S
     try {
       if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), readCursor(value));
       else if (!key.startsWith("~")) {
-        shop.mergeEncoded(key, value, "disk");
+        merge(key, value);
         stateKeys.push(key);
       }
     } catch (error) {

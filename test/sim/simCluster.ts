@@ -12,6 +12,7 @@ import { membershipKey } from "../../cluster/membershipGossip.js";
 import { ShopState } from "../../crdt/shopState.js";
 import { identityKey } from "../../node/identity.js";
 import { Replica } from "../../node/replica.js";
+import { idempotencyKeyPrefix } from "../../crdt/idempotencyRecord.js";
 import type { Random } from "./random.js";
 import type { Life, Scheduler } from "./scheduler.js";
 
@@ -211,7 +212,7 @@ function newDatabase(): SimDatabase {
 export async function durableShop(slot: ReplicaSlot): Promise<ShopState> {
   const shop = new ShopState(slot.replica?.shop.actor ?? "durable", () => {});
   for await (const [key, value] of slot.db.iterator()) {
-    if (!key.startsWith("~")) shop.mergeEncoded(key, value, "disk");
+    if (!key.startsWith("~") && !key.startsWith(idempotencyKeyPrefix)) shop.mergeEncoded(key, value, "disk");
   }
   return shop;
 }

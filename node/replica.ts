@@ -18,7 +18,7 @@ import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replica
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
-import { GroupCommit } from "./groupCommit.js";
+import { type BatchWritten, GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
 import { IdempotencyStore, isRecordable, requestGuards } from "./idempotency.js";
@@ -47,6 +47,8 @@ export interface ReplicaSettings {
   readonly log: (level: "info" | "warn", message: string) => void;
   /** A failed write leaves memory ahead of disk: the replica must stop. */
   readonly onWriteFailure: (error: unknown) => void;
+  /** Told of every group-commit batch written (metrics). */
+  readonly onBatchWritten?: (batch: BatchWritten) => void;
 }
 
 /** How long a request's Idempotency-Key is remembered (docs/API.md). */
@@ -161,6 +163,7 @@ export class Replica {
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
       options.defer ?? setImmediate,
+      options.onBatchWritten,
     );
     const durable = () => commit.durable();
     replicator = new Replicator({

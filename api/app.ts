@@ -3,22 +3,23 @@
 // Every replica also serves the operations routes (health, readiness, metrics,
 // OpenAPI, dashboard): read-only, and answered while the replica still catches up
 // at start, when every other route waits.
+import { createServer } from "node:http";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyServerFactory,
+  type FastifyServerFactoryHandler,
   LogController,
   type RouteOptions,
-  type onRequestHookHandler,
   type onResponseHookHandler,
 } from "fastify";
 import type { Replica } from "../node/replica.js";
 import { clusterRoutes } from "./clusterRoutes.js";
-import { addIdempotencyHooks } from "./idempotencyHooks.js";
 import { dashboardRoutes } from "./dashboardRoutes.js";
 import { documentationPrefix, registerDocumentation } from "./documentation.js";
+import { addIdempotencyHooks } from "./idempotencyHooks.js";
 import { operationsRoutes } from "./operationsRoutes.js";
 import { orderRoutes } from "./orderRoutes.js";
 import { amountMessage, amountSchema } from "./params.js";
@@ -63,7 +64,10 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
     // connection are served, never refused with a 503 (clients count a 5xx as a success).
     forceCloseConnections: "idle",
     return503OnClosing: false,
-    ...(options.serverFactory === undefined ? {} : { serverFactory: options.serverFactory }),
+    // Requests other than the operations routes wait here, before fastify sees them,
+    // until the catch-up at start has ended: after that, one boolean check each.
+    serverFactory: (handler, serverOptions) =>
+      (options.serverFactory ?? ((plain) => createServer(plain)))(holdUntilCaughtUp(handler, readiness), serverOptions),
     // A malformed percent-encoding or an overlong id gets the same {"error"} body as every refusal.
     frameworkErrors: (error, _request, reply) => void sendClientError(reply as FastifyReply, error),
   });
@@ -84,7 +88,7 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   });
 
   // Before every route: each one gets its own hooks (no per-request route lookup).
-  app.addHook("onRoute", (route) => observeRoute(route, readiness, metrics));
+  app.addHook("onRoute", (route) => observeRoute(route, metrics));
   registerDocumentation(app);
   app.register(operationsRoutes(replica, readiness, metrics));
   app.register(dashboardRoutes(replica, readiness, metrics), { prefix: "/dashboard" });
@@ -96,11 +100,8 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   return app;
 }
 
-/**
- * A route's own hooks: it waits for the catch-up at start unless it is an operations
- * route, and each answer is observed in the metrics (its latency; a checkout's outcome).
- */
-function observeRoute(route: RouteOptions, readiness: Readiness, metrics: ReplicaMetrics): void {
+/** A route's own hook: each answer is observed in the metrics (its latency; a checkout's outcome). */
+function observeRoute(route: RouteOptions, metrics: ReplicaMetrics): void {
   const method = Array.isArray(route.method) ? route.method.join(",") : route.method;
   const recordAnswer = metrics.routeRecorder(method, route.url);
   const isCheckout = route.url === checkoutRoute;
@@ -110,13 +111,21 @@ function observeRoute(route: RouteOptions, readiness: Readiness, metrics: Replic
     done();
   };
   route.onResponse = [...hooksOf(route.onResponse), observe];
-  const config = route.config as { answersWhileCatchingUp?: boolean } | undefined;
-  if (config?.answersWhileCatchingUp === true || route.url.startsWith(documentationPrefix)) return;
-  const waitForCatchUp: onRequestHookHandler = (_request, _reply, done) => {
-    if (readiness.caughtUpNow) done();
-    else void readiness.caughtUp.then(() => done());
+}
+
+/** Paths served while the replica still catches up at start (they read nothing a catch-up changes). */
+const operationsPaths = ["/health", "/ready", "/metrics", documentationPrefix, "/dashboard"];
+
+function isOperationsPath(url: string): boolean {
+  return operationsPaths.some((path) => url === path || (url.startsWith(path) && (url[path.length] === "/" || url[path.length] === "?")));
+}
+
+/** The HTTP handler, except that shop requests wait for the catch-up at start to end. */
+function holdUntilCaughtUp(handler: FastifyServerFactoryHandler, readiness: Readiness): FastifyServerFactoryHandler {
+  return (request, response) => {
+    if (readiness.caughtUpNow || isOperationsPath(request.url ?? "")) handler(request, response);
+    else void readiness.caughtUp.then(() => handler(request, response));
   };
-  route.onRequest = [waitForCatchUp, ...hooksOf(route.onRequest)];
 }
 
 function hooksOf<T>(hooks: T | T[] | undefined): T[] {

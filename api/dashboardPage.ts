@@ -56,7 +56,7 @@ export const dashboardPage = `<!doctype html>
     </table>
   </section>
   <section class="wide">
-    <h2>Requests and checkouts per second <small>at <span id="chart-replica">?</span>, last 60 s</small></h2>
+    <h2>Requests and checkouts per second <small>at <span id="chart-replica">?</span>, last <span id="chart-seconds">60</span> s</small></h2>
     <svg id="rates" viewBox="0 0 900 200" width="100%" height="200" preserveAspectRatio="none" role="img" aria-label="requests and checkouts per second"></svg>
     <div class="legend">
       <span><i class="swatch" style="background:#4e79a7"></i>requests/s <b id="rate-requests">0</b></span>
@@ -76,7 +76,9 @@ export const dashboardPage = `<!doctype html>
 <script>
 "use strict";
 var pollMs = 1000;
+/** Samples kept; the chart spans them (at least shownMsMin), up to this long. */
 var windowMs = 60000;
+var shownMsMin = 10000;
 var palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 var previous = null;
 var samples = [];
@@ -190,6 +192,8 @@ function renderChart(nowMs) {
   var svg = document.getElementById("rates");
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   var width = 900, height = 200, left = 44, bottom = 18, top = 8;
+  var shownMs = Math.min(windowMs, Math.max(shownMsMin, samples.length > 0 ? nowMs - samples[0].atMs : 0));
+  document.getElementById("chart-seconds").textContent = String(Math.round(shownMs / 1000));
   var highest = 1;
   samples.forEach(function (sample) { highest = Math.max(highest, sample.requests, sample.ok, sample.refused); });
   var scale = Math.pow(10, Math.floor(Math.log10(highest)));
@@ -203,14 +207,14 @@ function renderChart(nowMs) {
   }
   [["requests", "#4e79a7"], ["ok", "#2e8b57"], ["refused", "#c0392b"]].forEach(function (series) {
     var points = samples.map(function (sample) {
-      var x = left + (width - left) * (1 - (nowMs - sample.atMs) / windowMs);
+      var x = left + (width - left) * (1 - (nowMs - sample.atMs) / shownMs);
       var y = top + (height - top - bottom) * (1 - sample[series[0]] / ceiling);
       return x.toFixed(1) + "," + y.toFixed(1);
     });
     if (points.length > 0) svg.appendChild(svgNode("polyline", { points: points.join(" "), fill: "none", stroke: series[1], "stroke-width": 2, "data-series": series[0] }));
   });
   var axis = svgNode("text", { x: left, y: height - 4 });
-  axis.textContent = "-60 s";
+  axis.textContent = "-" + Math.round(shownMs / 1000) + " s";
   svg.appendChild(axis);
   var now = svgNode("text", { x: width - 4, y: height - 4, "text-anchor": "end" });
   now.textContent = "now";

@@ -5,7 +5,6 @@
 import type { FastifyPluginCallback } from "fastify";
 import type { Replica } from "../node/replica.js";
 import { dashboardPage } from "./dashboardPage.js";
-import { answersWhileCatchingUp } from "./operationsRoutes.js";
 import type { Readiness } from "./readiness.js";
 import { type ReplicaMetrics, isRetired } from "./replicaMetrics.js";
 
@@ -51,7 +50,6 @@ export function dashboardRoutes(replica: Replica, readiness: Readiness, metrics:
     app.get(
       "/",
       {
-        config: answersWhileCatchingUp,
         schema: { summary: "The dashboard: an HTML page that polls /dashboard/data every second", tags: ["operations"], produces: ["text/html"] },
       },
       async (_request, reply) => reply.type("text/html; charset=utf-8").header("cache-control", "no-store").send(dashboardPage),
@@ -60,7 +58,6 @@ export function dashboardRoutes(replica: Replica, readiness: Readiness, metrics:
     app.get(
       "/data",
       {
-        config: answersWhileCatchingUp,
         schema: { summary: "What the dashboard shows: this replica's view, its running totals, the hottest keys", tags: ["operations"], response: { 200: dashboardDataSchema } },
       },
       async (_request, reply) => {

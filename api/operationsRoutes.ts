@@ -6,9 +6,6 @@ import type { Replica } from "../node/replica.js";
 import type { Readiness } from "./readiness.js";
 import { type ReplicaMetrics, isRetired } from "./replicaMetrics.js";
 
-/** Route config that lets a route answer before the catch-up at start has ended. */
-export const answersWhileCatchingUp = { answersWhileCatchingUp: true } as const;
-
 const readySchema = {
   type: "object",
   properties: {
@@ -24,7 +21,6 @@ export function operationsRoutes(replica: Replica, readiness: Readiness, metrics
     app.get(
       "/health",
       {
-        config: answersWhileCatchingUp,
         schema: {
           summary: "The process runs (liveness)",
           tags: ["operations"],
@@ -37,7 +33,6 @@ export function operationsRoutes(replica: Replica, readiness: Readiness, metrics
     app.get(
       "/ready",
       {
-        config: answersWhileCatchingUp,
         schema: {
           summary: "Caught up with the peers at start, not retired and not shutting down (readiness); else 503 with the reason",
           tags: ["operations"],
@@ -57,7 +52,6 @@ export function operationsRoutes(replica: Replica, readiness: Readiness, metrics
     app.get(
       "/metrics",
       {
-        config: answersWhileCatchingUp,
         schema: {
           summary: "Prometheus metrics of this replica (text exposition format)",
           tags: ["operations"],

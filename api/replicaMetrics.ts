@@ -1,14 +1,15 @@
 // What GET /metrics (Prometheus text) and the dashboard show about one replica.
 // One Registry per app, never prom-client's global one, so several apps can live in
-// one process (tests). The request path pays one histogram observe (and, for a
-// checkout, a counter and two bounded top-N touches); every gauge is read at
-// scrape time from what the replica already keeps (Replica.status(), the maps of
-// the shop state).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// one process (tests). The request path pays one histogram observe (FastHistogram:
+// a few array writes) and, for a checkout, a count and two bounded top-N touches.
+// Counters are plain numbers until a scrape; every gauge is read at scrape time
+// from what the replica already keeps (Replica.status(), the maps of the shop state).
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { PeerMessage } from "../cluster/messages.js";
 import { itemKey, userKey } from "../crdt/shopState.js";
 import type { BatchWritten } from "../node/groupCommit.js";
 import type { Replica } from "../node/replica.js";
+import { FastHistogram, type HistogramSeries } from "./fastHistogram.js";
 import { type HotKey, HotKeys } from "./hotKeys.js";
 import type { Readiness } from "./readiness.js";
 
@@ -39,18 +40,14 @@ export interface HotKeyView extends HotKey {
   readonly rightsByReplica: Record<string, number>;
 }
 
-type RequestSeries = ReturnType<Histogram<"method" | "route" | "status_code">["labels"]>;
-
 export class ReplicaMetrics {
   readonly registry = new Registry();
-  private readonly requestSeconds: Histogram<"method" | "route" | "status_code">;
+  private readonly requestSeconds: FastHistogram;
   private readonly unmatchedRecorders = new Map<string, (statusCode: number, elapsedMs: number) => void>();
-  private readonly checkoutsOk: ReturnType<Counter<"outcome">["labels"]>;
-  private readonly checkoutsRefused: ReturnType<Counter<"outcome">["labels"]>;
-  private readonly rightsMessages: Counter<"direction" | "type">;
-  private readonly batches: Counter<"synced">;
-  private readonly batchWriteSeconds: Histogram<"synced">;
-  private totals = { requests: 0, checkoutsOk: 0, checkoutsRefused: 0 };
+  private readonly batchWriteSeconds: { readonly synced: HistogramSeries; readonly unsynced: HistogramSeries };
+  private readonly totals = { requests: 0, checkoutsOk: 0, checkoutsRefused: 0 };
+  /** Rights requests and grants (that moved rights), by direction. */
+  private readonly rightsMessages = { sentRequest: 0, receivedRequest: 0, sentGrant: 0, receivedGrant: 0 };
   private readonly hotItems = new HotKeys(hotKeysTracked);
   private readonly hotUsers = new HotKeys(hotKeysTracked);
   private watched: { readonly replica: Replica; readonly readiness: Readiness } | undefined;
@@ -58,40 +55,47 @@ export class ReplicaMetrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.requestSeconds = new Histogram({
-      name: "http_request_duration_seconds",
-      help: "HTTP requests by method, route and status, and how long they took (from arrival to the reply sent)",
-      labelNames: ["method", "route", "status_code"],
-      buckets: requestSecondsBuckets,
-      registers,
-    });
-    const checkouts = new Counter({
+    this.requestSeconds = new FastHistogram(
+      "http_request_duration_seconds",
+      "HTTP requests by method, route and status, and how long they took (from arrival to the reply sent)",
+      ["method", "route", "status_code"],
+      requestSecondsBuckets,
+      this.registry,
+    );
+    const totals = this.totals;
+    new Counter({
       name: "shop_checkouts_total",
       help: "Checkouts answered: ok (2xx) or refused (4xx: not enough stock or credit, unknown order, rights unreachable)",
       labelNames: ["outcome"],
       registers,
+      collect() {
+        this.reset();
+        this.labels("ok").inc(totals.checkoutsOk);
+        this.labels("refused").inc(totals.checkoutsRefused);
+      },
     });
-    this.checkoutsOk = checkouts.labels("ok");
-    this.checkoutsRefused = checkouts.labels("refused");
-    this.rightsMessages = new Counter({
+    const rights = this.rightsMessages;
+    new Counter({
       name: "shop_rights_messages_total",
-      help: "Rights transfers between replicas: requests and grants (grants that moved at least one right), sent and received",
+      help: "Rights transfers between replicas: requests, and grants that moved at least one right, sent and received",
       labelNames: ["direction", "type"],
       registers,
+      collect() {
+        this.reset();
+        this.labels("sent", "request").inc(rights.sentRequest);
+        this.labels("received", "request").inc(rights.receivedRequest);
+        this.labels("sent", "grant").inc(rights.sentGrant);
+        this.labels("received", "grant").inc(rights.receivedGrant);
+      },
     });
-    this.batches = new Counter({
-      name: "shop_group_commit_batches_total",
-      help: "Group-commit batches written to LevelDB; synced ones (this replica's own changes) were fsynced",
-      labelNames: ["synced"],
-      registers,
-    });
-    this.batchWriteSeconds = new Histogram({
-      name: "shop_group_commit_write_seconds",
-      help: "Time to write one group-commit batch to LevelDB (with its fsync when synced)",
-      labelNames: ["synced"],
-      buckets: batchWriteSecondsBuckets,
-      registers,
-    });
+    const batchWriteSeconds = new FastHistogram(
+      "shop_group_commit_write_seconds",
+      "Group-commit batches written to LevelDB, and the time each took (with its fsync when synced: this replica's own changes)",
+      ["synced"],
+      batchWriteSecondsBuckets,
+      this.registry,
+    );
+    this.batchWriteSeconds = { synced: batchWriteSeconds.series(["true"]), unsynced: batchWriteSeconds.series(["false"]) };
   }
 
   /** Start the gauges read at scrape time from `replica`. Called once, by buildApp. */
@@ -148,12 +152,12 @@ export class ReplicaMetrics {
    */
   routeRecorder(method: string, route: string): (statusCode: number, elapsedMs: number) => void {
     const countsAsActivity = route !== dashboardDataRoute;
-    const seriesByStatus = new Map<number, RequestSeries>();
+    const seriesByStatus = new Map<number, HistogramSeries>();
     return (statusCode, elapsedMs) => {
       if (countsAsActivity) this.totals.requests += 1;
       let series = seriesByStatus.get(statusCode);
       if (series === undefined) {
-        series = this.requestSeconds.labels(method, route, String(statusCode));
+        series = this.requestSeconds.series([method, route, String(statusCode)]);
         seriesByStatus.set(statusCode, series);
       }
       series.observe(elapsedMs / 1000);
@@ -173,13 +177,8 @@ export class ReplicaMetrics {
 
   /** A checkout of `orderId` was answered with `statusCode`. */
   checkoutDone(orderId: string, statusCode: number): void {
-    if (statusCode < 300) {
-      this.checkoutsOk.inc();
-      this.totals.checkoutsOk += 1;
-    } else if (statusCode < 500) {
-      this.checkoutsRefused.inc();
-      this.totals.checkoutsRefused += 1;
-    }
+    if (statusCode < 300) this.totals.checkoutsOk += 1;
+    else if (statusCode < 500) this.totals.checkoutsRefused += 1;
     const order = this.watched?.replica.shop.orders.get(orderId);
     if (order === undefined) return;
     this.hotUsers.touch(order.userId);
@@ -188,15 +187,18 @@ export class ReplicaMetrics {
 
   /** A group-commit batch reached LevelDB. */
   batchWritten(batch: BatchWritten): void {
-    const synced = batch.synced ? "true" : "false";
-    this.batches.labels(synced).inc();
-    this.batchWriteSeconds.labels(synced).observe(batch.writeMs / 1000);
+    (batch.synced ? this.batchWriteSeconds.synced : this.batchWriteSeconds.unsynced).observe(batch.writeMs / 1000);
   }
 
   /** A peer message went out or came in: rights requests and grants are counted. */
   peerMessage(direction: "sent" | "received", message: PeerMessage): void {
-    if (message.type === "rightsRequest") this.rightsMessages.labels(direction, "request").inc();
-    else if (message.type === "rightsGrant" && message.granted.length > 0) this.rightsMessages.labels(direction, "grant").inc();
+    if (message.type === "rightsRequest") {
+      if (direction === "sent") this.rightsMessages.sentRequest += 1;
+      else this.rightsMessages.receivedRequest += 1;
+    } else if (message.type === "rightsGrant" && message.granted.length > 0) {
+      if (direction === "sent") this.rightsMessages.sentGrant += 1;
+      else this.rightsMessages.receivedGrant += 1;
+    }
   }
 
   activityTotals(): ActivityTotals {

@@ -18,6 +18,18 @@ export function clusterRoutes(replica: Replica, adminToken: string | undefined):
       const report = await replica.leave();
       return isRefusal(report) ? sendRefusal(reply, report) : report;
     });
+    /**
+     * Release the rights of an incarnation that lost its disk, or of a member gone for
+     * good, to the active members (docs/OPERATIONS.md: only the operator knows it is safe).
+     */
+    app.post<{ Params: { actor: string } }>(
+      "/release/:actor",
+      { schema: { params: { type: "object", properties: { actor: { type: "string", minLength: 3, maxLength: 200 } }, required: ["actor"] } } },
+      async (request, reply) => {
+        const report = await replica.release(request.params.actor);
+        return isRefusal(report) ? sendRefusal(reply, report) : report;
+      },
+    );
     done();
   };
 }

@@ -18,6 +18,8 @@ export interface MemberStatePolicyOptions {
   isMember(replicaId: PeerId): boolean;
   /** Milliseconds since the epoch (Date.now in production). */
   wallClockMs(): number;
+  /** Actors whose rights the operator released (Replica.release). */
+  released(actor: Actor): boolean;
 }
 
 /**
@@ -36,5 +38,6 @@ export function memberStatePolicy(options: MemberStatePolicyOptions): PeerStateP
     generationCounterMax(): number {
       return Math.min(generationCounterCeiling, Math.floor(options.wallClockMs()) + generationSkewMsMax);
     },
+    released: (actor) => options.released(actor),
   };
 }

@@ -98,6 +98,11 @@ class PeerReplication {
   liveMergedUpTo = 0;
   /** The slowest recent ack round trip of a live batch (decaying, so one slow ack is soon forgotten). */
   ackRoundTripMsRecent = 0;
+  /** Anti-entropy rounds asked of the peer on this link, and ended (syncDone merged): they end in order. */
+  syncRoundsAsked = 0;
+  syncRoundsDone = 0;
+  /** Waiting for the round numbered `round` to end. */
+  readonly roundWaiters: { round: number; done: () => void }[] = [];
   /** Live batches sent and not yet acked, oldest first, with when they were sent. */
   private readonly sendTimes: { seq: number; sentAtMs: number }[] = [];
   constructor(readonly actor: Actor) {}
@@ -218,7 +223,7 @@ export class Replicator {
   peerUp(peerId: PeerId, actor: Actor): void {
     this.peers.get(peerId)?.release();
     this.peers.set(peerId, new PeerReplication(actor));
-    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(actor) ?? 0, mergedOnly: false, known: this.knownUpTo(peerId) });
+    this.askSync(peerId, this.peers.get(peerId)!, false);
   }
 
   peerDown(peerId: PeerId): void {
@@ -420,10 +425,53 @@ export class Replicator {
     }
     this.deps.transport.send(peerId, { type: "ack", seq: upTo });
     const peer = this.peers.get(peerId);
-    if (peer?.actor === actor) peer.caughtUpOnLink = true;
+    if (peer?.actor === actor) {
+      peer.caughtUpOnLink = true;
+      peer.syncRoundsDone += 1;
+      while (peer.roundWaiters.length > 0 && peer.roundWaiters[0]!.round <= peer.syncRoundsDone) peer.roundWaiters.shift()!.done();
+    }
     this.caughtUpWith.add(peerId);
     for (const wake of this.caughtUpWaiters.splice(0)) wake();
     this.scheduleResync(peerId);
+  }
+
+  /** Ask `peerId` for an anti-entropy round; returns its number on this link. */
+  private askSync(peerId: PeerId, peer: PeerReplication, mergedOnly: boolean): number {
+    this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(peer.actor) ?? 0, mergedOnly, known: this.knownUpTo(peerId) });
+    return ++peer.syncRoundsAsked;
+  }
+
+  /**
+   * A full anti-entropy round with each of `peers`, asked now: resolves once each has
+   * ended (everything the peer held when it served the round is merged here, durably)
+   * or after `waitMsMax`, with the peers whose round did not end.
+   */
+  async syncNow(peers: readonly PeerId[], waitMsMax: number): Promise<PeerId[]> {
+    const pending = new Set<PeerId>();
+    await new Promise<void>((resolve) => {
+      const cancel = this.deps.clock.after(waitMsMax, resolve);
+      for (const peerId of peers) {
+        const peer = this.peers.get(peerId);
+        if (peer === undefined || !peer.up) continue;
+        pending.add(peerId);
+        const round = this.askSync(peerId, peer, false);
+        peer.roundWaiters.push({
+          round,
+          done: () => {
+            pending.delete(peerId);
+            if (pending.size === 0) {
+              cancel();
+              resolve();
+            }
+          },
+        });
+      }
+      if (pending.size === 0) {
+        cancel();
+        resolve();
+      }
+    });
+    return peers.filter((peerId) => pending.has(peerId) || this.peers.get(peerId)?.up !== true);
   }
 
   /** The next (merged-only) anti-entropy round with `peerId`, while this link lasts. */
@@ -433,7 +481,7 @@ export class Replicator {
     peer.cancelResync();
     peer.cancelResync = this.deps.clock.after(this.deps.resyncMs, () => {
       if (this.peers.get(peerId) !== peer || !peer.up) return;
-      this.deps.transport.send(peerId, { type: "syncRequest", cursor: this.cursors.get(peer.actor) ?? 0, mergedOnly: true, known: this.knownUpTo(peerId) });
+      this.askSync(peerId, peer, true);
     });
   }
 

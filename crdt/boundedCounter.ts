@@ -158,6 +158,16 @@ export class BoundedCounter {
     return false;
   }
 
+  /**
+   * True if this state holds more of `actor`'s increments or decrements than
+   * `known`: a change `actor` made. Transfers out of its row do not count (the heir of
+   * a released actor writes those).
+   */
+  changesExceed(actor: Actor, known: BoundedCounter | undefined): boolean {
+    if ((this.increments.get(actor) ?? 0) > (known?.increments.get(actor) ?? 0)) return true;
+    return (this.decrements.get(actor) ?? 0) > (known?.decrements.get(actor) ?? 0);
+  }
+
   clone(): BoundedCounter {
     const copy = new BoundedCounter();
     copy.merge(this);

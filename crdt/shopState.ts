@@ -57,6 +57,8 @@ export interface PeerStatePolicy {
   actorAdmitted(actor: Actor): boolean;
   /** The largest generation counter a peer's state may carry: the local clock plus the skew allowed. */
   generationCounterMax(): number;
+  /** An actor whose rights were released to the others: no later change of its own is taken (none, if absent). */
+  released?(actor: Actor): boolean;
 }
 
 /**
@@ -70,6 +72,7 @@ export const generationCounterCeiling = 2 ** 50;
 export const openPeerStatePolicy: PeerStatePolicy = {
   actorAdmitted: () => true,
   generationCounterMax: () => generationCounterCeiling,
+  released: () => false,
 };
 
 /**
@@ -356,18 +359,18 @@ export class ShopState {
    * targets from position `rotation` on. A share whose row has no room left (it
    * would pass a safe integer) stays here. Returns what was handed over.
    */
-  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number): number {
+  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number, from: Actor = this.actor): number {
     if (targets.length === 0) return 0;
     const share = Math.floor(amount / targets.length);
     const remainder = amount % targets.length;
     let handed = 0;
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index]!;
-      if (target === this.actor) continue;
+      if (target === from) continue;
       const extra = (index - (rotation % targets.length) + targets.length) % targets.length < remainder ? 1 : 0;
-      const given = Math.min(share + extra, counter.transferRoom(this.actor, target));
+      const given = Math.min(share + extra, counter.transferRoom(from, target));
       if (given <= 0) continue;
-      assert(counter.transfer(this.actor, target, given) === null, "held rights can be handed on");
+      assert(counter.transfer(from, target, given) === null, "held rights can be handed on");
       handed += given;
     }
     return handed;
@@ -399,12 +402,34 @@ export class ShopState {
 
   /** Hand all of this actor's rights on `key` to `targets` (a replica leaving for good). */
   handOverAll(key: StateKey, targets: readonly Actor[], rotation: number): boolean {
+    if (targets.includes(this.actor)) return false;
+    return this.moveAllRights(this.actor, key, targets, rotation);
+  }
+
+  /** Keys of every state whose counter gives `actor` rights (a released actor's). */
+  *keysWithRightsOf(actor: Actor): Generator<StateKey> {
+    for (const [id, item] of this.items) if (item.stock.rights(actor) > 0) yield itemKey(id);
+    for (const [id, user] of this.users) if (user.credit.rights(actor) > 0) yield userKey(id);
+    for (const [id, order] of this.orders) if (order.token.rights(actor) > 0) yield orderKey(id);
+  }
+
+  /**
+   * Release the rights of `dead` (an incarnation that lost its disk, or a member gone
+   * for good) on `key` to `targets`: written into its row by this replica, its heir,
+   * as this replica sees them. Only the operator decides it (Replica.release), once.
+   */
+  releaseAll(dead: Actor, key: StateKey, targets: readonly Actor[], rotation: number): boolean {
+    if (dead === this.actor || targets.includes(dead)) return false;
+    return this.moveAllRights(dead, key, targets, rotation);
+  }
+
+  private moveAllRights(from: Actor, key: StateKey, targets: readonly Actor[], rotation: number): boolean {
     const counter = this.counterAt(key);
-    const rights = counter?.rights(this.actor) ?? 0;
-    if (counter === undefined || rights <= 0 || targets.length === 0 || targets.includes(this.actor)) return false;
-    const handed = this.handOut(counter, rights, targets, rotation);
+    const rights = counter?.rights(from) ?? 0;
+    if (counter === undefined || rights <= 0 || targets.length === 0) return false;
+    const handed = this.handOut(counter, rights, targets, rotation, from);
     // Only rows with no room left keep rights back (the leave reports them as still held).
-    assert(counter.rights(this.actor) === rights - handed, "a hand-over moves exactly what it hands");
+    assert(counter.rights(from) === rights - handed, "a hand-over moves exactly what it hands");
     if (handed === 0) return false;
     this.onChange(key, "local");
     return true;
@@ -493,6 +518,8 @@ export class ShopState {
       }
       const stranger = this.unadmittedRowOwner(incoming.counter(), known);
       if (stranger !== undefined) throw new ForgedStateError(`state ${id} holds new rows of ${stranger}, which is not a member's actor`);
+      const zombie = this.releasedChanger(incoming.counter(), known);
+      if (zombie !== undefined) throw new ForgedStateError(`state ${id} holds later changes of ${zombie}, whose rights were released`);
       const forgery = local !== undefined && known !== undefined ? incoming.forgedAgainst(local, this.actor) : null;
       if (forgery !== null) throw new ForgedStateError(`state ${id}: ${forgery}`);
     }
@@ -531,6 +558,14 @@ export class ShopState {
    * carry rows of lost incarnations and retired members, and those merge as before.
    * What is refused is new value or rights appearing from nobody (a forged row).
    */
+  /** A released actor whose increments or decrements in `incoming` go beyond what this replica knows. */
+  private releasedChanger(incoming: BoundedCounter, known: BoundedCounter | undefined): Actor | undefined {
+    for (const actor of [...incoming.increments.keys(), ...incoming.decrements.keys()]) {
+      if (this.peerStatePolicy.released?.(actor) === true && incoming.changesExceed(actor, known)) return actor;
+    }
+    return undefined;
+  }
+
   private unadmittedRowOwner(incoming: BoundedCounter, known: BoundedCounter | undefined): Actor | undefined {
     const owners = new Set<Actor>(incoming.increments.keys());
     for (const actor of incoming.decrements.keys()) owners.add(actor);

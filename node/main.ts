@@ -72,6 +72,7 @@ replica.shop.peerStatePolicy = memberStatePolicy({
   // A retired member may be gone from --peers; the membership document still lists it.
   isMember: (replicaId) => memberIds.has(replicaId) || replica.status().members.some((member) => member.replicaId === replicaId),
   wallClockMs: () => Date.now(),
+  released: (actor) => replica.isReleased(actor),
 });
 
 const peerIds = config.peers.map((peer) => peer.replicaId);

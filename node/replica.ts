@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { Level } from "level";
 import { pack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
-import { type Refusal, ShopState, type StateKey } from "../crdt/shopState.js";
+import { type Refusal, ShopState, type StateKey, openPeerStatePolicy } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
 import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
 import type { Announcement, MemberView } from "../cluster/membership.js";
@@ -23,6 +23,8 @@ import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
 import { IdempotencyStore, isRecordable, requestGuards } from "./idempotency.js";
 import { idempotencyKeyPrefix } from "../crdt/idempotencyRecord.js";
+import { releaseKeyPrefix } from "../crdt/releaseRecord.js";
+import { ReleasedActors } from "./releasedActors.js";
 
 /** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
 export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
@@ -51,6 +53,8 @@ export interface ReplicaSettings {
   readonly onBatchWritten?: (batch: BatchWritten) => void;
 }
 
+/** How long a release waits to catch up with every reachable peer first. */
+const releaseSyncWaitMsMax = 10_000;
 /** How long a request's Idempotency-Key is remembered (docs/API.md). */
 const idempotencyWindowMs = 60 * 60 * 1000;
 /** Most idempotency records kept; past it the oldest are forgotten early. */
@@ -82,6 +86,17 @@ export interface LeaveReport {
    */
   readonly waitingFor: string[];
   readonly state: "retired" | "draining";
+}
+
+export interface ReleaseReport {
+  readonly actor: Actor;
+  readonly keysReleased: number;
+  /** Keys whose rows had no room left to take the transfer: still held by the released actor. */
+  readonly keysStillHeld: number;
+  /** The actors that received the rights. */
+  readonly to: Actor[];
+  /** The member retired because the released actor was its last incarnation (gone for good). */
+  readonly memberRetired: string | null;
 }
 
 export interface ReplicaStatus {
@@ -118,6 +133,7 @@ export class Replica {
     private readonly clock: Clock,
     /** What requests sent with an Idempotency-Key decided (node/idempotency.ts). */
     readonly idempotency: IdempotencyStore,
+    private readonly released: ReleasedActors,
   ) {}
 
   static async open(options: ReplicaOptions): Promise<Replica> {
@@ -135,9 +151,15 @@ export class Replica {
       windowMs: idempotencyWindowMs,
       recordsMax: idempotencyRecordsMax,
     });
-    // Idempotency records travel and rest beside the shop's states, under their own prefix.
+    const released = new ReleasedActors((key) => commit!.markChanged(key, "local"));
+    shop.peerStatePolicy = { ...openPeerStatePolicy, released: (releasedActor) => released.has(releasedActor) };
+    // Idempotency and release records travel and rest beside the shop's states, under their own prefixes.
     const mergeState = (key: StateKey, bytes: Uint8Array, from: "peer" | "disk"): boolean =>
-      key.startsWith(idempotencyKeyPrefix) ? idempotency.mergeEncoded(key, bytes) : shop.mergeEncoded(key, bytes, from);
+      key.startsWith(idempotencyKeyPrefix)
+        ? idempotency.mergeEncoded(key, bytes)
+        : key.startsWith(releaseKeyPrefix)
+          ? released.mergeEncoded(key, bytes)
+          : shop.mergeEncoded(key, bytes, from);
     const { stateKeys, cursors, setAside } = await loadStoredStates(db, (key, bytes) => mergeState(key, bytes, "disk"));
     if (setAside.length > 0) {
       const shown = setAside.slice(0, 10).join(", ");
@@ -159,7 +181,9 @@ export class Replica {
             ? pack(replicator!.encodeCursor(key))
             : key.startsWith(idempotencyKeyPrefix)
               ? idempotency.encode(key)
-              : shop.encode(key),
+              : key.startsWith(releaseKeyPrefix)
+                ? released.encode(key)
+                : shop.encode(key),
       (batch) => replicator!.batchDurable(batch.seq, batch.entries),
       options.onWriteFailure,
       options.defer ?? setImmediate,
@@ -193,9 +217,10 @@ export class Replica {
       durable,
       upPeers: () => replicator.upPeers(),
       retryPauseMs: 5,
+      log: options.log,
     });
     const drainHandshake = new DrainHandshake({ transport, durable, mergedUpTo: (peerActor) => replicator.mergedUpTo(peerActor) });
-    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock, idempotency);
+    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock, idempotency, released);
     replica.expireIdempotencyRecords();
     replica.membershipChanged();
     await transport.start({
@@ -432,6 +457,61 @@ export class Replica {
     await this.transport.close();
     await this.commit.durable();
     await this.db.close();
+  }
+
+  /** The operator released this actor's rights (here or at a peer): no later change of it is taken. */
+  isReleased(actor: Actor): boolean {
+    return this.released.has(actor);
+  }
+
+  /**
+   * The operator's call for an incarnation that lost its disk, or a member gone for
+   * good (docs/OPERATIONS.md): hand `actor`'s rights to the active members, as this
+   * replica and every reachable member see them now, and refuse its later changes
+   * everywhere. Needs every other active member up: one that is not might know a
+   * later change of `actor`. Sales `actor` acknowledged while cut off from all of
+   * them, and never sent, are lost with its disk; releasing sells those units again.
+   */
+  async release(actor: Actor): Promise<ReleaseReport | Refusal> {
+    const refusal = this.releaseRefusal(actor);
+    if (refusal !== null) return refusal;
+    const upIds = this.replicator.upPeers().map((peer) => peer.replicaId);
+    const notSynced = await this.replicator.syncNow(upIds, releaseSyncWaitMsMax);
+    if (notSynced.length > 0) {
+      return { reason: "rights-elsewhere", message: `could not catch up with ${notSynced.join(", ")} within ${releaseSyncWaitMsMax} ms: try again` };
+    }
+    const again = this.releaseRefusal(actor);
+    if (again !== null) return again;
+    // One synchronous step: the record, the member retired if it is gone for good, every right moved.
+    this.released.mark(actor, { by: this.shop.actor, atMs: Math.floor(Date.now()) });
+    const gone = this.gossip.view().find((member) => member.actor === actor && member.state !== "retired");
+    if (gone !== undefined) this.gossip.setState(gone.replicaId, "retired");
+    const targets = [this.shop.actor, ...this.activePeerActors()];
+    let keysReleased = 0;
+    for (const key of [...this.shop.keysWithRightsOf(actor)]) if (this.shop.releaseAll(actor, key, targets, keysReleased)) keysReleased += 1;
+    const keysStillHeld = [...this.shop.keysWithRightsOf(actor)].length;
+    await this.replicator.replicated(await this.commit.durable());
+    return { actor, keysReleased, keysStillHeld, to: targets, memberRetired: gone?.replicaId ?? null };
+  }
+
+  /** Why `actor` cannot be released now, or null. */
+  private releaseRefusal(actor: Actor): Refusal | null {
+    const replicaId = actor.slice(0, Math.max(0, actor.indexOf("/")));
+    if (replicaId.length === 0 || actor.length > 200) return { reason: "bad-reference", message: `${actor} is not an actor (<replica id>/<incarnation>)` };
+    if (actor === this.shop.actor) return { reason: "bad-reference", message: `${actor} is this replica: it is not lost` };
+    const up = this.replicator.upPeers();
+    const live = up.find((peer) => peer.actor === actor);
+    if (live !== undefined) return { reason: "bad-reference", message: `${actor} is the incarnation of ${live.replicaId}, which is up: it is not lost` };
+    if (this.leaving) return { reason: "rights-elsewhere", message: "this replica is leaving the cluster: release from another one" };
+    const members = this.gossip.view();
+    const waitingFor = members
+      .filter((member) => member.state === "active" && member.replicaId !== this.identity.replicaId && member.actor !== actor)
+      .filter((member) => !up.some((peer) => peer.replicaId === member.replicaId))
+      .map((member) => member.replicaId);
+    if (waitingFor.length > 0) {
+      return { reason: "rights-elsewhere", message: `every other active member must be reachable to release rights as they last saw them; not reachable: ${waitingFor.join(", ")}` };
+    }
+    return null;
   }
 
   /** Every minute, forget idempotency records past their window, on disk too. */

@@ -94,11 +94,16 @@ let passed = 0;
 let failed = 0;
 let events = 0;
 const leaveOutcomes = new Map<string, number>();
+const releaseOutcomes = new Map<string, number>();
 const knownSeeds = new Map<string, number[]>();
 for (let seed = from; seed < from + count; seed++) {
   const result = await runSeed(seed, options);
   events += result.stats.events;
   for (const outcome of result.stats.leaves) leaveOutcomes.set(outcome, (leaveOutcomes.get(outcome) ?? 0) + 1);
+  for (const outcome of result.stats.releases) {
+    const kind = outcome.startsWith("released") ? "released" : outcome.replace(/^[^:]*: /, "");
+    releaseOutcomes.set(kind, (releaseOutcomes.get(kind) ?? 0) + 1);
+  }
   for (const issue of result.known) {
     const kind = issue.slice(0, issue.indexOf(":"));
     knownSeeds.set(kind, [...(knownSeeds.get(kind) ?? []), seed]);
@@ -121,6 +126,7 @@ console.log(
   `seeds ${from}..${from + count - 1}: ${events} events in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s of CPU), ${(count / seconds).toFixed(1)} seeds/s, ${((1000 * cpuSeconds) / count).toFixed(1)} ms of CPU per seed`,
 );
 if (leaveOutcomes.size > 0) console.log(`leaves: ${[...leaveOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
+if (releaseOutcomes.size > 0) console.log(`releases of lost incarnations: ${[...releaseOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
 for (const [kind, seeds] of knownSeeds) {
   console.log(`known issue "${kind}" in ${seeds.length} seeds (--strict fails them): ${seeds.slice(0, 20).join(" ")}${seeds.length > 20 ? " …" : ""}`);
 }

@@ -12,7 +12,6 @@ import { membershipKey } from "../../cluster/membershipGossip.js";
 import { ShopState } from "../../crdt/shopState.js";
 import { identityKey } from "../../node/identity.js";
 import { Replica } from "../../node/replica.js";
-import { idempotencyKeyPrefix } from "../../crdt/idempotencyRecord.js";
 import type { Random } from "./random.js";
 import type { Life, Scheduler } from "./scheduler.js";
 
@@ -212,7 +211,8 @@ function newDatabase(): SimDatabase {
 export async function durableShop(slot: ReplicaSlot): Promise<ShopState> {
   const shop = new ShopState(slot.replica?.shop.actor ?? "durable", () => {});
   for await (const [key, value] of slot.db.iterator()) {
-    if (!key.startsWith("~") && !key.startsWith(idempotencyKeyPrefix)) shop.mergeEncoded(key, value, "disk");
+    // The shop's states only: not the replica's own keys (~), nor idempotency and release records.
+    if (/^[iuo]:/.test(key)) shop.mergeEncoded(key, value, "disk");
   }
   return shop;
 }

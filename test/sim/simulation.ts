@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import { statesPerFrameMax } from "../../cluster/messages.js";
 import type { Actor } from "../../crdt/boundedCounter.js";
-import { ShopState } from "../../crdt/shopState.js";
+import { ShopState, isRefusal } from "../../crdt/shopState.js";
+import type { Replica } from "../../node/replica.js";
 import {
   type HistoryContext,
   type Violation,
@@ -63,6 +64,12 @@ export interface Plan {
    */
   readonly readYourWrites: boolean;
   readonly faults: readonly Fault[];
+  /**
+   * After heal, the operator releases the rights of incarnations that lost their
+   * disk while every link was up and every peer had acked them (so nothing they
+   * acknowledged is lost with them): POST /cluster/release at one replica.
+   */
+  readonly releaseLost: boolean;
   readonly items: number;
   readonly users: number;
 }
@@ -84,6 +91,8 @@ export interface SeedResult {
     readonly framesDelivered: number;
     /** How each Replica.leave of the run ended: "retired", "draining" or a refusal's reason. */
     readonly leaves: readonly string[];
+    /** How each release of a lost incarnation's rights ended: "released N" or a refusal's reason. */
+    readonly releases: readonly string[];
   };
 }
 
@@ -148,6 +157,7 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
     settleMs: 2 * ackWaitMsMax + 20 * latencyMost + 4 * flushMost + 20,
     readYourWrites: ackWaitMsMax >= 2 * latencyMost + 1,
     faults,
+    releaseLost: new Random(seed ^ 0x7e1ea5e).chance(0.5),
     items: random.int(2, 3),
     users: random.int(2, 3),
   };
@@ -191,6 +201,7 @@ export async function runSeed(seed: number, options: SimulationOptions = {}): Pr
       virtualMs: run.scheduler.now,
       framesDelivered: run.cluster.network.framesDelivered,
       leaves: run.leaves,
+      releases: run.releases,
     },
   };
 }
@@ -223,6 +234,10 @@ class Run {
   private phase = "chaos";
   readonly known: string[] = [];
   readonly leaves: string[] = [];
+  readonly releases: string[] = [];
+  /** Lost incarnations the operator releases after heal (Plan.releaseLost), and those released. */
+  private readonly releasable: Actor[] = [];
+  private readonly released: Actor[] = [];
   private networkVersion = -1;
   private connected = false;
   private readonly slowLinks = new Set<Fault>();
@@ -408,9 +423,45 @@ class Run {
 
   private crash(slot: ReplicaSlot, loseStorage: boolean): void {
     if (!slot.life.alive || this.scheduler.now >= this.chaosEndMs) return;
-    if (loseStorage && slot.replica !== undefined) this.lostActors.add(slot.replica.shop.actor);
+    if (loseStorage && slot.replica !== undefined) {
+      this.lostActors.add(slot.replica.shop.actor);
+      if (this.plan.releaseLost && this.connectedAndAcked(slot.replica)) this.releasable.push(slot.replica.shop.actor);
+    }
     this.cluster.crash(slot, loseStorage);
     this.unknownAt(slot.replicaId, "replica crashed");
+  }
+
+  /** Every link is up and every peer has acked all `replica` sent: nothing it acknowledged lives only on its disk. */
+  private connectedAndAcked(replica: Replica): boolean {
+    const peers = replica.status().peers;
+    return this.cluster.network.fullyConnected() && peers.length === this.plan.cluster.replicaIds.length - 1 && peers.every((peer) => peer.up && !peer.lagging && peer.lag === 0);
+  }
+
+  /** The operator's release of each releasable lost incarnation, at the lowest serving replica; retried while it says wait. */
+  private releaseLostIncarnations(): void {
+    const actor = this.releasable[0];
+    if (actor === undefined || this.stopped) return;
+    const slot = this.cluster.serving().find((candidate) => !this.retired.has(candidate.replicaId));
+    if (slot === undefined || this.scheduler.now > this.chaosEndMs + this.plan.quietMs / 2) {
+      this.releases.push(`${actor}: not released (${slot === undefined ? "no replica serving" : "out of time"})`);
+      this.releasable.shift();
+      return this.releaseLostIncarnations();
+    }
+    const life = slot.life;
+    slot.replica!.release(actor).then(
+      (report) => {
+        if (!life.alive) return void this.scheduler.after(50, () => this.releaseLostIncarnations());
+        if (isRefusal(report) && report.reason === "rights-elsewhere") return void this.scheduler.after(100, () => this.releaseLostIncarnations());
+        this.releasable.shift();
+        if (isRefusal(report)) this.fail(`release of ${actor} at ${slot.replicaId} refused: ${report.message}`);
+        else {
+          this.released.push(actor);
+          this.releases.push(`released ${report.keysReleased}`);
+        }
+        this.releaseLostIncarnations();
+      },
+      (error: unknown) => this.fail(`release of ${actor} at ${slot.replicaId} threw: ${errorText(error)}`),
+    );
   }
 
   /** The replica's process is gone: what it was still answering has an unknown outcome. */
@@ -432,6 +483,7 @@ class Run {
       for (const other of this.cluster.slots) this.cluster.network.setSlow(slot.replicaId, other.replicaId, 0);
       this.start(slot);
     }
+    if (this.releasable.length > 0) this.scheduler.after(200, () => this.releaseLostIncarnations());
   }
 
   // ---- checks
@@ -516,6 +568,7 @@ class Run {
     };
     this.violations.push(...checkHistory(this.history, slots[0]!.replica!.shop, context));
     for (const [replicaId, actor] of this.retired) this.knownIssue("stranded", checkNothingStranded(replicaId, actor, slots[0]!.replica!.shop));
+    for (const actor of this.released) this.violations.push(...checkNothingStranded(`${actor} (released)`, actor, slots[0]!.replica!.shop));
   }
 
   private knownIssue(kind: "gap" | "stranded", violations: readonly Violation[]): void {

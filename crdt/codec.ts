@@ -74,7 +74,13 @@ export function decodeOrder(bytes: Uint8Array): OrderState {
   return order;
 }
 
-function unpackFields(bytes: Uint8Array, count: number): unknown[] {
+/** A record of `fields` after the format version, as every state is encoded. */
+export function packFields(fields: readonly unknown[]): Uint8Array {
+  return packr.pack([formatVersion, ...fields]);
+}
+
+/** The `count` fields (the format version first) of a record; a DecodeError if it is anything else. */
+export function unpackFields(bytes: Uint8Array, count: number): unknown[] {
   let fields: unknown;
   try {
     fields = packr.unpack(bytes);

@@ -3,9 +3,8 @@
 // path), the decision (done, or the refusal), and the ids it drew (a create's new
 // id). Replicated like a state; two replicas that recorded one key differently (the
 // same key sent to both at once) agree on the earlier record, by a total order.
-import { Packr } from "msgpackr";
 import type { Actor } from "./boundedCounter.js";
-import { DecodeError, idLengthMax } from "./codec.js";
+import { DecodeError, idLengthMax, packFields, unpackFields } from "./codec.js";
 import type { RefusalReason } from "./shopState.js";
 
 export const idempotencyKeyPrefix = "k:";
@@ -14,7 +13,6 @@ const fingerprintLengthMax = 1024;
 const messageLengthMax = 2048;
 /** No request draws more ids than this (a create draws one). */
 const idsPerRecordMax = 4;
-const formatVersion = 1;
 const refusalReasons: readonly RefusalReason[] = ["not-found", "bad-reference", "insufficient", "paid", "overflow", "rights-elsewhere"];
 
 export interface IdempotencyRecord {
@@ -27,22 +25,14 @@ export interface IdempotencyRecord {
   readonly actor: Actor;
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
-
 export function encodeRecord(record: IdempotencyRecord): Uint8Array {
   const refusal = record.refusal === null ? [] : [record.refusal.reason, record.refusal.message];
-  return packr.pack([formatVersion, record.fingerprint, refusal, [...record.ids], record.recordedAtMs, record.actor]);
+  return packFields([record.fingerprint, refusal, [...record.ids], record.recordedAtMs, record.actor]);
 }
 
 export function decodeRecord(bytes: Uint8Array): IdempotencyRecord {
-  let fields: unknown;
-  try {
-    fields = packr.unpack(bytes);
-  } catch (error) {
-    throw new DecodeError(`an idempotency record must be msgpack: ${(error as Error).message}`);
-  }
-  if (!Array.isArray(fields) || fields.length !== 6 || fields[0] !== formatVersion) throw new DecodeError("an idempotency record must be [1, fingerprint, refusal, ids, time, actor]");
-  const [, fingerprint, refusal, ids, recordedAtMs, actor] = fields as unknown[];
+  const fields = unpackFields(bytes, 6);
+  const [, fingerprint, refusal, ids, recordedAtMs, actor] = fields;
   return {
     fingerprint: readString(fingerprint, "fingerprint", fingerprintLengthMax),
     refusal: readRefusal(refusal),

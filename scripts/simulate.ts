@@ -6,10 +6,9 @@
 //
 // Prints each failing seed's report and, last, `N passed, N failed`. Exit code 0
 // only if every seed passed; 2 on bad flags.
-import { parseArgs } from "node:util";
 import { defaultFaultWeights } from "../test/sim/nemesis.js";
 import { runSeed } from "../test/sim/simulation.js";
-import { type FlagReader, flagReader } from "./cliFlags.js";
+import { type FlagReader, flagReader, parseFlags } from "./cliFlags.js";
 
 const usage = `usage: node dist/scripts/simulate.js [options]
   --seeds N       run seeds from..from+N-1 (default 1000)
@@ -29,32 +28,20 @@ const usage = `usage: node dist/scripts/simulate.js [options]
 
 const flags: FlagReader = flagReader(usage);
 
-let values: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      seeds: { type: "string" },
-      from: { type: "string" },
-      seed: { type: "string" },
-      transitive: { type: "boolean" },
-      gossip: { type: "boolean" },
-      size: { type: "string" },
-      strict: { type: "boolean" },
-      weights: { type: "string" },
-      help: { type: "boolean" },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  values = parse();
-} catch (error) {
-  flags.fail((error as Error).message);
-}
-if (values.help === true) {
-  console.log(usage);
-  process.exit(0);
-}
+const values = parseFlags(
+  {
+    seeds: { type: "string" },
+    from: { type: "string" },
+    seed: { type: "string" },
+    transitive: { type: "boolean" },
+    gossip: { type: "boolean" },
+    size: { type: "string" },
+    strict: { type: "boolean" },
+    weights: { type: "string" },
+    help: { type: "boolean" },
+  },
+  usage,
+);
 const size = values.size ?? "large";
 if (size !== "small" && size !== "large") flags.fail(`--size must be small or large, got "${size}"`);
 const options = {

@@ -9,8 +9,7 @@
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import { type FlagReader, flagReader } from "./cliFlags.js";
+import { type FlagReader, flagReader, parseFlags } from "./cliFlags.js";
 
 /** Each mix its own range of seeds, so no two mixes replay the same schedule. */
 const mixes = [
@@ -30,28 +29,16 @@ const usage = `usage: npm run simulate:sweep -- [options]
   --help`;
 const flags: FlagReader = flagReader(usage);
 
-let values: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      "seeds-per-mix": { type: "string" },
-      mixes: { type: "string" },
-      jobs: { type: "string" },
-      chunk: { type: "string" },
-      help: { type: "boolean" },
-    },
-    strict: true,
-  }).values;
-}
-try {
-  values = parse();
-} catch (error) {
-  flags.fail((error as Error).message);
-}
-if (values.help === true) {
-  console.log(usage);
-  process.exit(0);
-}
+const values = parseFlags(
+  {
+    "seeds-per-mix": { type: "string" },
+    mixes: { type: "string" },
+    jobs: { type: "string" },
+    chunk: { type: "string" },
+    help: { type: "boolean" },
+  },
+  usage,
+);
 const seedsPerMix = flags.integerFlag("seeds-per-mix", values["seeds-per-mix"], 5000, 1);
 const jobs = flags.integerFlag("jobs", values.jobs, availableParallelism(), 1);
 const chunk = flags.integerFlag("chunk", values.chunk, 250, 1);

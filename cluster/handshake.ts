@@ -14,12 +14,17 @@
 // once it has checked the dialer's proof, which the dialer only sends after checking
 // the acceptor's; the dialer is up on the welcome. The secret never travels.
 //
+// Session keys: an up link authenticates every later frame (frameAuth.ts) with one
+// key per direction, HKDF-SHA256(secret, salt = dialerNonce ‖ acceptorNonce, info =
+// [label, version, direction, both ids, both actors]). Fresh nonces make fresh keys
+// per link; the direction in the info makes a frame reflected back to its sender fail.
+//
 // Who may link: the acceptor answers only a hello whose replica id is one it was
 // told to accept (the configured peers), and both sides only an actor that is an
 // incarnation of the replica id it comes with (`<replica id>/<incarnation>`,
 // peerIds.ts). The replica id and actor of an up link are thus a member's, as far
 // as the shared secret can tell: rights and rows are bound to them later on.
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import { Packr } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { idLengthMax } from "../crdt/codec.js";
@@ -27,7 +32,8 @@ import { ProtocolError } from "./messages.js";
 import { isActorOf, isReplicaId, replicaIdPattern } from "./peerIds.js";
 import type { PeerId } from "./transport.js";
 
-export const handshakeVersion = 1;
+/** 2: links authenticate every frame after the handshake (version 1 did not). */
+export const handshakeVersion = 2;
 /** Fresh random bytes each side contributes per handshake. */
 export const nonceBytes = 32;
 /** HMAC-SHA256 output. */
@@ -37,7 +43,11 @@ export const bytesPerHandshakeFrameMax = 1024;
 /** Shortest cluster secret accepted. */
 export const secretLengthMin = 16;
 
+/** Bytes of each direction's session key. */
+export const sessionKeyBytes = 32;
+
 const proofLabel = "escrow-shop cluster link";
+const sessionKeyLabel = "escrow-shop cluster link frame key";
 
 export type HandshakeFrame =
   | { readonly type: "hello"; readonly replicaId: PeerId; readonly actor: Actor; readonly nonce: Uint8Array }
@@ -70,6 +80,14 @@ export interface Transcript {
 
 export type Direction = "dialer" | "acceptor";
 
+/** One up link's frame keys, as this side uses them. */
+export interface SessionKeys {
+  /** Authenticates the frames this side sends. */
+  readonly send: Uint8Array;
+  /** Checks the frames this side receives. */
+  readonly receive: Uint8Array;
+}
+
 export type HandshakeState =
   | {
       readonly role: "dialer";
@@ -78,7 +96,13 @@ export type HandshakeState =
       readonly expectedPeer: PeerId;
       readonly nonce: Uint8Array;
     }
-  | { readonly role: "dialer"; readonly awaiting: "welcome"; readonly peer: PeerId; readonly actor: Actor }
+  | {
+      readonly role: "dialer";
+      readonly awaiting: "welcome";
+      readonly peer: PeerId;
+      readonly actor: Actor;
+      readonly keys: SessionKeys;
+    }
   | {
       readonly role: "acceptor";
       readonly awaiting: "hello";
@@ -91,7 +115,13 @@ export type HandshakeState =
 /** What to do with one received handshake frame. */
 export type HandshakeStep =
   | { readonly kind: "reply"; readonly frame: Uint8Array; readonly next: HandshakeState }
-  | { readonly kind: "authenticated"; readonly frame: Uint8Array | null; readonly peer: PeerId; readonly actor: Actor }
+  | {
+      readonly kind: "authenticated";
+      readonly frame: Uint8Array | null;
+      readonly peer: PeerId;
+      readonly actor: Actor;
+      readonly keys: SessionKeys;
+    }
   | { readonly kind: "refused"; readonly reason: string };
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
@@ -177,6 +207,29 @@ export function proofIsValid(secret: string, direction: Direction, transcript: T
   return proof.length === expected.length && timingSafeEqual(proof, expected);
 }
 
+/**
+ * The key that authenticates the frames `sender` sends on the link of `transcript`.
+ * Both sides derive both keys; only the two ends of this handshake can.
+ */
+export function sessionKeyOf(secret: string, sender: Direction, transcript: Transcript): Uint8Array {
+  const salt = Buffer.concat([transcript.dialerNonce, transcript.acceptorNonce]);
+  const info = packr.pack([
+    sessionKeyLabel,
+    handshakeVersion,
+    sender,
+    transcript.dialerId,
+    transcript.dialerActor,
+    transcript.acceptorId,
+    transcript.acceptorActor,
+  ]);
+  return new Uint8Array(hkdfSync("sha256", Buffer.from(secret, "utf8"), salt, info, sessionKeyBytes));
+}
+
+function sessionKeysOf(secret: string, self: Direction, transcript: Transcript): SessionKeys {
+  const other: Direction = self === "dialer" ? "acceptor" : "dialer";
+  return { send: sessionKeyOf(secret, self, transcript), receive: sessionKeyOf(secret, other, transcript) };
+}
+
 /** The dialer's first frame and state; `nonce` must be fresh random bytes. */
 export function startDialer(
   self: Credentials,
@@ -219,7 +272,7 @@ export function handshakeStep(state: HandshakeState, bytes: Uint8Array): Handsha
     case "proof":
       return frame.type === "proof" ? acceptorOnProof(state, frame) : refused("unreachable");
     case "welcome":
-      return { kind: "authenticated", frame: null, peer: state.peer, actor: state.actor };
+      return { kind: "authenticated", frame: null, peer: state.peer, actor: state.actor, keys: state.keys };
   }
 }
 
@@ -283,7 +336,8 @@ function dialerOnChallenge(
     return refused(`replica ${challenge.replicaId} failed the proof (different cluster secret?)`);
   }
   const frame = encodeHandshake({ type: "proof", proof: proofOf(state.self.secret, "dialer", transcript) });
-  return { kind: "reply", frame, next: { role: "dialer", awaiting: "welcome", peer: challenge.replicaId, actor: challenge.actor } };
+  const keys = sessionKeysOf(state.self.secret, "dialer", transcript);
+  return { kind: "reply", frame, next: { role: "dialer", awaiting: "welcome", peer: challenge.replicaId, actor: challenge.actor, keys } };
 }
 
 function acceptorOnProof(
@@ -295,5 +349,6 @@ function acceptorOnProof(
     return refused(`replica ${transcript.dialerId} failed the proof (different cluster secret?)`);
   }
   const frame = encodeHandshake({ type: "welcome" });
-  return { kind: "authenticated", frame, peer: transcript.dialerId, actor: transcript.dialerActor };
+  const keys = sessionKeysOf(state.self.secret, "acceptor", transcript);
+  return { kind: "authenticated", frame, peer: transcript.dialerId, actor: transcript.dialerActor, keys };
 }

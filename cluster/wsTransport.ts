@@ -5,13 +5,23 @@
 //   any other replica id is refused). If two links to one peer ever
 //   exist, the newer wins and the older is closed. Dials retry forever with
 //   exponential backoff plus jitter, until close().
+// - Before any WebSocket work, an accepted connection must send, within upgradeTimeoutMs,
+//   an upgrade request on linkPath carrying a fresh upgrade ticket for this replica
+//   (upgradeTicket.ts: an HMAC of the secret, single use). Until it is authenticated it
+//   holds one of connectionsUnauthenticatedMax slots, at most
+//   connectionsUnauthenticatedPerAddressMax of them per address (per /64 for IPv6), and
+//   may send at most bytesUnauthenticatedPerConnectionMax bytes after the upgrade request.
 // - A link is usable only after the mutual HMAC handshake (handshake.ts), which must
 //   finish within handshakeTimeoutMs of the TCP connection. Anything else is refused.
-// - Afterwards every frame must be a binary frame that decodeMessage accepts; anything
-//   else (text, bad msgpack, oversize: ws enforces maxPayload) closes that link. A
-//   remote can make us close its link, never throw out of here: an event handler
-//   that throws on a peer's message (or its peerUp) closes that link (logged as an
-//   error, code 1011), and the other links go on.
+//   Refusals of accepted connections are logged through a cap (RateLimitedLog).
+// - Afterwards every frame carries an HMAC tag under the link's session key for its
+//   direction and a sequence number both ends count (frameAuth.ts). A frame whose tag
+//   fails (altered, forged, replayed, reordered, one missing before it) closes the link
+//   before it is decoded. Every frame must be a binary frame that decodeFrame accepts;
+//   anything else (text, bad msgpack, oversize: ws enforces maxPayload) closes that
+//   link. A remote can make us close its link, never throw out of here: an event
+//   handler that throws on a peer's message (or its peerUp) closes that link (logged as
+//   an error, code 1011), and the other links go on.
 // - Liveness: a ping every pingIntervalMs; a link silent for pongTimeoutMs is
 //   terminated (a DROP partition sends no RST). A send buffer over
 //   bytesBufferedPerLinkMax also terminates the link: the peer catches up by
@@ -27,9 +37,11 @@ import type { Duplex } from "node:stream";
 import WebSocket, { type ClientOptions, type RawData, type ServerOptions, WebSocketServer } from "ws";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { idLengthMax } from "../crdt/codec.js";
+import { FrameOpener, FrameSealer, tagBytes } from "./frameAuth.js";
 import {
   type Credentials,
   type HandshakeState,
+  type SessionKeys,
   handshakeStep,
   nonceBytes,
   secretLengthMin,
@@ -37,7 +49,15 @@ import {
   startDialer,
 } from "./handshake.js";
 import { type PeerMessage, ProtocolError, bytesPerFrameMax, decodeFrame, encodeMessage } from "./messages.js";
+import { RateLimitedLog } from "./rateLimitedLog.js";
 import type { PeerAddress, PeerId, Transport, TransportEvents } from "./transport.js";
+import {
+  UpgradeTicketChecker,
+  upgradeClockSkewMsMax,
+  upgradeNonceBytes,
+  upgradeTicket,
+  upgradeTicketHeader,
+} from "./upgradeTicket.js";
 
 export type LogLevel = "info" | "warn" | "error";
 export type LogFunction = (level: LogLevel, message: string) => void;
@@ -45,6 +65,8 @@ export type LogFunction = (level: LogLevel, message: string) => void;
 export interface WsTransportTiming {
   /** From TCP connection to authenticated link, both roles. */
   readonly handshakeTimeoutMs: number;
+  /** Acceptors: from TCP connection to a valid upgrade request (at most handshakeTimeoutMs). */
+  readonly upgradeTimeoutMs: number;
   readonly pingIntervalMs: number;
   /** A link that has sent nothing (pong, ping or message) for this long is terminated. */
   readonly pongTimeoutMs: number;
@@ -53,6 +75,8 @@ export interface WsTransportTiming {
   readonly reconnectDelayMsMax: number;
   /** How long a closing link waits for the peer's close frame before its socket is destroyed. */
   readonly closeTimeoutMs: number;
+  /** The window of limits.refusalLinesPerWindowMax. */
+  readonly refusalLogWindowMs: number;
 }
 
 export interface WsTransportLimits {
@@ -60,22 +84,35 @@ export interface WsTransportLimits {
   readonly bytesBufferedPerLinkMax: number;
   /** Accepted TCP connections not yet authenticated; more are dropped at once. */
   readonly connectionsUnauthenticatedMax: number;
+  /** Of those, the most from one address (IPv4) or /64 (IPv6): one host cannot take them all. */
+  readonly connectionsUnauthenticatedPerAddressMax: number;
+  /** Bytes an accepted connection may send after its upgrade request and before it is authenticated. */
+  readonly bytesUnauthenticatedPerConnectionMax: number;
+  /** Refusal lines (and bad-tag link drops) logged per timing.refusalLogWindowMs and kind; the rest are counted. */
+  readonly refusalLinesPerWindowMax: number;
 }
 
 export const wsTransportTimingDefaults: WsTransportTiming = {
   handshakeTimeoutMs: 2_000,
+  upgradeTimeoutMs: 1_000,
   pingIntervalMs: 1_000,
   pongTimeoutMs: 3_000,
   reconnectDelayMsMin: 50,
   reconnectDelayMsMax: 2_000,
   closeTimeoutMs: 1_000,
+  refusalLogWindowMs: 10_000,
 };
 
 export const wsTransportLimitsDefaults: WsTransportLimits = {
   bytesBufferedPerLinkMax: 64 * 1024 * 1024,
-  // Each may hold up to bytesPerFrameMax in ws's receive buffer before it is refused.
+  // Each holds at most bytesUnauthenticatedPerConnectionMax plus one socket read (64 KiB).
   connectionsUnauthenticatedMax: 32,
+  connectionsUnauthenticatedPerAddressMax: 4,
+  // The handshake frames of a dialer are under 600 bytes with ws framing.
+  bytesUnauthenticatedPerConnectionMax: 4 * 1024,
+  refusalLinesPerWindowMax: 10,
 };
+
 
 export interface WsTransportOptions {
   /** This replica's configured id. */
@@ -109,6 +146,7 @@ const fragmentsPerMessageMax = 1024;
 const chunksBufferedMax = 256 * 1024;
 /** ws's own default, stated: pongs queued behind a full send buffer before ws gives up. */
 const autoPongsPendingMax = 60;
+const unauthorizedAnswer = "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 const addressPattern = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 
 /** Reconnect delay after `attempt` failed dials: min·2^attempt capped at max, minus up to half by `random01`. */
@@ -150,15 +188,27 @@ interface Connection {
   /** Encoded messages waiting for this turn's frame, and their total size. */
   outbox: Uint8Array[];
   outboxBytes: number;
+  /** Set once authenticated: tags the frames we send, checks those we receive. */
+  sealer: FrameSealer | null;
+  opener: FrameOpener | null;
 }
 
 interface Unauthenticated {
   readonly where: string;
-  readonly deadline: NodeJS.Timeout;
+  /** The address (or IPv6 /64) its per-address limit counts under. */
+  readonly addressKey: string;
+  readonly connectedAtMs: number;
+  deadline: NodeJS.Timeout;
+  bytesReceived: number;
+  /** The listener that counts bytesReceived, once upgraded. */
+  countBytes: ((chunk: Buffer) => void) | null;
   connection: Connection | null;
 }
 
 type Phase = "new" | "running" | "closing" | "closed";
+
+/** What the refusal cap counts apart: a flood of one kind hides no other. */
+type RefusalKind = "connection" | "http" | "ticket" | "handshake" | "link";
 
 export class WsTransport implements Transport {
   private readonly credentials: Credentials;
@@ -185,6 +235,11 @@ export class WsTransport implements Transport {
   private readonly sockets = new Set<WebSocket>();
   /** Accepted TCP sockets not yet authenticated, with their deadline. */
   private readonly unauthenticated = new Map<Duplex, Unauthenticated>();
+  /** How many of `unauthenticated` each address key holds. */
+  private readonly unauthenticatedPerAddress = new Map<string, number>();
+  private readonly tickets: UpgradeTicketChecker;
+  /** Lines a remote can provoke at will go through here. */
+  private readonly refusals: RateLimitedLog;
 
   constructor(options: WsTransportOptions) {
     if (options.secret.length < secretLengthMin) {
@@ -202,9 +257,12 @@ export class WsTransport implements Transport {
     this.timing = { ...wsTransportTimingDefaults, ...options.timing };
     this.limits = { ...wsTransportLimitsDefaults, ...options.limits };
     assertTiming(this.timing);
+    assertLimits(this.limits);
     this.log = options.log;
+    this.refusals = new RateLimitedLog(options.log, this.limits.refusalLinesPerWindowMax, this.timing.refusalLogWindowMs);
+    this.tickets = new UpgradeTicketChecker(options.secret, options.selfId);
     this.wsServer = new WebSocketServer(serverOptions(this.timing));
-    this.wsServer.on("wsClientError", (error, socket) => this.refuseTcp(socket, `bad WebSocket upgrade: ${error.message}`));
+    this.wsServer.on("wsClientError", (error, socket) => this.refuseTcp(socket, "http", `bad WebSocket upgrade: ${error.message}`));
     this.setPeers(options.peers);
   }
 
@@ -247,8 +305,8 @@ export class WsTransport implements Transport {
     const server = createServer(httpOptions(this.timing));
     server.maxConnections = this.limits.connectionsUnauthenticatedMax + 4 * 1024;
     server.on("connection", (socket: Duplex) => this.onTcpConnection(socket));
-    server.on("request", (request: IncomingMessage) => this.refuseTcp(request.socket, "plain HTTP request"));
-    server.on("clientError", (error: Error, socket: Duplex) => this.refuseTcp(socket, `bad HTTP: ${error.message}`));
+    server.on("request", (request: IncomingMessage) => this.refuseTcp(request.socket, "http", "plain HTTP request"));
+    server.on("clientError", (error: Error, socket: Duplex) => this.refuseTcp(socket, "http", `bad HTTP: ${error.message}`));
     server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     this.httpServer = server;
     this.listening = listen(server, this.listenHost, this.listenPort);
@@ -293,7 +351,8 @@ export class WsTransport implements Transport {
   /** Send what `link` has queued as one frame: fewer writes and frames under load. */
   private flushOutbox(link: Connection): void {
     if (link.outbox.length === 0) return;
-    const frame = link.outbox.length === 1 ? link.outbox[0]! : Buffer.concat(link.outbox, link.outboxBytes);
+    if (link.sealer === null) throw new Error("invariant: a link with an outbox has session keys");
+    const frame = link.sealer.seal(link.outbox, link.outboxBytes);
     link.outbox = [];
     link.outboxBytes = 0;
     if (link.ws.readyState === WebSocket.OPEN) link.ws.send(frame, { binary: true, compress: false, fin: true });
@@ -359,7 +418,8 @@ export class WsTransport implements Transport {
   }
 
   private dial(peer: PeerId, target: DialTarget): void {
-    const ws = new WebSocket(`ws://${target.address}${linkPath}`, clientOptions(this.timing));
+    const ticket = upgradeTicket(this.credentials.secret, peer, Date.now(), randomBytes(upgradeNonceBytes));
+    const ws = new WebSocket(`ws://${target.address}${linkPath}`, clientOptions(this.timing, ticket));
     target.ws = ws;
     const { hello, state } = startDialer(this.credentials, peer, randomBytes(nonceBytes));
     const connection = newConnection(ws, `dial ${peer} at ${target.address}`, state, peer, null);
@@ -367,6 +427,12 @@ export class WsTransport implements Transport {
     ws.once("open", () => {
       connection.opened = true;
       ws.send(hello, { binary: true, compress: false, fin: true });
+    });
+    ws.once("unexpected-response", (_request, response) => {
+      // Reachable, but it did not take our ticket: say so at warn, unlike a peer that is down.
+      connection.opened = true;
+      const seconds = upgradeClockSkewMsMax / 1000;
+      this.refuse(connection, `the peer refused our upgrade ticket (HTTP ${response.statusCode}): another cluster secret, or clocks over ${seconds} s apart?`);
     });
     this.attach(connection);
   }
@@ -379,39 +445,77 @@ export class WsTransport implements Transport {
 
   private onTcpConnection(socket: Duplex): void {
     const where = `from ${remoteOf(socket)}`;
-    if (this.phase !== "running" || this.unauthenticated.size >= this.limits.connectionsUnauthenticatedMax) {
-      this.log("warn", `${where}: refused, ${this.phase !== "running" ? "not running" : "too many unauthenticated connections"}`);
+    const addressKey = addressKeyOf((socket as Duplex & { remoteAddress?: string }).remoteAddress);
+    const refusal = this.tcpRefusal(addressKey);
+    if (refusal !== null) {
+      this.refusals.write("connection", "warn", `${where}: refused, ${refusal}`, performance.now());
       socket.destroy();
       return;
     }
-    const deadline = setTimeout(() => {
-      const entry = this.unauthenticated.get(socket);
-      if (entry?.connection) this.refuse(entry.connection, this.notAuthenticatedReason());
-      else this.refuseTcp(socket, this.notAuthenticatedReason());
-    }, this.timing.handshakeTimeoutMs);
-    this.unauthenticated.set(socket, { where, deadline, connection: null });
+    const upgradeTimeoutMs = Math.min(this.timing.upgradeTimeoutMs, this.timing.handshakeTimeoutMs);
+    const deadline = setTimeout(() => this.refuseAccepted(socket, "connection", `no valid upgrade within ${upgradeTimeoutMs} ms`), upgradeTimeoutMs);
+    const entry: Unauthenticated = {
+      where,
+      addressKey,
+      connectedAtMs: performance.now(),
+      deadline,
+      bytesReceived: 0,
+      countBytes: null,
+      connection: null,
+    };
+    this.unauthenticated.set(socket, entry);
+    this.unauthenticatedPerAddress.set(addressKey, (this.unauthenticatedPerAddress.get(addressKey) ?? 0) + 1);
     socket.once("close", () => this.forgetUnauthenticated(socket));
+  }
+
+  /** Why a new TCP connection from `addressKey` gets no slot, or null. */
+  private tcpRefusal(addressKey: string): string | null {
+    if (this.phase !== "running") return "not running";
+    if (this.unauthenticated.size >= this.limits.connectionsUnauthenticatedMax) return "too many unauthenticated connections";
+    if ((this.unauthenticatedPerAddress.get(addressKey) ?? 0) >= this.limits.connectionsUnauthenticatedPerAddressMax) {
+      return `too many unauthenticated connections from ${addressKey}`;
+    }
+    return null;
   }
 
   private forgetUnauthenticated(socket: Duplex): void {
     const entry = this.unauthenticated.get(socket);
     if (entry === undefined) return;
     clearTimeout(entry.deadline);
+    if (entry.countBytes !== null) socket.off("data", entry.countBytes);
     this.unauthenticated.delete(socket);
+    const left = (this.unauthenticatedPerAddress.get(entry.addressKey) ?? 1) - 1;
+    if (left > 0) this.unauthenticatedPerAddress.set(entry.addressKey, left);
+    else this.unauthenticatedPerAddress.delete(entry.addressKey);
   }
 
-  /** Refuses a TCP connection that never became a WebSocket: no answer, just closed. */
-  private refuseTcp(socket: Duplex, reason: string): void {
+  /** Refuses an accepted connection not yet authenticated, WebSocket already or not. */
+  private refuseAccepted(socket: Duplex, kind: RefusalKind, reason: string): void {
+    const connection = this.unauthenticated.get(socket)?.connection;
+    if (connection) this.refuse(connection, reason);
+    else this.refuseTcp(socket, kind, reason);
+  }
+
+  /**
+   * Refuses a TCP connection that never became a WebSocket: closed, with no answer
+   * unless `answer` (a 401 to a bad ticket, so that a dialer with another secret or a
+   * skewed clock can say why).
+   */
+  private refuseTcp(socket: Duplex, kind: RefusalKind, reason: string, answer?: string): void {
     const where = this.unauthenticated.get(socket)?.where ?? `from ${remoteOf(socket)}`;
-    this.log("warn", `${where}: refused, ${reason}`);
+    this.refusals.write(kind, "warn", `${where}: refused, ${reason}`, performance.now());
     this.forgetUnauthenticated(socket);
-    socket.destroy();
+    if (answer === undefined || !socket.writable) socket.destroy();
+    else socket.end(answer, () => socket.destroy());
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const entry = this.unauthenticated.get(socket);
-    if (entry === undefined || this.phase !== "running") return this.refuseTcp(socket, "not expecting an upgrade");
-    if (request.url !== linkPath) return this.refuseTcp(socket, `wrong path ${JSON.stringify(request.url)}`);
+    if (entry === undefined || this.phase !== "running") return this.refuseTcp(socket, "http", "not expecting an upgrade");
+    if (request.url !== linkPath) return this.refuseTcp(socket, "http", `wrong path ${JSON.stringify(request.url)}`);
+    const ticketProblem = this.tickets.check(request.headers[upgradeTicketHeader], Date.now());
+    if (ticketProblem !== null) return this.refuseTcp(socket, "ticket", ticketProblem, unauthorizedAnswer);
+    this.startHandshakeBudget(socket, entry);
     this.wsServer.handleUpgrade(request, socket, head, (ws) => {
       const state = startAcceptor(this.credentials, randomBytes(nonceBytes), (replicaId) => this.configuredPeers.has(replicaId));
       const connection = newConnection(ws, entry.where, state, null, socket);
@@ -419,6 +523,23 @@ export class WsTransport implements Transport {
       entry.connection = connection;
       this.attach(connection);
     });
+  }
+
+  /**
+   * A connection with a good ticket: what is left of handshakeTimeoutMs, and a byte
+   * budget. The counter sees each read before ws does (ws listens from handleUpgrade
+   * on, and is handed `head` again as data), so ws buffers at most one read past it.
+   */
+  private startHandshakeBudget(socket: Duplex, entry: Unauthenticated): void {
+    clearTimeout(entry.deadline);
+    const leftMs = Math.max(1, this.timing.handshakeTimeoutMs - (performance.now() - entry.connectedAtMs));
+    entry.deadline = setTimeout(() => this.refuseAccepted(socket, "handshake", this.notAuthenticatedReason()), leftMs);
+    const bytesMax = this.limits.bytesUnauthenticatedPerConnectionMax;
+    entry.countBytes = (chunk: Buffer) => {
+      entry.bytesReceived += chunk.length;
+      if (entry.bytesReceived > bytesMax) this.refuseAccepted(socket, "handshake", `over ${bytesMax} bytes before authentication`);
+    };
+    socket.on("data", entry.countBytes);
   }
 
   // ---- one connection
@@ -429,8 +550,9 @@ export class WsTransport implements Transport {
     ws.binaryType = "nodebuffer";
     ws.on("error", (error) => {
       // The close event follows; an up link reports the error in its "down" line.
+      // Before that it is a refusal, logged once (nothing after a refusal is).
       if (connection.up) connection.dropReason ??= error.message;
-      else this.log(this.unreachable(connection) ? "info" : "warn", `${connection.where}: ${error.message}`);
+      else this.refuse(connection, error.message);
     });
     ws.on("message", (data, isBinary) => this.onFrame(connection, bytesOf(data), isBinary));
     ws.on("pong", () => (connection.lastHeardAtMs = performance.now()));
@@ -454,15 +576,21 @@ export class WsTransport implements Transport {
       case "authenticated":
         connection.handshake = null;
         if (step.frame !== null) connection.ws.send(step.frame, { binary: true, compress: false, fin: true });
-        return this.linkUp(connection, step.peer, step.actor);
+        return this.linkUp(connection, step.peer, step.actor, step.keys);
     }
   }
 
   private refuse(connection: Connection, reason: string): void {
     if (connection.handshake === null) return;
     connection.handshake = null;
-    this.log(this.unreachable(connection) ? "info" : "warn", `${connection.where}: refused, ${reason}`);
+    this.logUnauthenticated(connection, this.unreachable(connection) ? "info" : "warn", `${connection.where}: refused, ${reason}`);
     connection.ws.terminate();
+  }
+
+  /** A line about a connection not (yet) up: capped if a stranger could provoke it (accepted), else logged. */
+  private logUnauthenticated(connection: Connection, level: LogLevel, message: string): void {
+    if (connection.dialPeer === null) this.refusals.write("handshake", level, message, performance.now());
+    else this.log(level, message);
   }
 
   /** A dial that never got a WebSocket up: the peer is down or cut off, which replicas must live with. */
@@ -470,9 +598,11 @@ export class WsTransport implements Transport {
     return connection.dialPeer !== null && !connection.opened;
   }
 
-  private linkUp(connection: Connection, peer: PeerId, actor: Actor): void {
+  private linkUp(connection: Connection, peer: PeerId, actor: Actor, keys: SessionKeys): void {
     if (this.phase !== "running" || this.events === null) return void connection.ws.terminate();
     this.endHandshakeTimers(connection);
+    connection.sealer = new FrameSealer(keys.send);
+    connection.opener = new FrameOpener(keys.receive);
     const target = connection.dialPeer === null ? undefined : this.dialTargets.get(connection.dialPeer);
     if (target !== undefined && target.ws === connection.ws) {
       target.ws = null;
@@ -513,9 +643,12 @@ export class WsTransport implements Transport {
   private onLinkFrame(link: Connection, bytes: Uint8Array, isBinary: boolean): void {
     link.lastHeardAtMs = performance.now();
     if (!isBinary) return this.dropLink(link, "warn", "protocol error: text frame", 1003);
+    const frame = link.opener?.open(bytes) ?? null;
+    // A man in the middle can provoke this at will: its line goes through the cap.
+    if (frame === null) return this.dropLink(link, "warn", "bad frame tag (altered, forged, replayed or out of order)", 1002, true);
     let messages: PeerMessage[];
     try {
-      messages = decodeFrame(bytes);
+      messages = decodeFrame(frame);
     } catch (error) {
       if (error instanceof ProtocolError) return this.dropLink(link, "warn", `protocol error: ${error.message}`, 1002);
       return this.dropLink(link, "error", `decodeFrame failed unexpectedly: ${String(error)}`, 1011);
@@ -528,12 +661,16 @@ export class WsTransport implements Transport {
     }
   }
 
-  /** Takes `link` down now (peerDown) and closes its socket: gracefully with `closeCode`, or terminated if null. */
-  private dropLink(link: Connection, level: LogLevel, reason: string, closeCode: number | null): void {
+  /**
+   * Takes `link` down now (peerDown) and closes its socket: gracefully with `closeCode`,
+   * or terminated if null. `capped`: the line goes through the refusal cap.
+   */
+  private dropLink(link: Connection, level: LogLevel, reason: string, closeCode: number | null, capped = false): void {
     if (!link.up || link.peer === null) return;
     link.up = false;
     this.links.delete(link.peer);
-    this.log(level, `${link.where}: down, ${reason}`);
+    if (capped) this.refusals.write("link", level, `${link.where}: down, ${reason}`, performance.now());
+    else this.log(level, `${link.where}: down, ${reason}`);
     try {
       this.events?.peerDown(link.peer);
     } catch (error) {
@@ -553,7 +690,7 @@ export class WsTransport implements Transport {
       this.dropLink(connection, orderly ? "info" : "warn", connection.dropReason ?? lost, null);
     } else if (connection.handshake !== null && connection.opened) {
       connection.handshake = null;
-      this.log("warn", `${connection.where}: closed during the handshake (${said})`);
+      this.logUnauthenticated(connection, "warn", `${connection.where}: closed during the handshake (${said})`);
     }
     const target = connection.dialPeer === null ? undefined : this.dialTargets.get(connection.dialPeer);
     if (target !== undefined && target.ws === connection.ws) {
@@ -569,6 +706,7 @@ export class WsTransport implements Transport {
 
   private tick(): void {
     const nowMs = performance.now();
+    this.refusals.roll(nowMs);
     for (const link of [...this.links.values()]) {
       const silentMs = nowMs - link.lastHeardAtMs;
       if (silentMs > this.timing.pongTimeoutMs) this.dropLink(link, "warn", `silent for ${Math.round(silentMs)} ms`, null);
@@ -606,6 +744,8 @@ function newConnection(
     rawSocket,
     outbox: [],
     outboxBytes: 0,
+    sealer: null,
+    opener: null,
   };
 }
 
@@ -628,6 +768,28 @@ function assertAddress(address: string): void {
   const port = addressPattern.exec(address)?.[1];
   if (port === undefined || Number(port) < 1 || Number(port) > 65535) {
     throw new RangeError(`a peer address must be host:port, got "${address}"`);
+  }
+}
+
+/**
+ * What the per-address limit counts under: an IPv4 address (also when IPv4-mapped), or
+ * the /64 of an IPv6 one, since one host commonly holds a whole /64.
+ */
+export function addressKeyOf(address: string | undefined): string {
+  if (address === undefined || address === "") return "?";
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1]!;
+  if (!address.includes(":")) return address;
+  const [head = "", tail = ""] = address.split("%")[0]!.split("::");
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
+  const groups = [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill("0"), ...tailGroups];
+  return `${groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
+function assertLimits(limits: WsTransportLimits): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value <= 0) throw new RangeError(`limits.${name} must be a positive integer`);
   }
 }
 
@@ -660,6 +822,7 @@ interface WsExtraOptions {
 function httpOptions(timing: WsTransportTiming): HttpServerOptions {
   return {
     maxHeaderSize: 8 * 1024,
+    // Our own deadlines (upgradeTimeoutMs, handshakeTimeoutMs) end a connection first.
     headersTimeout: timing.handshakeTimeoutMs,
     requestTimeout: timing.handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, timing.handshakeTimeoutMs),
@@ -674,7 +837,8 @@ function httpOptions(timing: WsTransportTiming): HttpServerOptions {
 function linkOptions(timing: WsTransportTiming) {
   return {
     perMessageDeflate: false,
-    maxPayload: bytesPerFrameMax,
+    // A frame and its tag. Before authentication an acceptor allows far less (its byte budget).
+    maxPayload: bytesPerFrameMax + tagBytes,
     maxBufferedChunks: chunksBufferedMax,
     maxFragments: fragmentsPerMessageMax,
     skipUTF8Validation: false,
@@ -689,13 +853,13 @@ function serverOptions(timing: WsTransportTiming): ServerOptions & WsExtraOption
   return { ...linkOptions(timing), noServer: true, clientTracking: false };
 }
 
-function clientOptions(timing: WsTransportTiming): ClientOptions & WsExtraOptions {
+function clientOptions(timing: WsTransportTiming, ticket: string): ClientOptions & WsExtraOptions {
   return {
     ...linkOptions(timing),
     protocolVersion: 13,
     followRedirects: false,
     maxRedirects: 0,
     handshakeTimeout: timing.handshakeTimeoutMs,
-    headers: {},
+    headers: { [upgradeTicketHeader]: ticket },
   };
 }

@@ -20,6 +20,8 @@ import {
   nonceBytes,
   proofIsValid,
   proofOf,
+  sessionKeyBytes,
+  sessionKeyOf,
   startAcceptor,
   startDialer,
 } from "../../cluster/handshake.js";
@@ -119,6 +121,43 @@ describe("handshake (mutual HMAC challenge-response)", () => {
     const result = runHandshake(dialerSelf, acceptorSelf);
     expect(authenticated(result.acceptor as HandshakeStep)).toMatchObject({ peer: "a", actor: "a/1111" });
     expect(authenticated(result.dialer)).toMatchObject({ peer: "b", actor: "b/2222", frame: null });
+  });
+
+  it("gives both sides the same two session keys, one per direction, fresh per handshake and never on the wire", () => {
+    const first = runHandshake(dialerSelf, acceptorSelf);
+    const dialerKeys = authenticated(first.dialer).keys;
+    const acceptorKeys = authenticated(first.acceptor as HandshakeStep).keys;
+    const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
+    expect(hex(dialerKeys.send)).toBe(hex(acceptorKeys.receive));
+    expect(hex(dialerKeys.receive)).toBe(hex(acceptorKeys.send));
+    expect(hex(dialerKeys.send)).not.toBe(hex(dialerKeys.receive));
+    expect(dialerKeys.send).toHaveLength(sessionKeyBytes);
+    const second = authenticated(runHandshake(dialerSelf, acceptorSelf).dialer).keys;
+    expect(hex(second.send)).not.toBe(hex(dialerKeys.send));
+    for (const frame of first.frames) {
+      for (const key of [dialerKeys.send, dialerKeys.receive]) expect(Buffer.from(frame).includes(Buffer.from(key))).toBe(false);
+    }
+  });
+
+  it("a session key is bound to the secret, its direction and every transcript field", () => {
+    const transcript: Transcript = {
+      dialerId: "a",
+      dialerActor: "a/1",
+      dialerNonce: nonce(),
+      acceptorId: "b",
+      acceptorActor: "b/1",
+      acceptorNonce: nonce(),
+    };
+    const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
+    const reference = hex(sessionKeyOf(secret, "dialer", transcript));
+    expect(hex(sessionKeyOf(secret, "dialer", transcript))).toBe(reference);
+    expect(hex(sessionKeyOf("another secret of 16+", "dialer", transcript))).not.toBe(reference);
+    expect(hex(sessionKeyOf(secret, "acceptor", transcript))).not.toBe(reference);
+    for (const field of Object.keys(transcript) as (keyof Transcript)[]) {
+      const value = transcript[field];
+      const changed = { ...transcript, [field]: typeof value === "string" ? `${value}x` : nonce() };
+      expect(hex(sessionKeyOf(secret, "dialer", changed)), field).not.toBe(reference);
+    }
   });
 
   it("never puts the secret on the wire", () => {

@@ -1,12 +1,16 @@
 // Fuzz of the peer port of a real 3-replica cluster (G1, G2, G3), two doors:
 // (a) unauthenticated connections: random bytes over TCP, plain and misdirected HTTP,
-//     random WebSocket frames, junk handshake frames, proofs that are wrong, reflected
-//     or made with another secret, replays of a captured handshake, a connection
-//     flood. Each is refused (the server closes it, never welcomes it);
+//     upgrade requests with no, malformed, wrong, stale or replayed tickets; and, as if
+//     past the ticket (made here with the secret), random WebSocket frames, junk
+//     handshake frames, proofs that are wrong, reflected or made with another secret,
+//     replays of a captured handshake; a connection flood from one address. Each is
+//     refused (the server closes it, never welcomes it). Attacks come from many
+//     loopback addresses (127.0.x.y), so the per-address limit does not cut them short;
 // (b) an authenticated rogue peer: it knows the secret and passes the handshake as
 //     r4, a configured replica that no process serves, then sends random, truncated,
 //     malformed and oversized frames, out-of-range states, states forged to hold more
-//     of the receiving replica's own row, and rights requests for absurd amounts;
+//     of the receiving replica's own row, and rights requests for absurd amounts, all
+//     tagged as a real peer tags its frames; and frames with no or a broken tag;
 //     and, apart, it equivocates: two histories of its own row (the same rights
 //     handed to r2 in one, to r3 in the other), each state valid alone, invalid merged.
 // Legitimate clients keep working through every replica meanwhile. Afterwards the
@@ -35,7 +39,9 @@ import {
   proofOf,
   startDialer,
 } from "../../cluster/handshake.js";
+import { FrameOpener, FrameSealer } from "../../cluster/frameAuth.js";
 import { type PeerMessage, decodeFrame, encodeMessage } from "../../cluster/messages.js";
+import { upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "../../cluster/upgradeTicket.js";
 import { linkPath } from "../../cluster/wsTransport.js";
 import { LocalCluster, clusterView, waitFor } from "../support/localCluster.js";
 import { RawConnection, encodeFrame } from "../support/rawWebSocket.js";
@@ -87,6 +93,35 @@ beforeAll(async () => {
 afterAll(() => fleet.cleanup());
 
 const peerPort = (index: number): number => cluster.members[index]!.peerPort;
+/** The upgrade header a real dialer of replica `index` sends (`secretUsed` to forge one). */
+const ticketFor = (index: number, options: { secretUsed?: string; atMs?: number; replicaId?: string } = {}): Record<string, string> => ({
+  [upgradeTicketHeader]: upgradeTicket(
+    options.secretUsed ?? secret,
+    options.replicaId ?? cluster.members[index]!.replicaId,
+    options.atMs ?? Date.now(),
+    randomBytes(upgradeNonceBytes),
+  ),
+});
+/** A ticket that was used once already, per replica (by captureHandshake). */
+const usedTickets: Record<string, string>[] = [];
+
+/** Loopback addresses that stand for distinct attacking hosts; each taken by one attack at a time. */
+class AttackerAddresses {
+  private readonly free: string[];
+  private readonly waiters: ((address: string) => void)[] = [];
+  constructor(prefix: string, count: number) {
+    this.free = Array.from({ length: count }, (_, index) => `${prefix}.${index + 2}`);
+  }
+  async take(): Promise<string> {
+    return this.free.pop() ?? new Promise((resolve) => this.waiters.push(resolve));
+  }
+  give(address: string): void {
+    const waiter = this.waiters.shift();
+    if (waiter === undefined) this.free.push(address);
+    else waiter(address);
+  }
+}
+const attackerAddresses = new AttackerAddresses("127.0.9", 64);
 const watchedKeys = (): string[] => [
   ...[...model.stock.keys()].map((id) => `i:${id}`),
   ...[...model.credit.keys()].map((id) => `u:${id}`),
@@ -210,7 +245,10 @@ type Attack =
   | { readonly kind: "hello"; readonly target: number; readonly hello: Uint8Array }
   | { readonly kind: "proof"; readonly target: number; readonly claimedId: string; readonly proof: "random" | "otherSecret" | "reflected" | "empty" }
   | { readonly kind: "replay"; readonly target: number; readonly capturedAt: number }
-  | { readonly kind: "stall"; readonly target: number; readonly hello: boolean };
+  | { readonly kind: "stall"; readonly target: number; readonly hello: boolean }
+  | { readonly kind: "ticket"; readonly target: number; readonly ticket: BadTicket };
+
+type BadTicket = "none" | "garbage" | "otherSecret" | "otherReplica" | "stale" | "future" | "replayed";
 
 /** A handshake made honestly (as the rogue's id) at each replica, recorded for replays. */
 const captured: { hello: Uint8Array; proof: Uint8Array }[] = [];
@@ -270,16 +308,45 @@ const attackArb: fc.Arbitrary<Attack> = fc.oneof(
     proof: fc.constantFrom("random" as const, "otherSecret" as const, "reflected" as const, "empty" as const),
   }),
   fc.record({ kind: fc.constant("replay" as const), target: targetArb, capturedAt: targetArb }),
+  fc.record({ kind: fc.constant("ticket" as const), target: targetArb, ticket: fc.constantFrom<BadTicket>("none", "garbage", "otherSecret", "otherReplica", "stale", "future", "replayed") }),
 );
+
+function badTicketHeaders(target: number, ticket: BadTicket): Record<string, string> {
+  switch (ticket) {
+    case "none":
+      return {};
+    case "garbage":
+      return { [upgradeTicketHeader]: `v1.${Date.now()}.${randomBytes(16).toString("base64url")}.${randomBytes(32).toString("base64url")}` };
+    case "otherSecret":
+      return ticketFor(target, { secretUsed: "not the cluster secret at all" });
+    case "otherReplica":
+      return ticketFor(target, { replicaId: cluster.members[(target + 1) % 3]!.replicaId });
+    case "stale":
+      return ticketFor(target, { atMs: Date.now() - 60_000 });
+    case "future":
+      return ticketFor(target, { atMs: Date.now() + 60_000 });
+    case "replayed":
+      return usedTickets[target]!;
+  }
+}
 
 function hello(replicaId: string): { frame: Uint8Array; state: HandshakeState } {
   const { hello: frame, state } = startDialer({ replicaId, actor: `${replicaId}/attacker`, secret: "not the cluster secret" }, "any", randomBytes(nonceBytes));
   return { frame, state };
 }
 
-/** Runs one attack; resolves with a short outcome once the replica closed the connection. */
+/** Runs one attack from an address no other attack uses meanwhile; resolves with a short outcome once the replica closed the connection. */
 async function runAttack(attack: Attack): Promise<string> {
-  const connection = await RawConnection.open(peerPort(attack.target));
+  const address = await attackerAddresses.take();
+  try {
+    return await runAttackFrom(attack, address);
+  } finally {
+    attackerAddresses.give(address);
+  }
+}
+
+async function runAttackFrom(attack: Attack, address: string): Promise<string> {
+  const connection = await RawConnection.open(peerPort(attack.target), address);
   try {
     switch (attack.kind) {
       case "tcp":
@@ -288,8 +355,11 @@ async function runAttack(attack: Attack): Promise<string> {
       case "http":
         connection.write(attack.request);
         break;
+      case "ticket":
+        if (await connection.upgrade(linkPath, badTicketHeaders(attack.target, attack.ticket))) throw new Error("an upgrade with a bad ticket was accepted");
+        break;
       case "stall":
-        if (!(await connection.upgrade(linkPath))) throw new Error("a WebSocket upgrade to the link path was refused");
+        if (!(await connection.upgrade(linkPath, ticketFor(attack.target)))) throw new Error("a WebSocket upgrade to the link path was refused");
         if (attack.hello) connection.write(encodeFrame(2, hello("r4").frame));
         break;
       case "frames":
@@ -297,7 +367,7 @@ async function runAttack(attack: Attack): Promise<string> {
       case "hello":
       case "proof":
       case "replay":
-        if (!(await connection.upgrade(linkPath))) throw new Error("a WebSocket upgrade to the link path was refused");
+        if (!(await connection.upgrade(linkPath, ticketFor(attack.target)))) throw new Error("a WebSocket upgrade to the link path was refused");
         await sendAfterUpgrade(connection, attack);
         break;
     }
@@ -377,7 +447,8 @@ function describeAttack(attack: Attack): string {
 async function captureHandshake(index: number): Promise<void> {
   const connection = await RawConnection.open(peerPort(index));
   try {
-    expect(await connection.upgrade(linkPath)).toBe(true);
+    usedTickets[index] = ticketFor(index);
+    expect(await connection.upgrade(linkPath, usedTickets[index])).toBe(true);
     const { hello: helloFrame, state } = startDialer({ replicaId: rogueId, actor: `${rogueId}/captured`, secret }, cluster.members[index]!.replicaId, randomBytes(nonceBytes));
     connection.write(encodeFrame(2, helloFrame));
     const step = handshakeStep(state, (await connection.binaryFrame(0, refusalWaitMsMax))!);
@@ -400,6 +471,8 @@ class RogueLink {
   /** The replica's incarnation, from its challenge. */
   replicaActor = "";
   private handshake: { state: HandshakeState; done: (error: Error | null) => void } | null = null;
+  private sealer: FrameSealer | null = null;
+  private opener: FrameOpener | null = null;
   private synced!: () => void;
   private readonly syncDone = new Promise<void>((resolve) => (this.synced = resolve));
 
@@ -410,7 +483,8 @@ class RogueLink {
   }
 
   static async open(index: number): Promise<RogueLink> {
-    const link = new RogueLink(new WebSocket(`ws://127.0.0.1:${peerPort(index)}${linkPath}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 }));
+    const url = `ws://127.0.0.1:${peerPort(index)}${linkPath}`;
+    const link = new RogueLink(new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, headers: ticketFor(index) }));
     await new Promise<void>((resolve, reject) => {
       link.ws.once("open", () => resolve());
       link.ws.once("close", () => reject(new Error("closed before open")));
@@ -439,6 +513,8 @@ class RogueLink {
     } else {
       this.handshake = null;
       this.replicaActor = step.actor;
+      this.sealer = new FrameSealer(step.keys.send);
+      this.opener = new FrameOpener(step.keys.receive);
       handshake.done(null);
     }
   }
@@ -451,8 +527,19 @@ class RogueLink {
     this.sendBytes(encodeMessage(message));
   }
 
+  /** A binary frame tagged as a real peer tags it (so it reaches the decoder), or a text frame. */
   sendBytes(bytes: Uint8Array | string, binary = true): void {
-    if (this.open) this.ws.send(bytes, { binary });
+    if (!this.open) return;
+    if (typeof bytes === "string" || !binary) return void this.ws.send(bytes, { binary });
+    this.ws.send(this.sealer!.seal([bytes], bytes.length), { binary: true });
+  }
+
+  /** A frame with no tag, or its tag broken by a flipped bit. */
+  sendMistagged(bytes: Uint8Array, how: "unsealed" | "flipped"): void {
+    if (!this.open) return;
+    const wire = how === "unsealed" ? Buffer.from(bytes) : this.sealer!.seal([bytes], bytes.length);
+    if (how === "flipped") wire[wire.length - 1]! ^= 0x80;
+    this.ws.send(wire, { binary: true });
   }
 
   close(): void {
@@ -460,9 +547,11 @@ class RogueLink {
   }
 
   private receive(data: Buffer): void {
+    const frame = this.opener?.open(data) ?? null;
+    if (frame === null) return;
     let messages: PeerMessage[];
     try {
-      messages = decodeFrame(data);
+      messages = decodeFrame(frame);
     } catch {
       return;
     }
@@ -500,7 +589,8 @@ type RogueAction =
   | { readonly kind: "invalidState"; readonly target: number; readonly keyIndex: number; readonly path: number; readonly bad: unknown }
   | { readonly kind: "forgedRow"; readonly target: number; readonly keyIndex: number; readonly how: Forgery; readonly amount: number }
   | { readonly kind: "rightsRequest"; readonly target: number; readonly needs: readonly (readonly [number, number])[] }
-  | { readonly kind: "noise"; readonly target: number; readonly message: PeerMessage };
+  | { readonly kind: "noise"; readonly target: number; readonly message: PeerMessage }
+  | { readonly kind: "mistagged"; readonly target: number; readonly how: "unsealed" | "flipped" };
 
 const countArb = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER, 2 ** 40), fc.nat());
 const badValueArb = fc.constantFrom<unknown>(
@@ -550,6 +640,7 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
       needs: fc.array(fc.tuple(fc.nat(), fc.oneof(fc.constantFrom(Number.MAX_SAFE_INTEGER, 10 ** 15, 2 ** 40, 0, 1, 201, 5_001), fc.nat())), { minLength: 1, maxLength: 6 }),
     }),
   },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("mistagged" as const), target: targetArb, how: fc.constantFrom("unsealed" as const, "flipped" as const) }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -662,6 +753,8 @@ async function runRogueAction(action: RogueAction): Promise<void> {
       });
     case "noise":
       return link.send(action.message);
+    case "mistagged":
+      return link.sendMistagged(encodeMessage({ type: "ack", seq: 1 }), action.how);
   }
 }
 
@@ -669,7 +762,7 @@ async function runRogueAction(action: RogueAction): Promise<void> {
 async function handshakeAs(index: number, replicaId: string, actor: string): Promise<"welcomed" | "refused"> {
   const connection = await RawConnection.open(peerPort(index));
   try {
-    if (!(await connection.upgrade(linkPath))) return "refused";
+    if (!(await connection.upgrade(linkPath, ticketFor(index)))) return "refused";
     const { hello: helloFrame, state } = startDialer({ replicaId, actor, secret }, cluster.members[index]!.replicaId, randomBytes(nonceBytes));
     connection.write(encodeFrame(2, helloFrame));
     const challenge = await connection.binaryFrame(0, refusalWaitMsMax);
@@ -709,6 +802,10 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
           { kind: "replay", target, capturedAt: (target + 1) % 3 },
           { kind: "stall", target, hello: false },
           { kind: "stall", target, hello: true },
+          { kind: "ticket", target, ticket: "none" },
+          { kind: "ticket", target, ticket: "otherSecret" },
+          { kind: "ticket", target, ticket: "stale" },
+          { kind: "ticket", target, ticket: "replayed" },
         );
       }
       await Promise.all(fixed.map(runAttack));
@@ -732,7 +829,7 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
       );
       await Promise.all(inFlight);
       expect(failures).toEqual([]);
-      // A flood: connections past the cap are dropped at once, the rest when their handshake time is up.
+      // A flood from one address: connections past its share are dropped at once, the rest when their upgrade time is up.
       const flood = await Promise.all(Array.from({ length: 40 }, () => RawConnection.open(peerPort(0))));
       const closed = await Promise.all(flood.map((connection) => connection.closedWithin(refusalWaitMsMax)));
       for (const connection of flood) connection.destroy();
@@ -742,10 +839,15 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
       /refused, bad HTTP/,
       /refused, plain HTTP request/,
       /refused, (wrong path|bad WebSocket upgrade)/,
+      /refused, no upgrade ticket"/,
+      /refused, upgrade ticket with a wrong mac"/,
+      /refused, stale upgrade ticket/,
+      /refused, replayed upgrade ticket"/,
       /refused, (handshake frame|unknown handshake|an id must be|expected \d+ bytes|text frame during)/,
       /failed the proof/,
       /refused, not authenticated within/,
-      /too many unauthenticated connections/,
+      // Refusal lines are capped per kind and 10 s (the flood's own 36 fill its kind's share).
+      /too many unauthenticated connections from 127\.0\.0\.1"/,
     ]);
     // No attack disturbed a link between the real replicas.
     for (const member of cluster.members) expect(member.process.printed()).not.toMatch(/link r[123] .*: down/);
@@ -778,6 +880,7 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     const logged = expectLogged([
       /link r4 .*: down, protocol error/,
       /link r4 .*: down, (text frame|protocol error: text frame)/,
+      /link r4 .*: down, bad frame tag/,
       /refused an invalid state .* from r4/,
       /holds more of .* own row than/,
       /link r4 .*: down, .*(payload|size)/i,

@@ -12,11 +12,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { encodeHandshake, nonceBytes, startDialer } from "../../cluster/handshake.js";
 import { type PeerMessage, bytesPerFrameMax, encodeMessage } from "../../cluster/messages.js";
+import { upgradeTicketHeader } from "../../cluster/upgradeTicket.js";
 import { WsTransport, linkPath, reconnectDelayMs, wsTransportTimingDefaults } from "../../cluster/wsTransport.js";
 import {
   type Replica,
   type ReplicaOptions,
   RogueAcceptor,
+  type RogueLink,
   TcpProxy,
   closedCode,
   connectAll,
@@ -24,6 +26,7 @@ import {
   rogueDial,
   startReplica,
   testSecret,
+  ticketHeaders,
   waitFor,
   waitForMesh,
 } from "./wsTransportHarness.js";
@@ -224,10 +227,11 @@ describe("WsTransport authentication", () => {
       waitFor(`${who.id} logs ${pattern} twice`, () => who.recorder.logged("warn", pattern).length >= 2, 15_000, () =>
         who.recorder.dump(),
       );
-    await atLeastTwice(a, /^dial z .*: refused, replica z failed the proof/);
-    await atLeastTwice(highBad, /^from .*: closed during the handshake/);
-    await atLeastTwice(lowBad, /^dial a .*: refused, replica a failed the proof/);
-    await atLeastTwice(a, /^from .*: closed during the handshake/);
+    // The upgrade ticket is made with the secret: the acceptor refuses it before any WebSocket, with a 401.
+    await atLeastTwice(a, /^dial z .*: refused, the peer refused our upgrade ticket \(HTTP 401\)/);
+    await atLeastTwice(highBad, /^from .*: refused, upgrade ticket with a wrong mac$/);
+    await atLeastTwice(lowBad, /^dial a .*: refused, the peer refused our upgrade ticket \(HTTP 401\)/);
+    await atLeastTwice(a, /^from .*: refused, upgrade ticket with a wrong mac$/);
     const upPeers = (made: Replica): string[] => made.recorder.events.flatMap((event) => (event.kind === "up" ? [event.peer] : []));
     expect(upPeers(a)).toEqual(["b"]);
     expect(upPeers(b)).toEqual(["a"]);
@@ -239,7 +243,7 @@ describe("WsTransport authentication", () => {
 
   it("a dialer that forges its proof is refused by the acceptor", async () => {
     const a = await replica("a", { peers: [unreachablePeer("m")] });
-    const ws = new WebSocket(`ws://${host}:${a.transport.port}${linkPath}`, { perMessageDeflate: false });
+    const ws = new WebSocket(`ws://${host}:${a.transport.port}${linkPath}`, { perMessageDeflate: false, headers: ticketHeaders(testSecret, "a") });
     ws.on("error", () => undefined);
     const closed = closedCode(ws);
     const received: Buffer[] = [];
@@ -275,9 +279,14 @@ interface PlainWsResult {
   readonly opened: boolean;
 }
 
-function plainWs(port: number, path: string, frames: ReadonlyArray<string | Uint8Array>): Promise<PlainWsResult> {
+function plainWs(
+  port: number,
+  path: string,
+  frames: ReadonlyArray<string | Uint8Array>,
+  headers: Record<string, string> = {},
+): Promise<PlainWsResult> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://${host}:${port}${path}`, { perMessageDeflate: false, handshakeTimeout: 5_000 });
+    const ws = new WebSocket(`ws://${host}:${port}${path}`, { perMessageDeflate: false, handshakeTimeout: 5_000, headers });
     let received = 0;
     let opened = false;
     ws.on("open", () => {
@@ -292,42 +301,52 @@ function plainWs(port: number, path: string, frames: ReadonlyArray<string | Uint
 
 describe("WsTransport and strangers", () => {
   it("a stranger on the peer port gets nothing and is closed; the real peers keep working", async () => {
-    const a = await replica("a", { timing: { handshakeTimeoutMs: 500 } });
+    const a = await replica("a", { timing: { handshakeTimeoutMs: 500 }, limits: { refusalLinesPerWindowMax: 100 } });
     const b = await replica("b");
     connectAll([a, b]);
     await waitForMesh([a, b]);
     const port = a.transport.port;
     const message = encodeMessage({ type: "ack", seq: 1 });
-    const attempts = await Promise.all([
+    // Without a good upgrade ticket there is no WebSocket at all.
+    const strangers = await Promise.all([
       plainWs(port, linkPath, []),
-      plainWs(port, linkPath, ["hello"]),
-      plainWs(port, linkPath, [Buffer.alloc(64, 0xc1)]),
-      plainWs(port, linkPath, [message, message]),
-      plainWs(port, "/", []),
+      plainWs(port, linkPath, ["hello"], ticketHeaders(testSecret, "b")),
+      plainWs(port, linkPath, [message], { [upgradeTicketHeader]: "v1.1.AAAA.BBBB" }),
+      plainWs(port, "/", [], ticketHeaders(testSecret, "a")),
     ]);
-    expect(attempts.map((attempt) => attempt.received)).toEqual([0, 0, 0, 0, 0]);
-    expect(attempts.map((attempt) => attempt.opened)).toEqual([true, true, true, true, false]);
+    expect(strangers).toEqual(Array(4).fill({ received: 0, opened: false }));
+    // Past the ticket (made with the secret here), the handshake still lets nothing through.
+    const attempts = await Promise.all([
+      plainWs(port, linkPath, [], ticketHeaders(testSecret, "a")),
+      plainWs(port, linkPath, ["hello"], ticketHeaders(testSecret, "a")),
+      plainWs(port, linkPath, [Buffer.alloc(64, 0xc1)], ticketHeaders(testSecret, "a")),
+      plainWs(port, linkPath, [message, message], ticketHeaders(testSecret, "a")),
+    ]);
+    expect(attempts).toEqual(Array(4).fill({ received: 0, opened: true }));
     const raw = await Promise.all([
       rawTcp(port, Buffer.alloc(300, 0xff)),
       rawTcp(port, Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
       rawTcp(port, Buffer.from(`GET ${linkPath} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`)),
       rawTcp(port, null),
     ]);
-    expect(raw.map((bytes) => bytes.length)).toEqual([0, 0, 0, 0]);
+    expect(raw.map((bytes) => bytes.toString("latin1").split("\r\n")[0])).toEqual(["", "", "HTTP/1.1 401 Unauthorized", ""]);
     const reasons = a.recorder.logs
       .filter((line) => line.level === "warn" && /^from .*: refused, /.test(line.message))
       .map((line) => line.message.replace(/^from [^ ]+: refused, /, ""));
     const expected = [
-      /^not authenticated within 500 ms$/,
+      /^no upgrade ticket$/,
+      /^upgrade ticket with a wrong mac$/,
+      /^malformed upgrade ticket$/,
+      /^wrong path "\/"$/,
       /^not authenticated within 500 ms$/,
       /^text frame during the handshake$/,
       /^handshake frame is not msgpack/,
-      // A peer message (protocol version 2) where the handshake (version 1) is expected.
-      /^unknown handshake version$/,
-      /^wrong path "\/"$/,
+      // A peer message (its first field 2 is the protocol version) is not a handshake frame.
+      /^unknown handshake frame type or wrong field count$/,
       /^bad HTTP: /,
       /^plain HTTP request$/,
-      /^bad WebSocket upgrade: Missing or invalid Sec-WebSocket-Key header$/,
+      /^no upgrade ticket$/,
+      /^no valid upgrade within 500 ms$/,
     ];
     expect(reasons, reasons.join("\n")).toHaveLength(expected.length);
     for (const pattern of expected) {
@@ -399,15 +418,16 @@ describe("WsTransport and misbehaving authenticated peers", () => {
     const a = await replica("a");
     const credentials = { replicaId: "m", actor: "m/1", secret: testSecret };
     const valid = encodeMessage({ type: "states", seq: 3, entries: [["i:7", Uint8Array.of(1, 2, 3)]] });
-    const misdeeds: Array<(ws: WebSocket) => void> = [
-      (ws) => ws.send(randomBytes(100)),
-      (ws) => ws.send(valid.subarray(0, valid.length - 2)),
-      (ws) => ws.send(new Uint8Array(bytesPerFrameMax + 1)),
-      (ws) => ws.send("text is not a message"),
-      (ws) => ws.send(encodeHandshake({ type: "welcome" })),
-      (ws) => ws.send(encodeMessage({ type: "ack", seq: 42 })),
+    const misdeeds: Array<(link: RogueLink) => void> = [
+      (link) => link.send(randomBytes(100)),
+      (link) => link.send(valid.subarray(0, valid.length - 2)),
+      (link) => link.send(new Uint8Array(bytesPerFrameMax + 1)),
+      (link) => link.send("text is not a message"),
+      (link) => link.send(encodeHandshake({ type: "welcome" })),
+      (link) => link.sendUnsealed(encodeMessage({ type: "ack", seq: 41 })),
+      (link) => link.send(encodeMessage({ type: "ack", seq: 42 })),
     ];
-    const rogue = await RogueAcceptor.start(credentials, (ws, index) => misdeeds[index]?.(ws));
+    const rogue = await RogueAcceptor.start(credentials, (link, index) => misdeeds[index]?.(link));
     cleanups.push(() => rogue.close());
     a.transport.setPeers([{ replicaId: "m", address: rogue.address }]);
     await waitFor("the good message after the misdeeds", () => a.recorder.messagesFrom("m").length === 1, 15_000, () =>
@@ -417,13 +437,14 @@ describe("WsTransport and misbehaving authenticated peers", () => {
     expect(a.recorder.count("up", "m")).toBe(misdeeds.length);
     expect(a.recorder.count("down", "m")).toBe(misdeeds.length - 1);
     const downs = a.recorder.logs.filter((line) => /^link m .*: down, /.test(line.message));
-    expect(downs.map((line) => line.level)).toEqual(["warn", "warn", "warn", "warn", "warn"]);
+    expect(downs.map((line) => line.level)).toEqual(["warn", "warn", "warn", "warn", "warn", "warn"]);
     expect(downs[0]?.message).toMatch(/down, protocol error: frame is not msgpack/);
     expect(downs[1]?.message).toMatch(/down, protocol error: frame is not msgpack/);
     expect(downs[2]?.message).toMatch(/down, Max payload size exceeded$/);
     expect(downs[3]?.message).toMatch(/down, protocol error: text frame$/);
     expect(downs[4]?.message).toMatch(/down, protocol error: frame must be an array/);
-    expect(a.recorder.logs.filter((line) => line.level !== "info")).toHaveLength(5);
+    expect(downs[5]?.message).toMatch(/down, bad frame tag/);
+    expect(a.recorder.logs.filter((line) => line.level !== "info")).toHaveLength(6);
     expect(a.transport.send("m", { type: "ack", seq: 1 })).toBe(true);
   });
 
@@ -458,11 +479,10 @@ describe("WsTransport and misbehaving authenticated peers", () => {
       ["down", ""],
       ["up", "r/2"],
     ]);
-    const got: Buffer[] = [];
-    newer.on("message", (data) => got.push(data as Buffer));
     expect(a.transport.send("r", { type: "ack", seq: 77 })).toBe(true);
-    await waitFor("the newer link gets the ack", () => got.length === 1);
-    expect(Buffer.from(got[0] ?? []).equals(Buffer.from(encodeMessage({ type: "ack", seq: 77 })))).toBe(true);
+    await waitFor("the newer link gets the ack", () => newer.received.length === 1);
+    expect(Buffer.from(newer.received[0] ?? []).equals(Buffer.from(encodeMessage({ type: "ack", seq: 77 })))).toBe(true);
+    expect(newer.badFrames).toBe(0);
   });
 });
 
@@ -480,7 +500,7 @@ describe("WsTransport liveness and bounds", () => {
     expect(a.recorder.logged("warn", /^link b .*: down, silent for \d+ ms/)).toHaveLength(1);
     expect(b.recorder.logged("warn", /^link a .*: down, silent for \d+ ms/)).toHaveLength(1);
     // Its TCP connect succeeds (into the proxy), the WebSocket upgrade never does: unreachable, logged as info.
-    const redialFailed = /^dial b .*: (refused, not authenticated within|Opening handshake has timed out)/;
+    const redialFailed = /^dial b .*: refused, (not authenticated within|Opening handshake has timed out)/;
     await waitFor("a's redial times out in the partition", () => a.recorder.logged("info", redialFailed).length >= 1);
     proxy.heal();
     await waitForMesh([a, b]);

@@ -1,11 +1,13 @@
 // Helpers for the WsTransport tests: an event recorder that checks the event grammar,
 // bounded polling, real transports on free ports, a TCP proxy that can black-hole a
 // link (what an iptables DROP partition looks like), and hand-driven "rogue" peers
-// that know the secret but send whatever the test wants once authenticated.
+// that know the secret but send whatever the test wants once authenticated (tagged
+// as a real peer tags its frames, so it reaches the decoder, or not).
 import { randomBytes } from "node:crypto";
 import { type Server, type Socket, createServer, connect } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 import type { Actor } from "../../crdt/boundedCounter.js";
+import { FrameOpener, FrameSealer } from "../../cluster/frameAuth.js";
 import {
   type Credentials,
   type HandshakeState,
@@ -16,6 +18,7 @@ import {
 } from "../../cluster/handshake.js";
 import type { PeerMessage } from "../../cluster/messages.js";
 import type { PeerAddress, PeerId, TransportEvents } from "../../cluster/transport.js";
+import { upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "../../cluster/upgradeTicket.js";
 import { type LogLevel, WsTransport, type WsTransportOptions, linkPath } from "../../cluster/wsTransport.js";
 
 export const testSecret = "correct horse battery staple";
@@ -216,71 +219,120 @@ export class TcpProxy {
 
 const frameOptions = { binary: true, compress: false, fin: true } as const;
 
-/** Runs the handshake on `ws` from `state`; resolves with the peer once authenticated, rejects if refused or closed. */
-function runHandshake(ws: WebSocket, state: HandshakeState): Promise<{ peer: PeerId; actor: Actor }> {
-  return new Promise((resolve, reject) => {
-    let current: HandshakeState | null = state;
-    const onMessage = (data: WebSocket.RawData): void => {
-      if (current === null) return;
-      const step = handshakeStep(current, Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer));
-      if (step.kind === "refused") {
-        current = null;
-        ws.terminate();
-        reject(new Error(`rogue refused: ${step.reason}`));
-      } else if (step.kind === "reply") {
-        current = step.next;
-        ws.send(step.frame, frameOptions);
-      } else {
-        current = null;
-        if (step.frame !== null) ws.send(step.frame, frameOptions);
-        ws.off("message", onMessage);
-        resolve({ peer: step.peer, actor: step.actor });
-      }
-    };
-    ws.on("message", onMessage);
-    ws.once("close", () => reject(new Error("closed during the handshake")));
-    ws.on("error", () => undefined);
-  });
+/** The header a real dialer of `acceptorId` sends with its upgrade request. */
+export function ticketHeaders(secret: string, acceptorId: PeerId): Record<string, string> {
+  return { [upgradeTicketHeader]: upgradeTicket(secret, acceptorId, Date.now(), randomBytes(upgradeNonceBytes)) };
 }
 
-/** Dials `port` as replica `credentials.replicaId` and completes the handshake. */
-export async function rogueDial(port: number, expectedPeer: PeerId, credentials: Credentials): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://${host}:${port}${linkPath}`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+/**
+ * One WebSocket that runs the handshake from `state`, then is an authenticated link:
+ * `send` tags binary frames as a real peer does (so garbage reaches the decoder),
+ * `sendUnsealed` does not; `received` holds the frames whose tag was good.
+ */
+export class RogueLink {
+  readonly received: Uint8Array[] = [];
+  /** Frames that arrived with a bad tag. */
+  badFrames = 0;
+  private sealer: FrameSealer | null = null;
+  private opener: FrameOpener | null = null;
+  readonly authenticated: Promise<{ peer: PeerId; actor: Actor }>;
+
+  constructor(
+    readonly ws: WebSocket,
+    state: HandshakeState,
+  ) {
+    ws.on("error", () => undefined);
+    this.authenticated = new Promise((resolve, reject) => {
+      let current: HandshakeState | null = state;
+      // One listener from the start: frames right behind the welcome must not be missed.
+      ws.on("message", (data: WebSocket.RawData) => {
+        const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+        if (current === null) return this.onLinkFrame(bytes);
+        const step = handshakeStep(current, bytes);
+        if (step.kind === "refused") {
+          current = null;
+          ws.terminate();
+          reject(new Error(`rogue refused: ${step.reason}`));
+        } else if (step.kind === "reply") {
+          current = step.next;
+          ws.send(step.frame, frameOptions);
+        } else {
+          current = null;
+          if (step.frame !== null) ws.send(step.frame, frameOptions);
+          this.sealer = new FrameSealer(step.keys.send);
+          this.opener = new FrameOpener(step.keys.receive);
+          resolve({ peer: step.peer, actor: step.actor });
+        }
+      });
+      ws.once("close", () => reject(new Error("closed during the handshake")));
+    });
+    this.authenticated.catch(() => undefined);
+  }
+
+  private onLinkFrame(bytes: Uint8Array): void {
+    const frame = this.opener?.open(bytes) ?? null;
+    if (frame === null) this.badFrames += 1;
+    else this.received.push(frame);
+  }
+
+  /** A binary frame tagged as a real peer tags it, or a text frame as is. */
+  send(data: Uint8Array | string): void {
+    if (typeof data === "string") return void this.ws.send(data, { binary: false });
+    if (this.sealer === null) throw new Error("not authenticated yet");
+    this.ws.send(this.sealer.seal([data], data.length), frameOptions);
+  }
+
+  sendUnsealed(data: Uint8Array): void {
+    this.ws.send(data, frameOptions);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Dials `port` as replica `credentials.replicaId` (with a good upgrade ticket) and completes the handshake. */
+export async function rogueDial(port: number, expectedPeer: PeerId, credentials: Credentials): Promise<RogueLink> {
+  const ws = new WebSocket(`ws://${host}:${port}${linkPath}`, {
+    perMessageDeflate: false,
+    maxPayload: 64 * 1024 * 1024,
+    headers: ticketHeaders(credentials.secret, expectedPeer),
+  });
   ws.on("error", () => undefined);
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("close", () => reject(new Error("closed before open")));
   });
   const { hello, state } = startDialer(credentials, expectedPeer, randomBytes(nonceBytes));
-  const authenticated = runHandshake(ws, state);
+  const link = new RogueLink(ws, state);
   ws.send(hello, frameOptions);
-  await authenticated;
-  return ws;
+  await link.authenticated;
+  return link;
 }
 
 /**
  * A WebSocket server that passes the acceptor's side of the handshake as
- * `credentials`, then hands each authenticated socket to `onLink`.
+ * `credentials`, then hands each authenticated link to `onLink`.
  */
 export class RogueAcceptor {
-  readonly links: WebSocket[] = [];
+  readonly links: RogueLink[] = [];
   private constructor(
     private readonly server: WebSocketServer,
     readonly port: number,
   ) {}
 
-  static async start(credentials: Credentials, onLink: (ws: WebSocket, index: number) => void): Promise<RogueAcceptor> {
+  static async start(credentials: Credentials, onLink: (link: RogueLink, index: number) => void): Promise<RogueAcceptor> {
     const server = new WebSocketServer({ host, port: 0, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
     await new Promise<void>((resolve) => server.once("listening", () => resolve()));
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("rogue server did not bind a port");
     const rogue = new RogueAcceptor(server, address.port);
     server.on("connection", (ws) => {
-      ws.on("error", () => undefined);
-      runHandshake(ws, startAcceptor(credentials, randomBytes(nonceBytes), () => true)).then(
+      const link = new RogueLink(ws, startAcceptor(credentials, randomBytes(nonceBytes), () => true));
+      link.authenticated.then(
         () => {
-          rogue.links.push(ws);
-          onLink(ws, rogue.links.length - 1);
+          rogue.links.push(link);
+          onLink(link, rogue.links.length - 1);
         },
         () => undefined,
       );
@@ -299,7 +351,8 @@ export class RogueAcceptor {
 }
 
 /** Resolves when `ws` is closed, with the close code. */
-export function closedCode(ws: WebSocket): Promise<number> {
+export function closedCode(link: WebSocket | RogueLink): Promise<number> {
+  const ws = link instanceof RogueLink ? link.ws : link;
   if (ws.readyState === WebSocket.CLOSED) return Promise.resolve(-1);
   return new Promise((resolve) => ws.once("close", (code) => resolve(code)));
 }

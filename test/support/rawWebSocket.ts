@@ -29,9 +29,10 @@ export class RawConnection {
     });
   }
 
-  static open(port: number): Promise<RawConnection> {
+  /** `localAddress`: another loopback address (127.0.0.2...) stands for another host. */
+  static open(port: number, localAddress?: string): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+      const socket = connect({ host: "127.0.0.1", port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
       socket.once("connect", () => resolve(new RawConnection(socket)));
       socket.once("error", reject);
     });
@@ -50,11 +51,12 @@ export class RawConnection {
     return this.buffered.toString("latin1");
   }
 
-  /** Sends a WebSocket upgrade request for `path`; resolves true on a 101 answer, false if refused or closed. */
-  async upgrade(path: string): Promise<boolean> {
+  /** Sends a WebSocket upgrade request for `path` (with `headers`); resolves true on a 101 answer, false if refused or closed. */
+  async upgrade(path: string, headers: Readonly<Record<string, string>> = {}): Promise<boolean> {
+    const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
     this.write(
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
     );
     await this.until(() => this.buffered.indexOf("\r\n\r\n") >= 0);
     const end = this.buffered.indexOf("\r\n\r\n");

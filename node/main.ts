@@ -5,7 +5,7 @@
 // SIGTERM: no new connections, the requests in flight finish, the last batch is
 // flushed, the peer links close.
 import cluster from "node:cluster";
-import { type Server, createServer } from "node:http";
+import { type Server, type ServerOptions, createServer } from "node:http";
 import { pino } from "pino";
 import { buildApp } from "../api/app.js";
 import { Readiness } from "../api/readiness.js";
@@ -28,6 +28,24 @@ export interface ServingMessage {
 
 /** Longest wait at SIGTERM for the requests in flight to finish before the links are closed anyway. */
 const shutdownWaitMsMax = 8_000;
+
+/**
+ * Every client HTTP listener's limits, stated: serverFactory skips fastify's own, and
+ * Node's defaults let a half-sent request live 60-90 s and a slow one 300 s.
+ */
+const httpServerOptions: ServerOptions = {
+  // A request's headers must be in within this, its body (the shop's have none) within requestTimeout.
+  headersTimeout: 10_000,
+  requestTimeout: 15_000,
+  // An idle keep-alive connection: longer than the gateways' upstream keepalive_timeout
+  // (nginx's 60 s), so that they close it first and never send on a connection we close.
+  keepAliveTimeout: 65_000,
+  // How often the two timeouts above are checked (Node's default is 30 s).
+  connectionsCheckingInterval: 1_000,
+  maxHeaderSize: 16 * 1024,
+};
+/** Open connections per listener; more are closed at once (each costs a socket and a few KiB). */
+const httpConnectionsMax = 4_096;
 
 const config = readConfig(process.argv.slice(2), process.env);
 const logger = pino({ level: config.logLevel, base: { replicaId: config.replicaId }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -79,7 +97,7 @@ const peerIds = config.peers.map((peer) => peer.replicaId);
 const readiness = new Readiness(peerIds.length > 0 ? "catching-up" : "serving", peerIds, config.catchUpMsMax);
 // A local cluster shares one client port: Node's cluster module hands each new
 // connection to one of the replicas, with no proxy hop.
-const sharedServer = config.sharedPort === undefined ? undefined : createServer();
+const sharedServer = config.sharedPort === undefined ? undefined : withConnectionsMax(createServer(httpServerOptions));
 const app = buildApp(replica, {
   logLevel: config.logLevel,
   adminToken: config.adminToken,
@@ -88,7 +106,7 @@ const app = buildApp(replica, {
   metrics,
   serverFactory: (handler) => {
     sharedServer?.on("request", handler);
-    return createServer(handler);
+    return withConnectionsMax(createServer(httpServerOptions, handler));
   },
 });
 await app.listen({ host: config.host, port: config.port, exclusive: true });
@@ -131,6 +149,11 @@ async function stop(signal: string): Promise<void> {
 }
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
+
+function withConnectionsMax(server: Server): Server {
+  server.maxConnections = httpConnectionsMax;
+  return server;
+}
 
 function closeServer(server: Server | undefined): Promise<void> {
   if (server === undefined || !server.listening) return Promise.resolve();

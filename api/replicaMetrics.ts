@@ -23,7 +23,7 @@ const dashboardDataRoute = "/dashboard/data";
 const requestSecondsBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const batchWriteSecondsBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
 /** Keys the top-N trackers keep per kind (items, users). */
-const hotKeysTracked = 64;
+const hotKeysTracked = 32;
 
 /** Running totals the dashboard turns into rates. */
 export interface ActivityTotals {

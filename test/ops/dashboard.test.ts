@@ -22,7 +22,6 @@ interface DomElement {
   readonly textContent: string | null;
   querySelectorAll(selector: string): Iterable<DomElement>;
 }
-declare const document: { querySelectorAll(selector: string): { readonly length: number } };
 const screenshotPath = process.env.DASHBOARD_SCREENSHOT ?? join(tmpdir(), "escrow-shop-dashboard.png");
 
 interface ReplicaRow {
@@ -121,9 +120,14 @@ describe("GET /dashboard in headless Chromium", () => {
       const order = await shop.orderWith(users[index % users.length]!, lines);
       expect((await shop.post(`/orders/checkout/${order}`)).status).toBe(200);
     }
-    await page.waitForFunction(() => document.querySelectorAll('#rates polyline[data-series="requests"]').length === 1, undefined, { timeout: 10_000 });
-    const chartPoints = await page.getAttribute('#rates polyline[data-series="requests"]', "points");
-    expect(chartPoints!.split(" ").length).toBeGreaterThanOrEqual(3);
+    // The chart draws a line per series, a point per poll (once two polls give a rate).
+    await page.waitForSelector('#rates polyline[data-series="requests"]');
+    const chartPoints = await waitFor(async () => {
+      const points = (await page.getAttribute('#rates polyline[data-series="requests"]', "points"))?.split(" ") ?? [];
+      return points.length >= 3 ? points : undefined;
+    });
+    expect(chartPoints.every((point) => /^[0-9.]+,[0-9.]+$/.test(point))).toBe(true);
+    expect(await page.$$('#rates polyline[data-series="ok"]')).toHaveLength(1);
 
     // The hottest item is the first one, its rights spread over the replicas add up to its stock.
     const hottest = items[0]!;

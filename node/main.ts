@@ -112,27 +112,7 @@ const app = buildApp(replica, {
 await app.listen({ host: config.host, port: config.port, exclusive: true });
 const port = (app.server.address() as { port: number }).port;
 
-// Serve clients only once caught up with the peers (or after a bound, if some are
-// unreachable): a restarted replica must not answer from a stale state. Until then
-// the shop routes wait, and only the operations routes (/health, /ready...) answer.
-const notCaughtUp = await replica.catchUp(peerIds, config.catchUpMsMax);
-readiness.catchUpEnded(notCaughtUp);
-if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCaughtUp.join(", ")} (unreachable for ${config.catchUpMsMax} ms)`);
-if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
-const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
-// A replica without peers is a cluster of one: there is nobody to announce itself to.
-if (peerTransport !== undefined) {
-  replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
-}
-announcer.info(
-  `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
-);
-// The launcher prints one line for the whole cluster once every replica serves.
-if (cluster.isWorker) {
-  const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
-  process.send?.(serving);
-}
-
+// From here on, SIGTERM stops it cleanly (also while it still catches up).
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
@@ -149,6 +129,29 @@ async function stop(signal: string): Promise<void> {
 }
 process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
+
+// Serve clients only once caught up with the peers (or after a bound, if some are
+// unreachable): a restarted replica must not answer from a stale state. Until then
+// the shop routes wait, and only the operations routes (/health, /ready...) answer.
+const notCaughtUp = await replica.catchUp(peerIds, config.catchUpMsMax);
+// A stop during the catch-up owns the rest: it closes everything and exits.
+if (stopping) await new Promise<never>(() => {});
+readiness.catchUpEnded(notCaughtUp);
+if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCaughtUp.join(", ")} (unreachable for ${config.catchUpMsMax} ms)`);
+if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
+const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
+// A replica without peers is a cluster of one: there is nobody to announce itself to.
+if (peerTransport !== undefined) {
+  replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
+}
+announcer.info(
+  `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
+);
+// The launcher prints one line for the whole cluster once every replica serves.
+if (cluster.isWorker) {
+  const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
+  process.send?.(serving);
+}
 
 function withConnectionsMax(server: Server): Server {
   server.maxConnections = httpConnectionsMax;

@@ -165,6 +165,26 @@ describe("GET /ready while catching up at start, and once retired", () => {
     }
   });
 
+  it("stops cleanly on SIGTERM while it still catches up", async () => {
+    const dataDir = await fleet.newDataDir();
+    const secretFile = join(dataDir, "secret");
+    await writeFile(secretFile, randomBytes(24).toString("hex"));
+    const [port, peerPort, absentPeerPort] = [await freePort(), await freePort(), await freePort()];
+    const child = spawnReplica([
+      ...["--port", String(port), "--peer-port", String(peerPort), "--data-dir", join(dataDir, "r1"), "--replica-id", "r1"],
+      ...["--peers", `r1=127.0.0.1:${peerPort},r2=127.0.0.1:${absentPeerPort}`, "--secret-file", secretFile, "--catch-up-ms", "60000"],
+    ]);
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      expect((await waitFor(() => get(port, "/ready").catch(() => undefined), 10_000)).status).toBe(503);
+      child.kill("SIGTERM");
+      const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 10_000))]);
+      expect(code).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   it("answers 503 'retired' once the replica left the cluster for good, and 200 at the others", async () => {
     const cluster = await LocalCluster.start(fleet, 2);
     const leaver = cluster.member(1);

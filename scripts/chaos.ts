@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ChaosCluster, clusterView, defaultMainScriptPath, sleep } from "./chaosCluster.js";
 import { type AgreedState, type LedgerReport, type OrderRead, checkLedger } from "./chaosLedger.js";
-import { ChaosLoad, type OpKind, type OpRecord, type ShopShape, stuckAfterMsDefault, workersPerShareMax } from "./chaosLoad.js";
+import { ChaosLoad, type OpKind, type OpRecord, type ShopShape, stuckAfterMsBoundsDefault, workersPerShareMax } from "./chaosLoad.js";
 import { type ScenarioReport, runConsistencyScenario } from "./consistencyScenario.js";
 import { type ReducedService, bucketsAround, reducedServiceOf } from "./chaosReducedService.js";
 import { type HttpOutcome, runPool, send } from "./httpClient.js";
@@ -371,7 +371,7 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   } finally {
     await load.stop();
   }
-  notes.push(`load: ${load.records.length} requests, ${options.shape.orders - load.ordersLeft} of ${options.shape.orders} orders sent to checkout; workers at most ${load.workersPeak.map((peak, i) => `${replicaIds[i]} ${peak}`).join(", ")} (more than the share replace requests stuck over ${stuckAfterMsDefault} ms)`);
+  notes.push(`load: ${load.records.length} requests, ${options.shape.orders - load.ordersLeft} of ${options.shape.orders} orders sent to checkout; workers at most ${load.workersPeak.map((peak, i) => `${replicaIds[i]} ${peak}`).join(", ")} (more than the share replace stuck requests)`);
   const touchedOrders = [...new Set(load.records.filter((record) => record.kind === "checkout").map((record) => record.id))];
   const { agreed, convergeMs, polls, differences } = await waitForAgreement(cluster, options, touchedOrders, () => load.now() - healMs);
   if (agreed === null) findings.add(`replicas did not read identical values within ${options.convergeWaitMsMax} ms after heal: ${differences.join("; ")} (G3)`);
@@ -650,12 +650,15 @@ function refusalNote(records: readonly OpRecord[], replicaIndexes: readonly numb
   return `${label} not 2xx: ${top.length === 0 ? "none" : top.map(([key, count]) => `${count}× ${key}`).join("; ")}`;
 }
 
-/** The survivors' requests that ended during the fault after being stuck: what they were, how long they took, when they ended. */
+/** A request that took this long is slow for the notes. */
+const slowMs = 500;
+
+/** The survivors' slow requests that ended during the fault: what they were, how long they took, when they ended. */
 function slowNote(records: readonly OpRecord[], replicaIndexes: readonly number[], faultStartMs: number): string {
   const groups = new Map<string, { took: number[]; ended: number[] }>();
   for (const record of records) {
     const tookMs = record.endedMs - record.startedMs;
-    if (!replicaIndexes.includes(record.replicaIndex) || tookMs < stuckAfterMsDefault) continue;
+    if (!replicaIndexes.includes(record.replicaIndex) || tookMs < slowMs) continue;
     const key = `${record.kind} ${record.outcome}`;
     const group = groups.get(key) ?? { took: [], ended: [] };
     group.took.push(tookMs);
@@ -668,7 +671,7 @@ function slowNote(records: readonly OpRecord[], replicaIndexes: readonly number[
     .sort((a, b) => b[1].took.length - a[1].took.length)
     .map(([key, { took, ended }]) => `${took.length}× ${key} (took median ${seconds(middle(took))}, max ${seconds(Math.max(...took))}; ended ${seconds(Math.min(...ended))}..${seconds(Math.max(...ended))})`);
   const label = replicaIndexes.map((index) => replicaIds[index]).join("+");
-  return `${label} requests that took over ${stuckAfterMsDefault} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
+  return `${label} requests that took over ${slowMs} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
 }
 
 function proxyNote(before: ReturnType<ChaosCluster["proxy"]["stats"]>, after: ReturnType<ChaosCluster["proxy"]["stats"]>): string {
@@ -765,7 +768,8 @@ const usage = `usage: node dist/scripts/chaos.js [options]
   --faults LIST       comma-separated, of ${faultNames.join(",")} (default: all, in that order)
                       pause: SIGSTOP of r3 for 3/4 of the fault, then SIGCONT
   --concurrency N     load workers, dealt over the replicas; one whose request is stuck
-                      (${stuckAfterMsDefault} ms) is replaced, up to ${workersPerShareMax}x (default ${defaultChaosOptions.concurrency})
+                      (4x the median answer time, ${stuckAfterMsBoundsDefault.join("-")} ms) is replaced,
+                      up to ${workersPerShareMax}x (default ${defaultChaosOptions.concurrency})
   --orders N          orders batch_init'ed per fault; each is checked out at most once (default ${defaultChaosOptions.shape.orders})
   --replicas-urls none
                       the only value: the run starts its own replicas (faults need the processes)

@@ -2,11 +2,13 @@
 // a seeded mix of checkouts (each order at most once), stock add/subtract, credit
 // add_funds/pay and reads. Each replica gets its share of the workers, and each
 // worker sends one request at a time to its replica. A request still in flight
-// after stuckAfterMs is stuck: another worker takes its place (up to
-// workersPerShareMax times the share), as other clients would keep coming. So a
-// replica that hangs (SIGSTOP, a black hole) holds only its own workers, and a
-// replica with some slow requests (rights from a silent peer) keeps its share of
-// requests that are not stuck: its 2xx rate drops only if it stalls them too. Every
+// after 4 times the replica's recent median answer time (25-500 ms) is stuck:
+// another worker takes its place (up to workersPerShareMax times the share), as
+// other clients would keep coming. So a replica that hangs (SIGSTOP, a black hole)
+// holds only its own workers, and a replica where some requests wait long (2 s for
+// rights a silent peer holds) keeps its share of requests that are not stuck: its
+// 2xx rate drops only if it stalls those too. (A plain closed loop would not: with
+// a tenth of the requests waiting 2 s, every worker would soon be waiting.) Every
 // request is recorded with its outcome, so a ledger of acknowledged writes can be
 // drawn up afterwards (ChaosLedger).
 import { type HttpOutcome, send } from "./httpClient.js";
@@ -56,17 +58,24 @@ export interface LoadOptions {
   readonly timeoutMs: number;
   /** Relative weight of each kind of request. */
   readonly weights?: Partial<Record<OpKind, number>>;
-  /** A request in flight this long is stuck and its worker is replaced (default stuckAfterMsDefault). */
-  readonly stuckAfterMs?: number;
+  /**
+   * A request in flight longer than stuckAnswerTimes × the replica's recent median
+   * answer time, within these bounds, is stuck and its worker is replaced (default
+   * stuckAfterMsBoundsDefault).
+   */
+  readonly stuckAfterMsBounds?: readonly [min: number, max: number];
 }
 
-export const stuckAfterMsDefault = 500;
+export const stuckAfterMsBoundsDefault: readonly [number, number] = [25, 500];
+const stuckAnswerTimes = 4;
+/** Answer times kept per replica for its recent median. */
+const answerTimesKept = 64;
 /**
  * Workers of one replica at most, stuck ones included, as a multiple of its share.
  * A checkout that needs a silent peer's rights waits up to --rights-wait-ms (2 s):
- * at ~300 requests a second per replica, a tenth of them such, ~60 are stuck at once.
+ * at ~1,000 requests a second per replica, a tenth of them such, ~200 are stuck at once.
  */
-export const workersPerShareMax = 12;
+export const workersPerShareMax = 32;
 
 export const defaultWeights: Readonly<Record<OpKind, number>> = {
   checkout: 30,
@@ -114,6 +123,9 @@ export class ChaosLoad {
   private freshCounts: number[] = [];
   /** Per replica: the most workers it had at once. */
   private workerPeaks: number[] = [];
+  /** Per replica: the last answer times (ms), oldest first, and when a request becomes stuck. */
+  private answerTimes: number[][] = [];
+  private stuckAfterMs: number[] = [];
   private readonly started = performance.now();
 
   constructor(private readonly options: LoadOptions) {
@@ -142,6 +154,8 @@ export class ChaosLoad {
     this.workerCounts = this.shares.map(() => 0);
     this.freshCounts = this.shares.map(() => 0);
     this.workerPeaks = this.shares.map(() => 0);
+    this.answerTimes = this.shares.map(() => []);
+    this.stuckAfterMs = this.shares.map(() => this.stuckBounds[1]);
     for (const [replicaIndex, share] of this.shares.entries()) for (let worker = 0; worker < share; worker++) this.spawn(replicaIndex);
   }
 
@@ -149,6 +163,21 @@ export class ChaosLoad {
   async stop(): Promise<void> {
     this.running = false;
     while (this.workers.size > 0) await Promise.all([...this.workers]);
+  }
+
+  private get stuckBounds(): readonly [number, number] {
+    return this.options.stuckAfterMsBounds ?? stuckAfterMsBoundsDefault;
+  }
+
+  /** Keeps the replica's recent answer times and, every so often, its stuck threshold. */
+  private noteAnswerTime(replicaIndex: number, tookMs: number): void {
+    const times = this.answerTimes[replicaIndex]!;
+    times.push(tookMs);
+    if (times.length > answerTimesKept) times.shift();
+    if (times.length % 8 !== 0) return;
+    const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    const [min, max] = this.stuckBounds;
+    this.stuckAfterMs[replicaIndex] = Math.min(max, Math.max(min, stuckAnswerTimes * median));
   }
 
   /** Per replica: the most workers it had at once (its share, plus those that replaced stuck ones). */
@@ -189,7 +218,6 @@ export class ChaosLoad {
    * share of workers that are not stuck.
    */
   private async work(replicaIndex: number): Promise<void> {
-    const stuckAfterMs = this.options.stuckAfterMs ?? stuckAfterMsDefault;
     const workersMax = this.shares[replicaIndex]! * workersPerShareMax;
     while (this.running) {
       const op = this.plan(replicaIndex);
@@ -202,9 +230,10 @@ export class ChaosLoad {
         stuck = true;
         this.freshCounts[replicaIndex]! -= 1;
         if (this.running && this.workerCounts[replicaIndex]! < workersMax) this.spawn(replicaIndex);
-      }, stuckAfterMs);
+      }, this.stuckAfterMs[replicaIndex]!);
       const outcome = await send(url, ...requestOf(op), this.options.timeoutMs);
       clearTimeout(stuckTimer);
+      if (!(outcome.kind === "error" && outcome.message === "ECONNREFUSED")) this.noteAnswerTime(replicaIndex, this.now() - startedMs);
       this.inFlightCounts.set(counter, this.inFlightCounts.get(counter)! - 1);
       this.record(op, outcome, startedMs);
       if (stuck) {

@@ -40,12 +40,12 @@ describe("ChaosLoad", () => {
       concurrency: 4,
       seed: 1,
       timeoutMs,
-      stuckAfterMs: 50,
+      stuckAfterMsBounds: [50, 50],
     });
     load.start();
-    // Stuck workers are replaced one stuck request at a time: wait for the bound (a busy machine is slower).
-    const cap = 2 * workersPerShareMax;
-    while (load.now() < 500 || (load.workersPeak[1]! < cap && load.now() < 10_000)) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Stuck workers are replaced one stuck request at a time: wait until many were (a busy machine is slower).
+    const replaced = 16;
+    while (load.now() < 500 || (load.workersPeak[1]! < replaced && load.now() < 10_000)) await new Promise((resolve) => setTimeout(resolve, 20));
     const stopAskedMs = load.now();
     await load.stop();
     expect(load.now() - stopAskedMs).toBeLessThan(timeoutMs + 300);
@@ -56,8 +56,9 @@ describe("ChaosLoad", () => {
     expect(fastRecords.every((record) => record.outcome === "2xx")).toBe(true);
     expect(frozenRecords.length).toBeGreaterThan(0);
     expect(frozenRecords.every((record) => record.outcome === "unknown" && record.detail === "timeout")).toBe(true);
-    // The fast replica never needed more than its share; the frozen one got replacements up to the bound.
-    expect(load.workersPeak).toEqual([2, cap]);
+    // The frozen replica's stuck workers were replaced, within the bound.
+    expect(load.workersPeak[1]).toBeGreaterThanOrEqual(replaced);
+    expect(load.workersPeak[1]).toBeLessThanOrEqual(2 * workersPerShareMax);
     expect(load.inFlightAt(0) + load.inFlightAt(1)).toBe(0);
   });
 });

@@ -46,7 +46,7 @@ export interface ChaosOptions {
   readonly faults: readonly FaultName[];
   /** How long each fault lasts, under load. */
   readonly faultSeconds: number;
-  /** Load before each fault, with every link up; its 2xx rate is the baseline of the reduced service. */
+  /** Load before each fault (3 s more before the first), with every link up; its last second is the baseline of the reduced service. */
   readonly warmupSeconds: number;
   readonly seed: number;
   /** Load workers, dealt over the replicas; a stuck request's worker is replaced (chaosLoad.ts). */
@@ -103,6 +103,8 @@ export interface FaultReport {
   readonly reducedService: ReducedService;
   /** Their 2xx answers per bucket during the fault, the series the measure is taken on. */
   readonly survivorBuckets: readonly number[];
+  /** Their 2xx answers per bucket in the baseline window, the last second before the fault. */
+  readonly baselineBuckets: readonly number[];
   /** G5 checks: replica -> kinds of requests it answered 2xx during the fault. */
   readonly availability: readonly { readonly replicaId: string; readonly reads: number; readonly increments: number; readonly decrements: number }[];
   readonly faultMs: number;
@@ -264,8 +266,10 @@ const plans: Readonly<Record<FaultName, FaultPlan>> = {
 const stopSeenWaitMs = 50;
 /** The width of the buckets of 2xx answers the reduced service is measured on. */
 const serviceBucketMs = 100;
-/** The first part of the warm-up is left out of the baseline: new connections, cold code. */
-const baselineSkipMs = 250;
+/** The baseline of the reduced service: the 2xx answers of this last part of the warm-up. */
+const baselineWindowMs = 1_000;
+/** The first fault's warm-up is this much longer: the replicas' code is still cold. */
+const firstWarmupExtraMs = 3_000;
 
 /**
  * Reads every item and user at a replica the moment it serves again after a
@@ -357,7 +361,7 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   let faultStartMs = 0;
   let healMs = 0;
   try {
-    await sleep(options.warmupSeconds * 1000);
+    await sleep(options.warmupSeconds * 1000 + (index === 0 ? firstWarmupExtraMs : 0));
     faultStartMs = load.now();
     await plan.run({
       cluster,
@@ -391,7 +395,7 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   for (const side of plan.sides) notes.push(refusalNote(during, side));
   notes.push(`2xx per second from the start of the fault (all replicas): ${paceOf(load.records, faultStartMs, healMs).join(" ")}`);
   const survivorTimes = load.records.filter((record) => record.outcome === "2xx" && plan.survivors.includes(record.replicaIndex)).map((record) => record.endedMs);
-  const buckets = bucketsAround(survivorTimes, baselineSkipMs, faultStartMs, healMs, serviceBucketMs);
+  const buckets = bucketsAround(survivorTimes, faultStartMs - Math.min(baselineWindowMs, faultStartMs), faultStartMs, healMs, serviceBucketMs);
   const reducedService = reducedServiceOf(buckets.before, buckets.during, serviceBucketMs);
   notes.push(slowNote(during, plan.survivors, faultStartMs));
   notes.push(proxyNote(linksBefore, cluster.proxy.stats()));
@@ -406,6 +410,7 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
     survivors: plan.survivors.map((i) => replicaIds[i]).join("+"),
     reducedService,
     survivorBuckets: buckets.during,
+    baselineBuckets: buckets.before,
     availability,
     faultMs: healMs - faultStartMs,
     detections,
@@ -707,7 +712,7 @@ function describeReducedService(fault: FaultReport): string {
       ? "no baseline"
       : `${reducedSeconds.toFixed(1)} s${verdict}, longest stretch ${longestReducedSeconds.toFixed(1)} s${firstReducedAtMs === null ? "" : `, first at ${(firstReducedAtMs / 1000).toFixed(1)} s`}`;
   return [
-    `reduced service at ${fault.survivors}: ${measure}; baseline ${baselinePerBucket ?? "-"} 2xx per ${bucketMs} ms (median before the fault)`,
+    `reduced service at ${fault.survivors}: ${measure}; baseline ${baselinePerBucket ?? "-"} 2xx per ${bucketMs} ms (median of the last second before the fault: ${fault.baselineBuckets.join(" ")})`,
     `   ${fault.survivors} 2xx per ${bucketMs} ms during the fault: ${fault.survivorBuckets.join(" ")}`,
   ].join("\n");
 }

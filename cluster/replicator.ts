@@ -61,6 +61,8 @@ export interface ReplicatorDeps {
   readonly resyncMs: number;
   /** Most states a frame carries (statesPerFrameMax; simulations make it small to split syncs). */
   readonly statesPerFrame: number;
+  /** `peerId` missed an ack wait and is marked lagging: it is likely silent (frozen, or cut off). */
+  onPeerLagging?(peerId: PeerId): void;
 }
 
 export interface DurableSnapshot {
@@ -214,6 +216,13 @@ export class Replicator {
     return peer?.up === true ? peer.actor : undefined;
   }
 
+  /** Up peers that are not lagging: those worth asking for rights (a lagging one is likely silent). */
+  responsivePeers(): { replicaId: PeerId; actor: Actor }[] {
+    const responsive: { replicaId: PeerId; actor: Actor }[] = [];
+    for (const [replicaId, peer] of this.peers) if (peer.up && !peer.lagging) responsive.push({ replicaId, actor: peer.actor });
+    return responsive;
+  }
+
   upPeers(): { replicaId: PeerId; actor: Actor }[] {
     const up: { replicaId: PeerId; actor: Actor }[] = [];
     for (const [replicaId, peer] of this.peers) if (peer.up) up.push({ replicaId, actor: peer.actor });
@@ -284,6 +293,7 @@ export class Replicator {
           if (peer.up && peer.ackedSeq < Math.min(seq, peer.lastSentSeq)) {
             peer.markLagging();
             this.deps.log("warn", `peer ${peer.actor} did not ack batch ${seq} within ${ackWaitMs} ms: lagging`);
+            for (const [peerId, candidate] of this.peers) if (candidate === peer) this.deps.onPeerLagging?.(peerId);
           }
         }
         finish();

@@ -30,7 +30,8 @@ export interface RightsBrokerDeps {
   readonly shop: ShopState;
   readonly clock: Clock;
   durable(): Promise<number>;
-  upPeers(): readonly { replicaId: PeerId; actor: Actor }[];
+  /** The peers worth asking: up, and not silent (a lagging peer's grants would not come). */
+  responsivePeers(): readonly { replicaId: PeerId; actor: Actor }[];
   /** Pause after a round that brought nothing, so a contended key is not hammered. */
   readonly retryPauseMs: number;
   /** Where a grant that failed is reported (default: stderr). */
@@ -95,10 +96,10 @@ export class RightsBroker {
     }
   }
 
-  /** Per need: ask the richest up peers, each for what the richer ones may not cover. */
+  /** Per need: ask the richest responsive peers, each for what the richer ones may not cover. */
   private planRequests(missing: readonly Need[]): Map<PeerId, Need[]> {
     const requests = new Map<PeerId, Need[]>();
-    const peers = this.deps.upPeers();
+    const peers = this.deps.responsivePeers();
     for (const [key, amount] of missing) {
       const counter = this.deps.shop.counterAt(key);
       if (counter === undefined) continue;

@@ -207,6 +207,8 @@ export class Replica {
       ackWaitMsMax: options.ackWaitMsMax,
       resyncMs: options.resyncMs ?? resyncMsDefault,
       statesPerFrame: Math.min(options.statesPerFrame ?? statesPerFrameMax, statesPerFrameMax),
+      // A peer that misses an ack wait is likely silent: its grants will not come either.
+      onPeerLagging: (peerId) => broker.peerDown(peerId),
     });
     replicator.loaded(stateKeys, cursors);
     const broker = new RightsBroker({
@@ -215,7 +217,8 @@ export class Replica {
       shop,
       clock,
       durable,
-      upPeers: () => replicator.upPeers(),
+      // Rights are asked of responsive peers only: rights held by a silent one are refused at once (409), not after a wait.
+      responsivePeers: () => replicator.responsivePeers(),
       retryPauseMs: 5,
       log: options.log,
     });

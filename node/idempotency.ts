@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type IdempotencyRecord, decodeRecord, encodeRecord, idempotencyKeyPrefix, mergeRecords } from "../crdt/idempotencyRecord.js";
 import type { Refusal, StateKey } from "../crdt/shopState.js";
+import { mergeRecord, recordAt } from "./recordMap.js";
 
 /** The request in progress that carries an Idempotency-Key (AsyncLocalStorage, set by the API). */
 export interface RequestGuard {
@@ -95,18 +96,11 @@ export class IdempotencyStore {
   mergeEncoded(stateKey: StateKey, bytes: Uint8Array): boolean {
     const incoming = decodeRecord(bytes);
     if (this.expired(incoming)) return false;
-    const key = stateKey.slice(idempotencyKeyPrefix.length);
-    const local = this.records.get(key);
-    const kept = local === undefined ? incoming : mergeRecords(local, incoming);
-    if (kept === local) return false;
-    this.records.set(key, kept);
-    return true;
+    return mergeRecord(this.records, stateKey.slice(idempotencyKeyPrefix.length), incoming, mergeRecords);
   }
 
   encode(stateKey: StateKey): Uint8Array {
-    const record = this.records.get(stateKey.slice(idempotencyKeyPrefix.length));
-    if (record === undefined) throw new RangeError(`no idempotency record ${stateKey}`);
-    return encodeRecord(record);
+    return encodeRecord(recordAt(this.records, stateKey.slice(idempotencyKeyPrefix.length), "idempotency"));
   }
 
   /** Forget records past the window, and the oldest beyond the bound; their state keys, to delete from disk. */

@@ -3,6 +3,7 @@
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type ReleaseRecord, decodeRelease, encodeRelease, mergeReleases, releaseKeyPrefix } from "../crdt/releaseRecord.js";
 import type { StateKey } from "../crdt/shopState.js";
+import { mergeRecord, recordAt } from "./recordMap.js";
 
 export class ReleasedActors {
   private readonly records = new Map<Actor, ReleaseRecord>();
@@ -15,24 +16,16 @@ export class ReleasedActors {
 
   /** This replica releases `actor`'s rights (in the same synchronous step as the transfers). */
   mark(actor: Actor, record: ReleaseRecord): void {
-    this.records.set(actor, this.records.has(actor) ? mergeReleases(this.records.get(actor)!, record) : record);
+    mergeRecord(this.records, actor, record, mergeReleases);
     this.markChanged(`${releaseKeyPrefix}${actor}`);
   }
 
   /** A record from a peer or the disk; true if it changed here (a DecodeError if it does not decode). */
   mergeEncoded(stateKey: StateKey, bytes: Uint8Array): boolean {
-    const actor = stateKey.slice(releaseKeyPrefix.length);
-    const incoming = decodeRelease(bytes);
-    const local = this.records.get(actor);
-    const kept = local === undefined ? incoming : mergeReleases(local, incoming);
-    if (kept === local) return false;
-    this.records.set(actor, kept);
-    return true;
+    return mergeRecord(this.records, stateKey.slice(releaseKeyPrefix.length), decodeRelease(bytes), mergeReleases);
   }
 
   encode(stateKey: StateKey): Uint8Array {
-    const record = this.records.get(stateKey.slice(releaseKeyPrefix.length));
-    if (record === undefined) throw new RangeError(`no release record ${stateKey}`);
-    return encodeRelease(record);
+    return encodeRelease(recordAt(this.records, stateKey.slice(releaseKeyPrefix.length), "release"));
   }
 }

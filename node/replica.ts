@@ -429,9 +429,12 @@ export class Replica {
       if (final) return refusal;
       deadline ??= this.clock.now() + this.options.rightsWaitMsMax;
       if (!(await this.broker.acquire(refusal.missing, deadline))) {
+        const waited = this.clock.now() >= deadline;
         return {
           reason: "rights-elsewhere",
-          message: `${refusal.message}, and no reachable replica handed them over within ${this.options.rightsWaitMsMax} ms`,
+          message: waited
+            ? `${refusal.message}, and no reachable replica handed them over within ${this.options.rightsWaitMsMax} ms`
+            : `${refusal.message}, and no reachable replica that answers holds them`,
         };
       }
     }

@@ -256,8 +256,9 @@ export class Replicator {
     if (local.length === 0) return;
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
     if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
+    const ordered = ordersLast(local, ([key]) => key);
     for (const [peerId, peer] of this.peers) {
-      if (peer.up && this.sendStates(peerId, local, seq, seq)) peer.sent(seq, this.deps.clock.now());
+      if (peer.up && this.sendStates(peerId, ordered, seq, seq)) peer.sent(seq, this.deps.clock.now());
     }
   }
 
@@ -517,14 +518,15 @@ export class Replicator {
   }
 
   /**
-   * Send entries in frames under the size bounds; only the last frame carries
-   * `seq` (so an ack means the whole batch), every frame `batch` (live: this
-   * replica's own changes of that batch). False if the link is down.
+   * Send entries in frames under the size bounds, in the order given (callers put
+   * orders last: ordersLast); only the last frame carries `seq` (so an ack means
+   * the whole batch), every frame `batch` (live: this replica's own changes of
+   * that batch). False if the link is down.
    */
   private sendStates(peerId: PeerId, entries: readonly StateEntry[], seq: number, batch = 0): boolean {
     let frame: StateEntry[] = [];
     let frameBytes = 0;
-    for (const entry of ordersLast(entries, ([key]) => key)) {
+    for (const entry of entries) {
       if (frame.length === this.deps.statesPerFrame || frameBytes + entry[1].length > stateBytesPerFrameTarget) {
         if (!this.deps.transport.send(peerId, { type: "states", seq: 0, entries: frame, ...(batch > 0 ? { batch } : {}) })) return false;
         frame = [];

@@ -560,9 +560,10 @@ export class ShopState {
    */
   /** A released actor whose increments or decrements in `incoming` go beyond what this replica knows. */
   private releasedChanger(incoming: BoundedCounter, known: BoundedCounter | undefined): Actor | undefined {
-    for (const actor of [...incoming.increments.keys(), ...incoming.decrements.keys()]) {
-      if (this.peerStatePolicy.released?.(actor) === true && incoming.changesExceed(actor, known)) return actor;
-    }
+    const released = this.peerStatePolicy.released;
+    if (released === undefined) return undefined;
+    for (const actor of incoming.increments.keys()) if (released(actor) && incoming.changesExceed(actor, known)) return actor;
+    for (const actor of incoming.decrements.keys()) if (released(actor) && incoming.changesExceed(actor, known)) return actor;
     return undefined;
   }
 

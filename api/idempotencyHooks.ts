@@ -1,9 +1,10 @@
-// The Idempotency-Key header on any POST (docs/API.md): the request runs under a
-// guard (node/idempotency.ts) that records its decision with its change; a repeat
-// runs in replay and answers the same; the key reused for another request is a 422.
+// The Idempotency-Key header on any POST (docs/API.md): the request carries a
+// guard (node/idempotency.ts) that its route passes to Replica.mutate and newId, so
+// its decision is recorded with its change; a repeat runs in replay and answers the
+// same; the key reused for another request is a 422.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
+import type { RequestGuard } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
-import { type RequestGuard, requestGuards } from "../node/idempotency.js";
 
 const headerName = "idempotency-key";
 /** Visible ASCII, as an HTTP token allows; a uuid or any client-made id fits. */
@@ -11,6 +12,8 @@ const keyPattern = /^[\x21-\x7e]{1,128}$/;
 
 declare module "fastify" {
   interface FastifyRequest {
+    /** Set when the request carries an Idempotency-Key: routes pass it to Replica.mutate and newId. */
+    idempotencyGuard?: RequestGuard;
     /** Ends this request's hold on its Idempotency-Key at this replica. */
     releaseIdempotencyKey?: () => void;
   }
@@ -24,13 +27,12 @@ export function addIdempotencyHooks(app: FastifyInstance, replica: Replica): voi
       void reply.code(400).send({ error: "Idempotency-Key must be 1 to 128 visible ASCII characters, sent once" });
       return;
     }
-    const guard: RequestGuard = { key: header, fingerprint: `POST ${request.url}`, replay: undefined, idsReplayed: 0, drawnIds: [] };
-    // Everything after this hook (the handler, its mutate) runs with the guard.
-    requestGuards.run(guard, done);
+    request.idempotencyGuard = { key: header, fingerprint: `POST ${request.url}`, replay: undefined, idsReplayed: 0, drawnIds: [] };
+    done();
   });
 
   app.addHook("preHandler", async (request, reply) => {
-    const guard = requestGuards.getStore();
+    const guard = request.idempotencyGuard;
     if (guard === undefined) return;
     // One request with a key at a time here: a concurrent repeat waits for the first's answer.
     request.releaseIdempotencyKey = await replica.idempotency.hold(guard.key);

@@ -23,8 +23,8 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
       "/create/:user_id",
       { schema: { params: paramsSchema(["user_id"], []), response: { 200: idReplySchema("order_id") } } },
       async (request, reply) => {
-        const orderId = newId();
-        const refusal = await replica.mutate((shop) => shop.createOrder(orderId, request.params.user_id));
+        const orderId = newId(request.idempotencyGuard);
+        const refusal = await replica.mutate((shop) => shop.createOrder(orderId, request.params.user_id), request.idempotencyGuard);
         return refusal === null ? { order_id: orderId } : sendRefusal(reply, refusal);
       },
     );
@@ -39,7 +39,7 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
         const price = readAmount("item_price", request.params.item_price);
         if (count > 0 && (itemCount === 0 || userCount === 0)) throw new BadInput("n_items and n_users must be at least 1");
         if (!Number.isSafeInteger(2 * price)) throw new BadInput(`an order's total cost 2 * item_price must be at most ${Number.MAX_SAFE_INTEGER}`);
-        const refusal = await replica.mutate((shop) => shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()));
+        const refusal = await replica.mutate((shop) => shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), request.idempotencyGuard);
         return refusal === null ? { msg: `Batch init for ${count} orders successful` } : sendRefusal(reply, refusal);
       },
     );
@@ -59,7 +59,7 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
       async (request, reply) => {
         const { order_id: orderId, item_id: itemId } = request.params;
         const quantity = readAmount("quantity", request.params.quantity);
-        const refusal = await replica.mutate((shop) => shop.addItem(orderId, itemId, quantity));
+        const refusal = await replica.mutate((shop) => shop.addItem(orderId, itemId, quantity), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `Item ${itemId} added to order ${orderId}`);
       },
     );
@@ -68,7 +68,7 @@ export function orderRoutes(replica: Replica): FastifyPluginCallback {
       "/checkout/:order_id",
       { schema: { params: paramsSchema(["order_id"], []) } },
       async (request, reply) => {
-        const refusal = await replica.mutate((shop) => shop.checkout(request.params.order_id));
+        const refusal = await replica.mutate((shop) => shop.checkout(request.params.order_id), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `Checkout of order ${request.params.order_id} successful`);
       },
     );

@@ -13,9 +13,9 @@ const userViewSchema = {
 
 export function paymentRoutes(replica: Replica): FastifyPluginCallback {
   return (app, _options, done) => {
-    app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async (_request, reply) => {
-      const userId = newId();
-      const refusal = await replica.mutate((shop) => (shop.createUser(userId), null));
+    app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async (request, reply) => {
+      const userId = newId(request.idempotencyGuard);
+      const refusal = await replica.mutate((shop) => (shop.createUser(userId), null), request.idempotencyGuard);
       return refusal === null ? { user_id: userId } : sendRefusal(reply, refusal);
     });
 
@@ -25,7 +25,7 @@ export function paymentRoutes(replica: Replica): FastifyPluginCallback {
       async (request, reply) => {
         const count = readBatchSize("n", request.params.n);
         const startingMoney = readAmount("starting_money", request.params.starting_money);
-        const refusal = await replica.mutate((shop) => shop.batchInitUsers(count, startingMoney, Date.now()));
+        const refusal = await replica.mutate((shop) => shop.batchInitUsers(count, startingMoney, Date.now()), request.idempotencyGuard);
         return refusal === null ? { msg: `Batch init for ${count} users successful` } : sendRefusal(reply, refusal);
       },
     );
@@ -44,7 +44,7 @@ export function paymentRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema(["user_id"], ["amount"]) } },
       async (request, reply) => {
         const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.addFunds(request.params.user_id, amount));
+        const refusal = await replica.mutate((shop) => shop.addFunds(request.params.user_id, amount), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `User ${request.params.user_id} credit increased by ${amount}`);
       },
     );
@@ -54,7 +54,7 @@ export function paymentRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema(["user_id"], ["amount"]) } },
       async (request, reply) => {
         const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.pay(request.params.user_id, amount));
+        const refusal = await replica.mutate((shop) => shop.pay(request.params.user_id, amount), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `User ${request.params.user_id} paid ${amount}`);
       },
     );

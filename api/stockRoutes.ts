@@ -18,8 +18,8 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema([], ["price"]), response: { 200: idReplySchema("item_id") } } },
       async (request, reply) => {
         const price = readAmount("price", request.params.price);
-        const itemId = newId();
-        const refusal = await replica.mutate((shop) => (shop.createItem(itemId, price), null));
+        const itemId = newId(request.idempotencyGuard);
+        const refusal = await replica.mutate((shop) => (shop.createItem(itemId, price), null), request.idempotencyGuard);
         return refusal === null ? { item_id: itemId } : sendRefusal(reply, refusal);
       },
     );
@@ -31,7 +31,7 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
         const count = readBatchSize("n", request.params.n);
         const startingStock = readAmount("starting_stock", request.params.starting_stock);
         const price = readAmount("item_price", request.params.item_price);
-        const refusal = await replica.mutate((shop) => shop.batchInitItems(count, startingStock, price, Date.now()));
+        const refusal = await replica.mutate((shop) => shop.batchInitItems(count, startingStock, price, Date.now()), request.idempotencyGuard);
         return refusal === null ? { msg: `Batch init for ${count} items successful` } : sendRefusal(reply, refusal);
       },
     );
@@ -50,7 +50,7 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
       async (request, reply) => {
         const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.addStock(request.params.item_id, amount));
+        const refusal = await replica.mutate((shop) => shop.addStock(request.params.item_id, amount), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock increased by ${amount}`);
       },
     );
@@ -60,7 +60,7 @@ export function stockRoutes(replica: Replica): FastifyPluginCallback {
       { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
       async (request, reply) => {
         const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.subtractStock(request.params.item_id, amount));
+        const refusal = await replica.mutate((shop) => shop.subtractStock(request.params.item_id, amount), request.idempotencyGuard);
         return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock decreased by ${amount}`);
       },
     );

@@ -3,15 +3,16 @@
 // same group-commit batch as its change, so no crash keeps one without the other,
 // and replicated with it. A repeat re-runs its route in replay: Replica.mutate
 // returns the recorded decision without changing anything, and newId() gives back
-// the ids drawn the first time, so the answer is the same, body included.
-import { AsyncLocalStorage } from "node:async_hooks";
+// the ids drawn the first time, so the answer is the same, body included. The
+// guard is passed explicitly, not through AsyncLocalStorage: on Node 20 that would
+// put a hook on every promise of every request once one key was seen.
 import { randomUUID } from "node:crypto";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { type IdempotencyRecord, decodeRecord, encodeRecord, idempotencyKeyPrefix, mergeRecords } from "../crdt/idempotencyRecord.js";
 import type { Refusal, StateKey } from "../crdt/shopState.js";
 import { mergeRecord, recordAt } from "./recordMap.js";
 
-/** The request in progress that carries an Idempotency-Key (AsyncLocalStorage, set by the API). */
+/** A request in progress that carries an Idempotency-Key (made by the API, passed to mutate and newId). */
 export interface RequestGuard {
   readonly key: string;
   /** Method and path: a key reused for another request is refused. */
@@ -24,11 +25,8 @@ export interface RequestGuard {
   readonly drawnIds: string[];
 }
 
-export const requestGuards = new AsyncLocalStorage<RequestGuard>();
-
 /** A new opaque id (a uuid); in a replayed request, the one the first run drew. */
-export function newId(): string {
-  const guard = requestGuards.getStore();
+export function newId(guard?: RequestGuard): string {
   if (guard?.replay !== undefined) {
     const id = guard.replay.ids[guard.idsReplayed++];
     if (id !== undefined) return id;

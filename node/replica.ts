@@ -21,7 +21,7 @@ import type { Database } from "./database.js";
 import { type BatchWritten, GroupCommit } from "./groupCommit.js";
 import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
-import { IdempotencyStore, isRecordable, requestGuards } from "./idempotency.js";
+import { IdempotencyStore, type RequestGuard, isRecordable } from "./idempotency.js";
 import { idempotencyKeyPrefix } from "../crdt/idempotencyRecord.js";
 import { releaseKeyPrefix } from "../crdt/releaseRecord.js";
 import { ReleasedActors } from "./releasedActors.js";
@@ -399,9 +399,9 @@ export class Replica {
   /**
    * Apply `change` now, gathering rights from peers while it says they are
    * elsewhere; resolve once the change is durable and acked by the up peers.
+   * `guard`: the request's Idempotency-Key, whose decision is recorded with the change.
    */
-  async mutate(change: (shop: ShopState) => Refusal | null): Promise<Refusal | null> {
-    const guard = requestGuards.getStore();
+  async mutate(change: (shop: ShopState) => Refusal | null, guard?: RequestGuard): Promise<Refusal | null> {
     if (guard?.replay !== undefined) {
       // A repeat of a request with an Idempotency-Key: its first decision, nothing changed.
       if (!this.commit.idle) await this.commit.durable();

@@ -25,10 +25,10 @@
 // peerIds.ts). The replica id and actor of an up link are thus a member's, as far
 // as the shared secret can tell: rights and rows are bound to them later on.
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import { Packr } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
-import { idLengthMax } from "../crdt/codec.js";
-import { ProtocolError } from "./messages.js";
+import { readId } from "../crdt/codec.js";
+import { packr } from "../crdt/msgpack.js";
+import { ProtocolError, asProtocolError } from "./messages.js";
 import { isActorOf, isReplicaId, replicaIdPattern } from "./peerIds.js";
 import type { PeerId } from "./transport.js";
 
@@ -124,7 +124,6 @@ export type HandshakeStep =
     }
   | { readonly kind: "refused"; readonly reason: string };
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
 const typeCodes = ["hello", "challenge", "proof", "welcome"] as const;
 const fieldCounts = { hello: 5, challenge: 6, proof: 3, welcome: 2 } as const;
 
@@ -156,14 +155,18 @@ export function decodeHandshake(bytes: Uint8Array): HandshakeFrame {
   if (type === undefined || fields.length !== fieldCounts[type]) {
     throw new ProtocolError("unknown handshake frame type or wrong field count");
   }
+  return asProtocolError(() => readFrame(type, fields));
+}
+
+function readFrame(type: HandshakeFrame["type"], fields: unknown[]): HandshakeFrame {
   switch (type) {
     case "hello":
-      return { type, replicaId: readId(fields[2]), actor: readId(fields[3]), nonce: readBytes(fields[4], nonceBytes) };
+      return { type, replicaId: readId(fields[2], "an id"), actor: readId(fields[3], "an id"), nonce: readBytes(fields[4], nonceBytes) };
     case "challenge":
       return {
         type,
-        replicaId: readId(fields[2]),
-        actor: readId(fields[3]),
+        replicaId: readId(fields[2], "an id"),
+        actor: readId(fields[3], "an id"),
         nonce: readBytes(fields[4], nonceBytes),
         proof: readBytes(fields[5], proofBytes),
       };
@@ -172,13 +175,6 @@ export function decodeHandshake(bytes: Uint8Array): HandshakeFrame {
     case "welcome":
       return { type };
   }
-}
-
-function readId(value: unknown): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > idLengthMax) {
-    throw new ProtocolError(`an id must be a string of 1..${idLengthMax} characters`);
-  }
-  return value;
 }
 
 function readBytes(value: unknown, length: number): Uint8Array {

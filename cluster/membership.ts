@@ -45,6 +45,7 @@
 //     syncMessageFor(peer) and send what it returns; null means nothing to send now.
 //   - When a link goes down, call peerDisconnected(peer); the next sync starts afresh.
 import * as Automerge from "@automerge/automerge";
+import { assert } from "../crdt/boundedCounter.js";
 
 export type MemberState = "active" | "draining" | "retired";
 
@@ -566,8 +567,4 @@ function freeQuietly(doc: Automerge.Doc<MembershipDocument>): void {
   } catch {
     // already freed, or left unusable by a failed apply: nothing more to release
   }
-}
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`membership invariant broken: ${message}`);
 }

@@ -1,10 +1,10 @@
 // Messages between replicas, after a link is authenticated. Encoding lives here,
 // apart from the logic that uses it: tiny, versioned, validated on decode. A frame
 // that does not decode to a valid message is a protocol error: the link is closed.
-import { Packr } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
-import { idLengthMax } from "../crdt/codec.js";
-import type { StateKey } from "../crdt/shopState.js";
+import { DecodeError, idLengthMax, readAmount, readId } from "../crdt/codec.js";
+import { packr } from "../crdt/msgpack.js";
+import type { Need, StateKey } from "../crdt/shopState.js";
 
 export const protocolVersion = 2;
 /** Largest frame a replica sends or accepts (ws maxPayload). */
@@ -15,10 +15,8 @@ export const statesPerFrameMax = 4096;
 export const needsPerRequestMax = 1024;
 /** Most peers a sync request can say it is caught up with. */
 export const knownPeersPerRequestMax = 64;
-const actorLengthMax = 200;
 
 export type StateEntry = readonly [key: StateKey, state: Uint8Array];
-export type Need = readonly [key: StateKey, amount: number];
 /** A replica incarnation and one of its batch numbers. */
 export type ActorBatch = readonly [actor: Actor, batch: number];
 
@@ -55,8 +53,6 @@ export type PeerMessage =
 
 export class ProtocolError extends Error {}
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
-
 const typeCodes = ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership", "drainSeen"] as const;
 
 export function encodeMessage(message: PeerMessage): Uint8Array {
@@ -81,16 +77,6 @@ export function encodeMessage(message: PeerMessage): Uint8Array {
   }
 }
 
-export function decodeMessage(bytes: Uint8Array): PeerMessage {
-  let fields: unknown;
-  try {
-    fields = packr.unpack(bytes);
-  } catch (error) {
-    throw new ProtocolError(`frame is not msgpack: ${(error as Error).message}`);
-  }
-  return readMessage(fields);
-}
-
 /**
  * A frame is one or more encoded messages back to back (a link sends what it has
  * queued in one frame per turn of the event loop); all valid, or a ProtocolError.
@@ -103,7 +89,17 @@ export function decodeFrame(bytes: Uint8Array): PeerMessage[] {
     throw new ProtocolError(`frame is not msgpack: ${(error as Error).message}`);
   }
   if (!Array.isArray(values) || values.length === 0) throw new ProtocolError("frame holds no message");
-  return values.map(readMessage);
+  return asProtocolError(() => values.map(readMessage));
+}
+
+/** Fields are read with the crdt readers: what they refuse is a protocol error of the link. */
+export function asProtocolError<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof DecodeError) throw new ProtocolError(error.message);
+    throw error;
+  }
 }
 
 function readMessage(fields: unknown): PeerMessage {
@@ -140,10 +136,7 @@ function readMessage(fields: unknown): PeerMessage {
 }
 
 function readCount(value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new ProtocolError("a count must be a safe non-negative integer");
-  }
-  return value;
+  return readAmount(value, "a count");
 }
 
 /** A state: an item, user or order (`counters`), or also an idempotency or release record. */
@@ -173,9 +166,7 @@ function readKnown(value: unknown): ActorBatch[] {
   }
   const known: ActorBatch[] = [];
   for (let index = 0; index < value.length; index += 2) {
-    const actor = value[index];
-    if (typeof actor !== "string" || actor.length === 0 || actor.length > actorLengthMax) throw new ProtocolError("an actor must be a short string");
-    known.push([actor, readCount(value[index + 1])]);
+    known.push([readId(value[index], "an actor"), readCount(value[index + 1])]);
   }
   return known;
 }

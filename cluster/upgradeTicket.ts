@@ -10,7 +10,7 @@
 // nothing about who dials: the handshake after it does that. Pure: the clock and the
 // nonce are passed in.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { Packr } from "msgpackr";
+import { packr } from "../crdt/msgpack.js";
 import type { PeerId } from "./transport.js";
 
 /** The request header that carries the ticket (lower case, as Node gives headers). */
@@ -25,7 +25,6 @@ const ticketLabel = "escrow-shop cluster link upgrade";
 const ticketVersion = 1;
 const ticketLengthMax = 160;
 const ticketPattern = /^v1\.([0-9]{1,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
-const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
 
 function macOf(secret: string, acceptorId: PeerId, timestampMs: number, nonce: Uint8Array): Buffer {
   const input = packr.pack([ticketLabel, ticketVersion, acceptorId, timestampMs, nonce]);

@@ -1,11 +1,11 @@
 // Compact msgpackr encoding of each state, versioned by a leading format number.
 // Decoding treats its input as untrusted (disk or peer): any shape, type or
 // invariant that a correct replica could not have produced is a DecodeError.
-import { Packr } from "msgpackr";
 import { type Actor, BoundedCounter } from "./boundedCounter.js";
 import type { Generation } from "./generation.js";
 import { ItemState } from "./itemState.js";
 import { type OrderLine, OrderState } from "./orderState.js";
+import { packr } from "./msgpack.js";
 import { UserState } from "./userState.js";
 
 const formatVersion = 1;
@@ -13,9 +13,6 @@ const formatVersion = 1;
 export const idLengthMax = 128;
 /** Most lines one order may carry, so one state stays small. */
 export const orderLinesMax = 1000;
-
-// Plain msgpack, no shared record structures: every value decodes on its own.
-const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
 
 export class DecodeError extends Error {}
 
@@ -160,14 +157,14 @@ function readActor(value: unknown): Actor {
   return actor;
 }
 
-function readId(value: unknown, what: string): string {
+export function readId(value: unknown, what: string): string {
   if (typeof value !== "string" || value.length === 0 || value.length > idLengthMax) {
     throw new DecodeError(`${what} must be a string of 1..${idLengthMax} characters`);
   }
   return value;
 }
 
-function readAmount(value: unknown, what: string): number {
+export function readAmount(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new DecodeError(`${what} must be a safe non-negative integer`);
   }

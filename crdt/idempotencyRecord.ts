@@ -4,7 +4,7 @@
 // id). Replicated like a state; two replicas that recorded one key differently (the
 // same key sent to both at once) agree on the earlier record, by a total order.
 import type { Actor } from "./boundedCounter.js";
-import { DecodeError, idLengthMax, packFields, unpackFields } from "./codec.js";
+import { DecodeError, packFields, readAmount, readId, unpackFields } from "./codec.js";
 import type { RefusalReason } from "./shopState.js";
 
 export const idempotencyKeyPrefix = "k:";
@@ -34,11 +34,11 @@ export function decodeRecord(bytes: Uint8Array): IdempotencyRecord {
   const fields = unpackFields(bytes, 6);
   const [, fingerprint, refusal, ids, recordedAtMs, actor] = fields;
   return {
-    fingerprint: readString(fingerprint, "fingerprint", fingerprintLengthMax),
+    fingerprint: readText(fingerprint, "fingerprint", fingerprintLengthMax),
     refusal: readRefusal(refusal),
     ids: readIds(ids),
-    recordedAtMs: readTime(recordedAtMs),
-    actor: readString(actor, "actor", idLengthMax),
+    recordedAtMs: readAmount(recordedAtMs, "a time"),
+    actor: readId(actor, "actor"),
   };
 }
 
@@ -55,7 +55,8 @@ function encodedOrder(record: IdempotencyRecord): string {
   return Buffer.from(encodeRecord(record)).toString("hex");
 }
 
-function readString(value: unknown, what: string, lengthMax: number): string {
+/** Free text of its own bound (ids and actors: readId). */
+function readText(value: unknown, what: string, lengthMax: number): string {
   if (typeof value !== "string" || value.length === 0 || value.length > lengthMax) throw new DecodeError(`${what} must be a string of 1..${lengthMax} characters`);
   return value;
 }
@@ -65,15 +66,10 @@ function readRefusal(value: unknown): IdempotencyRecord["refusal"] {
   if (value.length === 0) return null;
   const [reason, message] = value as unknown[];
   if (value.length !== 2 || !refusalReasons.includes(reason as RefusalReason)) throw new DecodeError("a refusal must be [reason, message]");
-  return { reason: reason as RefusalReason, message: readString(message, "refusal message", messageLengthMax) };
+  return { reason: reason as RefusalReason, message: readText(message, "refusal message", messageLengthMax) };
 }
 
 function readIds(value: unknown): string[] {
   if (!Array.isArray(value) || value.length > idsPerRecordMax) throw new DecodeError(`ids must be a list of at most ${idsPerRecordMax}`);
-  return value.map((id) => readString(id, "id", idLengthMax));
-}
-
-function readTime(value: unknown): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw new DecodeError("a time must be a safe non-negative integer");
-  return value;
+  return value.map((id) => readId(id, "id"));
 }

@@ -3,7 +3,7 @@
 // replicated like a state, so every replica refuses later changes of that actor; two
 // records of one actor (released twice) keep the earlier, by a total order.
 import type { Actor } from "./boundedCounter.js";
-import { DecodeError, idLengthMax, packFields, unpackFields } from "./codec.js";
+import { packFields, readAmount, readId, unpackFields } from "./codec.js";
 
 export const releaseKeyPrefix = "r:";
 
@@ -20,9 +20,7 @@ export function encodeRelease(record: ReleaseRecord): Uint8Array {
 export function decodeRelease(bytes: Uint8Array): ReleaseRecord {
   const fields = unpackFields(bytes, 3);
   const [, by, atMs] = fields;
-  if (typeof by !== "string" || by.length === 0 || by.length > idLengthMax) throw new DecodeError(`by must be an actor of 1..${idLengthMax} characters`);
-  if (typeof atMs !== "number" || !Number.isSafeInteger(atMs) || atMs < 0) throw new DecodeError("atMs must be a safe non-negative integer");
-  return { by, atMs };
+  return { by: readId(by, "by"), atMs: readAmount(atMs, "atMs") };
 }
 
 /** The earlier record (then the smaller releaser): commutative, associative, idempotent. */

@@ -17,7 +17,7 @@ import { readConfig } from "./config.js";
 import { observedTransport } from "./observedTransport.js";
 import { Replica } from "./replica.js";
 
-/** What a replica under the local cluster launcher (scripts/startCluster.ts) tells it once it serves. */
+/** What a replica tells its parent once it serves, when it has an IPC channel (the local cluster launcher, test harness). */
 export interface ServingMessage {
   readonly type: "serving";
   readonly replicaId: string;
@@ -147,10 +147,10 @@ if (peerTransport !== undefined) {
 announcer.info(
   `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
 );
-// The launcher prints one line for the whole cluster once every replica serves.
-if (cluster.isWorker) {
+// The one ready signal: a parent that gave us an IPC channel reads it instead of scraping the log.
+if (process.send !== undefined) {
   const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
-  process.send?.(serving);
+  process.send(serving);
 }
 
 function withConnectionsMax(server: Server): Server {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { readyMessage } from "../test/harness/readySignal.js";
 
 const { values } = parseArgs({ options: { checkouts: { type: "string", default: "500" } } });
 const checkouts = Number(values.checkouts);
@@ -16,18 +17,12 @@ const checkouts = Number(values.checkouts);
 async function startCluster(dataRoot: string): Promise<{ child: ChildProcess; urls: string[] }> {
   const script = fileURLToPath(new URL("startCluster.js", import.meta.url));
   const child = spawn(process.execPath, [script, "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataRoot], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
   });
-  const urls = await new Promise<string[]>((resolve, reject) => {
-    let output = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /cluster of \d+ replicas serving \S+ \((.*)\)/.exec(output);
-      if (match) resolve([...match[1]!.matchAll(/localhost:(\d+)/g)].map((found) => `http://127.0.0.1:${found[1]}`));
-    });
-    child.on("exit", () => reject(new Error(`cluster exited: ${output}`)));
-  });
-  return { child, urls };
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const serving = await readyMessage(child, "cluster-serving", "the cluster", 60_000, () => output);
+  return { child, urls: serving.replicas.map((replica) => `http://127.0.0.1:${replica.port}`) };
 }
 
 async function post(url: string): Promise<unknown> {

@@ -1,5 +1,5 @@
 // Checkout consistency check against a running shop (one URL, or several replica
-// URLs to spread requests over). See consistencyScenario.ts for what one run does.
+// URLs to spread requests over). See test/harness/consistency/consistencyScenario.ts for what one run does.
 //
 //   node dist/scripts/consistency.js [--url http://localhost:8000]... [--items-stock 100]
 //     [--users 1000] [--orders 1000] [--concurrency 100] [--runs 1] [--seed N]
@@ -10,8 +10,8 @@
 // Exit code 0 only if N is 0; 2 on bad flags.
 import { randomInt } from "node:crypto";
 import { parseArgs } from "node:util";
-import { parseBaseUrls } from "./httpClient.js";
-import { type ScenarioReport, ScenarioSetupError, defaultScenarioOptions, runConsistencyScenario } from "./consistencyScenario.js";
+import { parseBaseUrls } from "../test/harness/net/httpClient.js";
+import { type ScenarioReport, ScenarioSetupError, defaultScenarioOptions, runConsistencyScenario } from "../test/harness/consistency/consistencyScenario.js";
 import { type FlagReader, flagReader } from "./cliFlags.js";
 
 const usage = `usage: node dist/scripts/consistency.js [options]

@@ -6,6 +6,7 @@
 //
 // Prints each failing seed's report and, last, `N passed, N failed`. Exit code 0
 // only if every seed passed; 2 on bad flags.
+import { runSeedRange } from "../test/harness/simulate/seedRange.js";
 import { defaultFaultWeights } from "../test/sim/nemesis.js";
 import { runSeed } from "../test/sim/simulation.js";
 import { type FlagReader, flagReader, parseFlags } from "./cliFlags.js";
@@ -75,47 +76,5 @@ if (values.seed !== undefined) {
 
 const count = flags.integerFlag("seeds", values.seeds, 1000, 1);
 const from = flags.integerFlag("from", values.from, 1, 0);
-const startedMs = performance.now();
-const cpuStart = process.cpuUsage();
-let passed = 0;
-let failed = 0;
-let events = 0;
-const leaveOutcomes = new Map<string, number>();
-const releaseOutcomes = new Map<string, number>();
-const knownSeeds = new Map<string, number[]>();
-for (let seed = from; seed < from + count; seed++) {
-  const result = await runSeed(seed, options);
-  events += result.stats.events;
-  for (const outcome of result.stats.leaves) leaveOutcomes.set(outcome, (leaveOutcomes.get(outcome) ?? 0) + 1);
-  for (const outcome of result.stats.releases) {
-    const kind = outcome.startsWith("released") ? "released" : outcome.replace(/^[^:]*: /, "");
-    releaseOutcomes.set(kind, (releaseOutcomes.get(kind) ?? 0) + 1);
-  }
-  for (const issue of result.known) {
-    const kind = issue.slice(0, issue.indexOf(":"));
-    knownSeeds.set(kind, [...(knownSeeds.get(kind) ?? []), seed]);
-  }
-  if (result.ok) passed += 1;
-  else {
-    failed += 1;
-    console.log(result.report);
-    console.log();
-  }
-  if ((seed - from + 1) % 1000 === 0) {
-    const seconds = (performance.now() - startedMs) / 1000;
-    console.error(`${seed - from + 1} seeds in ${seconds.toFixed(1)} s (${((seed - from + 1) / seconds).toFixed(0)} seeds/s), ${failed} failed`);
-  }
-}
-const seconds = (performance.now() - startedMs) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-console.log(
-  `seeds ${from}..${from + count - 1}: ${events} events in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s of CPU), ${(count / seconds).toFixed(1)} seeds/s, ${((1000 * cpuSeconds) / count).toFixed(1)} ms of CPU per seed`,
-);
-if (leaveOutcomes.size > 0) console.log(`leaves: ${[...leaveOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
-if (releaseOutcomes.size > 0) console.log(`releases of lost incarnations: ${[...releaseOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
-for (const [kind, seeds] of knownSeeds) {
-  console.log(`known issue "${kind}" in ${seeds.length} seeds (--strict fails them): ${seeds.slice(0, 20).join(" ")}${seeds.length > 20 ? " …" : ""}`);
-}
-console.log(`${passed} passed, ${failed} failed`);
+const { failed } = await runSeedRange(from, count, options, (line) => console.log(line), (line) => console.error(line));
 process.exit(failed === 0 ? 0 : 1);

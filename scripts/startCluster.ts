@@ -7,15 +7,17 @@
 // ADMIN_TOKEN (or ADMIN_TOKEN_FILE) is used if set, else one is drawn and printed.
 // Both reach the replicas in their environment, never on a command line.
 // Prints one line once every replica serves (caught up with its peers): the shared
-// address, and each replica's own address and data folder. The replicas' own log
-// lines (pino JSON, warnings and up by default) go to the same output.
+// address, and each replica's own address and data folder; a parent that gave it an
+// IPC channel gets the same as one message (test/harness/readySignal.ts). The
+// replicas' own log lines (pino JSON, warnings and up by default) go to the same output.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { readAdminToken } from "../node/config.js";
 import type { ServingMessage } from "../node/main.js";
-import { freePort } from "./freePort.js";
+import { freePort } from "../test/harness/net/freePort.js";
+import type { ClusterServingMessage } from "../test/harness/readySignal.js";
 
 const { values } = parseArgs({
   options: {
@@ -31,7 +33,6 @@ const replicaCount = Number(values.replicas);
 if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > 16) throw new Error("--replicas must be 1..16");
 /** A worker that dies is started again after this pause, on the same data folder. */
 const restartPauseMs = 500;
-
 
 async function portsFrom(base: number, host: string): Promise<number[]> {
   const ports: number[] = [];
@@ -84,6 +85,8 @@ function startReplica(index: number): void {
     announced = true;
     const list = replicaIds.map((id, i) => `${id} http://localhost:${ownPorts[i]} ${dataDirs[i]}`).join(", ");
     console.log(`cluster of ${replicaCount} replicas serving http://localhost:${sharedPort} (${list}); each also serves /dashboard, /metrics, /ready`);
+    const clusterServing: ClusterServingMessage = { type: "cluster-serving", port: sharedPort, replicas: replicaIds.map((replicaId, i) => ({ replicaId, port: ownPorts[i]! })) };
+    process.send?.(clusterServing);
   });
   worker.on("exit", (code, signal) => {
     workers.delete(worker);

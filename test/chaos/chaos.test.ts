@@ -1,4 +1,4 @@
-// A short chaos run (scripts/chaos.ts) against real replica processes whose peer
+// A short chaos run (test/harness/chaos/) against real replica processes whose peer
 // links pass through the TCP fault proxy: r1 black-holed from the others, a bridge
 // split (r1–r3 cut, r2 reaching both), kill -9 mid-checkout with a restart on the
 // same folder, kill -9 with a restart on an empty folder (fresh incarnation), and
@@ -8,7 +8,9 @@
 // over all replicas must find zero inconsistencies. The seconds of reduced service
 // are printed, not asserted: timing targets do not hold on a busy shared machine.
 import { describe, expect, it } from "vitest";
-import { type ChaosReport, defaultChaosOptions, formatDetails, formatTable, runChaos } from "../../scripts/chaos.js";
+import { defaultChaosOptions } from "../harness/chaos/chaosOptions.js";
+import { type ChaosReport, formatDetails, formatTable } from "../harness/chaos/chaosReport.js";
+import { runChaos } from "../harness/chaos/runChaos.js";
 import { mainScriptPath } from "../support/replicaProcess.js";
 
 const seed = Number(process.env["TEST_SEED"] ?? 20240607);

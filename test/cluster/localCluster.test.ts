@@ -4,8 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runConsistencyScenario } from "../../scripts/consistencyScenario.js";
-import { send } from "../../scripts/httpClient.js";
+import { runConsistencyScenario } from "../harness/consistency/consistencyScenario.js";
+import { send } from "../harness/net/httpClient.js";
 import { ClusterProcess } from "../support/clusterProcess.js";
 
 describe("the local cluster at one address", () => {

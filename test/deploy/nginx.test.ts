@@ -8,7 +8,7 @@ import { type IncomingMessage, type Server, createServer, request } from "node:h
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/freePort.js";
+import { freePort } from "../harness/net/freePort.js";
 import { repositoryRoot, requireCommand } from "./deployFiles.js";
 
 interface Answer {

@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { type HttpAnswer, type ReplicaProcess, ReplicaFleet } from "../support/replicaProcess.js";
 import { type OrderView, ShopClient } from "../support/shopClient.js";
-import { randomSource } from "../../scripts/seededRandom.js";
+import { randomSource } from "../harness/random.js";
 
 const fleet = new ReplicaFleet();
 afterEach(() => fleet.cleanup());

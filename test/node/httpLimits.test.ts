@@ -7,7 +7,7 @@
 // next request: benchmarks with long-lived connections are not cut.
 import { type Socket, connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/freePort.js";
+import { freePort } from "../harness/net/freePort.js";
 import { ReplicaFleet, type ReplicaProcess } from "../support/replicaProcess.js";
 
 const fleet = new ReplicaFleet();

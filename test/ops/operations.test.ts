@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/freePort.js";
+import { freePort } from "../harness/net/freePort.js";
 import { environmentWithoutAdminToken } from "../support/adminToken.js";
 import { LocalCluster, waitFor } from "../support/localCluster.js";
 import { type HttpAnswer, type ReplicaProcess, ReplicaFleet, jsonOf, mainScriptPath } from "../support/replicaProcess.js";

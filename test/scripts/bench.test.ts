@@ -6,8 +6,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { BenchResult } from "../../scripts/bench/report.js";
-import type { WrkResult } from "../../scripts/bench/wrk.js";
+import type { BenchResult } from "../harness/bench/report.js";
+import type { WrkResult } from "../harness/bench/wrk.js";
 
 const benchScriptPath = fileURLToPath(new URL("../../dist/scripts/bench.js", import.meta.url));
 const smokeWaitMsMax = 150_000;

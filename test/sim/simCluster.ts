@@ -6,7 +6,7 @@
 import { MemoryLevel } from "memory-level";
 import { pack } from "msgpackr";
 import type { PeerMessage } from "../../cluster/messages.js";
-import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "../../cluster/simulatedTransport.js";
+import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "./simulatedTransport.js";
 import { Membership } from "../../cluster/membership.js";
 import { membershipKey } from "../../cluster/membershipGossip.js";
 import { ShopState } from "../../crdt/shopState.js";

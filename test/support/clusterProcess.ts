@@ -3,12 +3,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { type ClusterServingMessage, readyMessage, stdioWithReadySignal } from "../harness/readySignal.js";
 import { environmentWithoutAdminToken } from "./adminToken.js";
 
 export const startClusterScriptPath = fileURLToPath(new URL("../../dist/scripts/startCluster.js", import.meta.url));
 const startWaitMsMax = 30_000;
 const stopWaitMsMax = 15_000;
-const readyPattern = /cluster of (\d+) replicas serving http:\/\/localhost:(\d+) \((.*)\)/;
 
 export class ClusterProcess {
   private constructor(
@@ -27,30 +27,22 @@ export class ClusterProcess {
     const child = spawn(
       process.execPath,
       [startClusterScriptPath, "--replicas", String(replicas), "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataRoot],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...environmentWithoutAdminToken(), ...env } },
+      { stdio: [...stdioWithReadySignal], env: { ...environmentWithoutAdminToken(), ...env } },
     );
     let output = "";
     const keep = (chunk: Buffer) => (output = (output + chunk.toString("utf8")).slice(-65536));
+    child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-    const ready = new Promise<RegExpExecArray>((resolve, reject) => {
-      child.stdout!.on("data", (chunk: Buffer) => {
-        keep(chunk);
-        const match = readyPattern.exec(output);
-        if (match) resolve(match);
-      });
-      void exited.then(() => reject(new Error(`the cluster exited before it was ready:\n${output}`)));
-      setTimeout(() => reject(new Error(`the cluster was not ready within ${startWaitMsMax} ms:\n${output}`)), startWaitMsMax).unref();
-    });
-    let match: RegExpExecArray;
+    let serving: ClusterServingMessage;
     try {
-      match = await ready;
+      serving = await readyMessage(child, "cluster-serving", "the cluster", startWaitMsMax, () => output);
     } catch (error) {
       child.kill("SIGKILL");
       throw error;
     }
-    const replicaUrls = [...match[3]!.matchAll(/http:\/\/localhost:(\d+)/g)].map((found) => `http://127.0.0.1:${found[1]}`);
-    return new ClusterProcess(child, exited, `http://127.0.0.1:${match[2]}`, replicaUrls, () => output);
+    const replicaUrls = serving.replicas.map((replica) => `http://127.0.0.1:${replica.port}`);
+    return new ClusterProcess(child, exited, `http://127.0.0.1:${serving.port}`, replicaUrls, () => output);
   }
 
   /** SIGTERM to the launcher, which stops every replica; SIGKILL if that takes too long. */

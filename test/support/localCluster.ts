@@ -7,7 +7,7 @@ import type { OutgoingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { bearer, writeAdminToken } from "./adminToken.js";
 import { type ReplicaFleet, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
-import { freePort } from "../../scripts/freePort.js";
+import { freePort } from "../harness/net/freePort.js";
 
 const meshWaitMsMax = 20_000;
 

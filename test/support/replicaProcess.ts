@@ -8,7 +8,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { type IncomingHttpHeaders, type OutgoingHttpHeaders, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { readyMessage, stdioWithReadySignal } from "../harness/readySignal.js";
 import { environmentWithoutAdminToken } from "./adminToken.js";
 
 export const mainScriptPath = fileURLToPath(new URL("../../dist/node/main.js", import.meta.url));
@@ -18,8 +20,6 @@ const exitWaitMsMax = 10_000;
 const requestWaitMsMax = 20_000;
 /** Output kept per process for error messages: the last this many characters. */
 const outputCharsMax = 64 * 1024;
-const servingPattern = /serving http:\/\/localhost:(\d+)/;
-const incarnationPattern = /incarnation ([0-9a-f]+)/;
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -102,7 +102,7 @@ export class ReplicaProcess {
   async stop(): Promise<ExitStatus> {
     if (!this.running) return this.exited;
     this.child.kill("SIGTERM");
-    const status = await Promise.race([this.exited, sleep(exitWaitMsMax).then(() => null)]);
+    const status = await Promise.race([this.exited, sleep(exitWaitMsMax, null, { ref: false })]);
     if (status !== null) return status;
     await this.kill();
     throw new Error(`replica ${this.replicaId} did not stop within ${exitWaitMsMax} ms of SIGTERM:\n${this.output()}`);
@@ -158,7 +158,7 @@ export class ReplicaFleet {
 }
 
 /**
- * Spawns a replica and resolves once it prints its serving line. `track` gets the
+ * Spawns a replica and resolves once it says it serves. `track` gets the
  * process as soon as it exists, so even a start that fails is cleaned up.
  */
 async function startReplica(
@@ -173,43 +173,21 @@ async function startReplica(
   const args = [mainScriptPath, "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir, "--replica-id", replicaId];
   // A replica gets an admin token only when a test gives it one (--admin-token-file).
   const env = environmentWithoutAdminToken();
-  const child = spawn(process.execPath, [...args, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"], env });
+  const child = spawn(process.execPath, [...args, ...extraArgs], { stdio: [...stdioWithReadySignal], env });
   let output = "";
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString("utf8")).slice(-outputCharsMax);
   };
+  child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   childrenAlive.add(child);
   const exited = new Promise<ExitStatus>((resolve) => {
     child.on("exit", (code, signal) => resolve({ code, signal }));
     child.on("error", () => resolve({ code: null, signal: null }));
   }).finally(() => childrenAlive.delete(child));
-  const spawnFailed = new Promise<never>((_resolve, reject) => child.on("error", reject));
-  let ready!: (line: string) => void;
-  const servingLine = new Promise<string>((resolve) => (ready = resolve));
-  let pending = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    keep(chunk);
-    pending += chunk.toString("utf8");
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) if (servingPattern.test(line)) ready(line);
-  });
   track({ child, exited });
-  const line = await Promise.race([
-    servingLine,
-    spawnFailed,
-    exited.then((status) => {
-      throw new Error(`replica ${replicaId} exited (${describeExit(status)}) before serving:\n${output}`);
-    }),
-    sleep(startWaitMsMax).then(() => {
-      throw new Error(`replica ${replicaId} printed no serving line within ${startWaitMsMax} ms:\n${output}`);
-    }),
-  ]);
-  const port = Number(servingPattern.exec(line)?.[1]);
-  const incarnation = incarnationPattern.exec(line)?.[1];
-  if (!(port > 0) || incarnation === undefined) throw new Error(`cannot read the port and incarnation from "${line}"`);
-  return new ReplicaProcess(replicaId, dataDir, port, incarnation, child, exited, () => output);
+  const serving = await readyMessage(child, "serving", `replica ${replicaId}`, startWaitMsMax, () => output);
+  return new ReplicaProcess(replicaId, dataDir, serving.port, serving.incarnation, child, exited, () => output);
 }
 
 function sendRequest(port: number, method: string, path: string, options: RequestOptions): Promise<HttpAnswer> {
@@ -234,12 +212,4 @@ function sendRequest(port: number, method: string, path: string, options: Reques
     request.on("error", reject);
     request.end(options.body);
   });
-}
-
-function describeExit(status: ExitStatus): string {
-  return status.signal !== null ? `signal ${status.signal}` : `code ${String(status.code)}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

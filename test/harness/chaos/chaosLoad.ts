@@ -11,8 +11,8 @@
 // a tenth of the requests waiting 2 s, every worker would soon be waiting.) Every
 // request is recorded with its outcome, so a ledger of acknowledged writes can be
 // drawn up afterwards (ChaosLedger).
-import { type HttpOutcome, send } from "./httpClient.js";
-import { randomSource } from "./seededRandom.js";
+import { type HttpOutcome, send } from "../net/httpClient.js";
+import { randomSource } from "../random.js";
 
 export type OpKind = "checkout" | "addStock" | "subtract" | "addFunds" | "pay" | "findItem" | "findUser" | "findOrder";
 export const opKinds: readonly OpKind[] = ["checkout", "addStock", "subtract", "addFunds", "pay", "findItem", "findUser", "findOrder"];

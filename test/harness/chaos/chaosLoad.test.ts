@@ -1,4 +1,4 @@
-// The chaos load (scripts/chaosLoad.ts) must load each replica on its own: a
+// The chaos load (chaosLoad.ts) must load each replica on its own: a
 // replica that hangs (as under SIGSTOP) holds only its own workers, its requests
 // end as unknown within the timeout, the workers that replace stuck ones stay
 // within their bound, and stop() returns. Otherwise a frozen replica would look
@@ -6,7 +6,7 @@
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChaosLoad, workersPerShareMax } from "../../scripts/chaosLoad.js";
+import { ChaosLoad, workersPerShareMax } from "./chaosLoad.js";
 
 let fast: Server;
 let frozen: Server;

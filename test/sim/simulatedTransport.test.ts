@@ -4,9 +4,9 @@
 // back), and a crash closes the dead replica's links at its peers.
 import { describe, expect, it } from "vitest";
 import type { PeerMessage } from "../../cluster/messages.js";
-import { SimulatedNetwork, type SimulatedTransport } from "../../cluster/simulatedTransport.js";
-import { Random } from "../sim/random.js";
-import { Scheduler } from "../sim/scheduler.js";
+import { SimulatedNetwork, type SimulatedTransport } from "./simulatedTransport.js";
+import { Random } from "./random.js";
+import { Scheduler } from "./scheduler.js";
 
 interface Endpoint {
   readonly transport: SimulatedTransport;

@@ -1,10 +1,10 @@
-// Runs wrk with scripts/wrk/checkout.lua and reads the one JSON line its done()
+// Runs wrk with checkout.lua and reads the one JSON line its done()
 // prints: status counts, socket errors, latency percentiles and the load window.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { spawnTracked } from "./processes.js";
 
-export const wrkScriptPath = fileURLToPath(new URL("../../../scripts/wrk/checkout.lua", import.meta.url));
+export const wrkScriptPath = fileURLToPath(new URL("../../../../test/harness/bench/checkout.lua", import.meta.url));
 
 /** How each connection picks the order to check out (see checkout.lua). */
 export type WrkPick = { readonly kind: "course"; readonly orders: number } | { readonly kind: "fresh"; readonly orders: number } | { readonly kind: "list"; readonly file: string };

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { freePort } from "../../scripts/freePort.js";
+import { freePort } from "./freePort.js";
 
 describe("freePort", () => {
   it("gives bindable ports below the ephemeral range, so no outgoing connection can hold one while its replica restarts", async () => {

@@ -1,6 +1,6 @@
 // What the benchmark asks of the shop over HTTP: the course's init, the small
 // init of the contention mode, reads of stock, and waiting for a replica to answer.
-import { type HttpOutcome, runPool, send } from "../httpClient.js";
+import { type HttpOutcome, runPool, send } from "../net/httpClient.js";
 
 /** batch_init of 100,000 keys takes seconds; a wait this long means something is wrong. */
 const initTimeoutMs = 600_000;

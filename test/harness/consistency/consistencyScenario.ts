@@ -7,8 +7,8 @@
 //
 // No printing and no process.exit here: the CLI (consistency.ts) and the tests
 // call `runConsistencyScenario` and read the report.
-import { type HttpOutcome, RoundRobin, runPool, send } from "./httpClient.js";
-import { randomSource } from "./seededRandom.js";
+import { type HttpOutcome, RoundRobin, runPool, send } from "../net/httpClient.js";
+import { randomSource } from "../random.js";
 
 const itemPrice = 1;
 const userCredit = 1;

@@ -1,9 +1,9 @@
-// "Seconds of reduced service" (scripts/chaosReducedService.ts), the chaos run's
+// "Seconds of reduced service" (reducedService.ts), the chaos run's
 // measure of how long a fault stalled the replicas that stayed up, on synthetic
 // 100 ms series: a stall like issue 8's must come out well over the 1 s target, a
 // healthy fault and a one-bucket blip under it.
 import { describe, expect, it } from "vitest";
-import { bucketsAround, reducedServiceOf } from "../../scripts/chaosReducedService.js";
+import { bucketsAround, reducedServiceOf } from "./reducedService.js";
 
 const bucketMs = 100;
 /** The target of issue 8: at most this many seconds of reduced service for pause and isolate. */

@@ -4,6 +4,7 @@
 // and on Ctrl-C (installStopOnSignals).
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { readyMessage, stdioWithReadySignal } from "../readySignal.js";
 import { childPids, environmentValue, isAlive } from "./procStats.js";
 
 const startWaitMsMax = 60_000;
@@ -15,11 +16,13 @@ const running = new Set<ChildProcess>();
 /** Replica pids seen under each launcher, so that none outlives a launcher that was killed. */
 const replicaPidsSeen = new Set<number>();
 
-export const scriptsDirectory = fileURLToPath(new URL("..", import.meta.url));
+/** dist/scripts/, where the cluster launcher is once compiled. */
+const scriptsDirectory = fileURLToPath(new URL("../../../scripts/", import.meta.url));
+const baselineServerPath = fileURLToPath(new URL("baselineServer.js", import.meta.url));
 
-/** Spawns `command` and keeps it in the registry until it exits. */
-export function spawnTracked(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env });
+/** Spawns `command` and keeps it in the registry until it exits; a node process that says it serves gets an IPC channel. */
+export function spawnTracked(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, saysReady = false): ChildProcess {
+  const child = spawn(command, args, { stdio: saysReady ? [...stdioWithReadySignal] : ["ignore", "pipe", "pipe"], env });
   running.add(child);
   child.once("exit", () => running.delete(child));
   child.once("error", () => running.delete(child));
@@ -75,28 +78,15 @@ export function installStopOnSignals(cleanUp: () => Promise<void>): void {
   process.on("SIGTERM", () => onSignal("SIGTERM", 143));
 }
 
-/** Resolves with the first match of `pattern` in the child's stdout; rejects if it exits first or takes too long. */
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<{ match: RegExpExecArray; output: () => string }> {
+/** The latest output of the child, stdout and stderr. */
+function keepOutput(child: ChildProcess): () => string {
   let output = "";
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString("utf8")).slice(-outputCharsMax);
   };
+  child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} was not ready within ${startWaitMsMax} ms:\n${output}`)), startWaitMsMax);
-    child.stdout!.on("data", (chunk: Buffer) => {
-      keep(chunk);
-      const match = pattern.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ match, output: () => output });
-      }
-    });
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited (${signal ?? code}) before it was ready:\n${output}`));
-    });
-  });
+  return () => output;
 }
 
 export interface BaselineServer {
@@ -105,11 +95,11 @@ export interface BaselineServer {
   readonly pid: number;
 }
 
-/** Plain fastify with one POST route (scripts/baselineServer.ts) on a free port. */
+/** Plain fastify with one POST route (baselineServer.ts) on a free port. */
 export async function startBaseline(): Promise<BaselineServer> {
-  const child = spawnTracked(process.execPath, [`${scriptsDirectory}baselineServer.js`]);
-  const { match } = await waitForLine(child, /baseline serving http:\/\/localhost:(\d+)/, "plain fastify");
-  return { child, url: `http://127.0.0.1:${match[1]}`, pid: child.pid! };
+  const child = spawnTracked(process.execPath, [baselineServerPath], process.env, true);
+  const serving = await readyMessage(child, "baseline-serving", "plain fastify", startWaitMsMax, keepOutput(child));
+  return { child, url: `http://127.0.0.1:${serving.port}`, pid: child.pid! };
 }
 
 export interface Replica {
@@ -126,8 +116,6 @@ export interface ClusterUnderTest {
   readonly replicas: Replica[];
   readonly output: () => string;
 }
-
-const clusterReadyPattern = /cluster of (\d+) replicas serving http:\/\/localhost:(\d+) \((.*)\)/;
 
 /** The replica processes under the launcher, by replica id (REPLICA_ID in their environment). */
 export function replicaPidsById(launcherPid: number): Map<string, number> {
@@ -148,17 +136,17 @@ export async function startCluster(replicaCount: number, dataRoot: string): Prom
     `${scriptsDirectory}startCluster.js`,
     ...["--replicas", String(replicaCount), "--port", "0", "--base-port", "0", "--peer-base-port", "0"],
     ...["--data-root", dataRoot, "--host", "127.0.0.1"],
-  ]);
-  const { match, output } = await waitForLine(launcher, clusterReadyPattern, `the ${replicaCount}-replica cluster`);
-  const urls = [...match[3]!.matchAll(/(r\d+) http:\/\/localhost:(\d+)/g)];
+  ], process.env, true);
+  const output = keepOutput(launcher);
+  const serving = await readyMessage(launcher, "cluster-serving", `the ${replicaCount}-replica cluster`, startWaitMsMax, output);
   const pids = replicaPidsById(launcher.pid!);
-  const replicas = urls.map(([, id, port]): Replica => {
-    const pid = pids.get(id!);
-    if (pid === undefined) throw new Error(`no process of replica ${id} under the launcher ${launcher.pid}`);
-    return { id: id!, url: `http://127.0.0.1:${port}`, pid };
+  const replicas = serving.replicas.map(({ replicaId, port }): Replica => {
+    const pid = pids.get(replicaId);
+    if (pid === undefined) throw new Error(`no process of replica ${replicaId} under the launcher ${launcher.pid}`);
+    return { id: replicaId, url: `http://127.0.0.1:${port}`, pid };
   });
-  if (replicas.length !== replicaCount) throw new Error(`expected ${replicaCount} replicas, the launcher printed: ${match[0]}`);
-  return { launcher, launcherPid: launcher.pid!, url: `http://127.0.0.1:${match[2]}`, replicas, output };
+  if (replicas.length !== replicaCount) throw new Error(`expected ${replicaCount} replicas, the launcher said: ${JSON.stringify(serving)}`);
+  return { launcher, launcherPid: launcher.pid!, url: `http://127.0.0.1:${serving.port}`, replicas, output };
 }
 
 /** The launcher and every replica: the processes whose CPU is the cluster's. */

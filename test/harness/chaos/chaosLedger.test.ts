@@ -1,9 +1,9 @@
-// The ledger of the chaos runs (scripts/chaosLedger.ts) must catch what it is
+// The ledger of the chaos runs (chaosLedger.ts) must catch what it is
 // there for (G1, G2, G4) and must not cry wolf over outcomes the client could not
 // know: a timed-out write may have happened or not, a refused connection did not.
 import { describe, expect, it } from "vitest";
-import { type AgreedState, type OrderRead, checkLedger } from "../../scripts/chaosLedger.js";
-import type { OpKind, OpRecord, Outcome, ShopShape } from "../../scripts/chaosLoad.js";
+import { type AgreedState, type OrderRead, checkLedger } from "./chaosLedger.js";
+import type { OpKind, OpRecord, Outcome, ShopShape } from "./chaosLoad.js";
 
 const shape: ShopShape = { items: 2, itemStock: 10, users: 2, userCredit: 100, orders: 3 };
 

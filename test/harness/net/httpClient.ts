@@ -34,6 +34,17 @@ export function parseBaseUrls(values: readonly string[]): string[] {
   return urls.map((url) => url.replace(/\/+$/, ""));
 }
 
+/** A 2xx answer. */
+export function isOk(outcome: HttpOutcome): outcome is Extract<HttpOutcome, { kind: "answer" }> {
+  return outcome.kind === "answer" && outcome.status >= 200 && outcome.status < 300;
+}
+
+/** One line for an error message: the status and the start of the body, or why there was no answer. */
+export function describeOutcome(outcome: HttpOutcome): string {
+  if (outcome.kind === "answer") return `${outcome.status} ${outcome.text.slice(0, 200)}`;
+  return outcome.kind === "timeout" ? `timeout after ${Math.round(outcome.ms)} ms` : `error ${outcome.message}`;
+}
+
 /**
  * Sends one request to `baseUrl` + `path` on a new connection. Never rejects: the
  * outcome is an answer (any status), a timeout (no full answer within

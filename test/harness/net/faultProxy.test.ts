@@ -1,10 +1,10 @@
-// The TCP fault proxy of the chaos runs (scripts/faultProxy.ts), against a plain
+// The TCP fault proxy of the chaos runs (faultProxy.ts), against a plain
 // TCP echo server: it forwards both ways; a cut is a black hole (the connection
 // stays open, nothing arrives, not even a close) that a heal undoes with nothing
 // lost; connections made during a cut never reach the server; reset is an RST.
 import { type Server, type Socket, connect, createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { FaultProxy } from "../../scripts/faultProxy.js";
+import { FaultProxy } from "./faultProxy.js";
 
 const servers: Server[] = [];
 const proxies: FaultProxy[] = [];

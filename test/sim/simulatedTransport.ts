@@ -19,10 +19,10 @@
 //   resends. Beyond what TCP does, `replayProbability` lets a new link first carry
 //   a few states frames that older links delivered to the same process, resent
 //   as anti-entropy (seq 0): stale and duplicate states.
-import type { Actor } from "../crdt/boundedCounter.js";
-import type { Clock } from "./clock.js";
-import { type PeerMessage, bytesPerFrameMax, decodeFrame, encodeMessage } from "./messages.js";
-import type { PeerId, Transport, TransportEvents } from "./transport.js";
+import type { Actor } from "../../crdt/boundedCounter.js";
+import type { Clock } from "../../cluster/clock.js";
+import { type PeerMessage, bytesPerFrameMax, decodeFrame, encodeMessage } from "../../cluster/messages.js";
+import type { PeerId, Transport, TransportEvents } from "../../cluster/transport.js";
 
 /** [least, most] milliseconds, drawn uniformly. */
 export type MsRange = readonly [number, number];

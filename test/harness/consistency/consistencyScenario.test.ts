@@ -1,15 +1,15 @@
-// The issue tracker's checkout scenario (scripts/consistencyScenario.ts) against
+// The issue tracker's checkout scenario (consistencyScenario.ts) against
 // one real replica process: 1 item with stock 100, 1000 users with credit 1, 1000
 // one-unit orders, 1000 checkouts with 100 in flight on fresh connections, then
 // everything read back with no pause. One replica must show zero inconsistencies.
 import { afterAll, describe, expect, it } from "vitest";
-import { ReplicaFleet } from "../support/replicaProcess.js";
+import { ReplicaFleet } from "../../support/replicaProcess.js";
 import {
   type ScenarioReport,
   ScenarioSetupError,
   defaultScenarioOptions,
   runConsistencyScenario,
-} from "../../scripts/consistencyScenario.js";
+} from "./consistencyScenario.js";
 
 const fleet = new ReplicaFleet();
 afterAll(() => fleet.cleanup());

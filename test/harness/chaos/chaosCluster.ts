@@ -11,20 +11,21 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { FaultProxy } from "./faultProxy.js";
-import { send } from "./httpClient.js";
-import { freePort } from "./freePort.js";
+import { FaultProxy } from "../net/faultProxy.js";
+import { send } from "../net/httpClient.js";
+import { freePort } from "../net/freePort.js";
+import { readyMessage, stdioWithReadySignal } from "../readySignal.js";
 
 const startWaitMsMax = 20_000;
 const stopWaitMsMax = 10_000;
 const requestWaitMsMax = 5_000;
 /** Output kept per process for error messages: the last this many characters. */
 const outputCharsMax = 256 * 1024;
-const servingPattern = /incarnation ([0-9a-f]+)\) serving http:\/\/localhost:(\d+)/;
 
-/** dist/node/main.js next to this file once compiled (dist/scripts/chaosCluster.js). */
-export const defaultMainScriptPath = fileURLToPath(new URL("../node/main.js", import.meta.url));
+/** dist/node/main.js, from this file once compiled (dist/test/harness/chaos/chaosCluster.js). */
+export const defaultMainScriptPath = fileURLToPath(new URL("../../../node/main.js", import.meta.url));
 
 export interface ChaosClusterOptions {
   readonly replicaIds: readonly string[];
@@ -241,7 +242,7 @@ export class ChaosCluster {
     ];
     replica.output += `\n[chaos: starting ${replica.replicaId} on ${replica.dataDir}]\n`;
     replica.exitExpected = false;
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { stdio: [...stdioWithReadySignal] });
     replica.child = child;
     childrenAlive.add(child);
     /** One per stream, so a line split over chunks is seen whole. */
@@ -258,7 +259,7 @@ export class ChaosCluster {
       };
     };
     child.stderr!.on("data", keeper());
-    const keep = keeper();
+    child.stdout!.on("data", keeper());
     replica.exited = new Promise<void>((resolve) => {
       child.on("exit", (code, signal) => {
         if (!replica.exitExpected) this.crashes.push(`${replica.replicaId} exited by itself (${signal ?? `code ${code}`}):\n${replica.output.slice(-3000)}`);
@@ -266,27 +267,9 @@ export class ChaosCluster {
       });
       child.on("error", () => resolve());
     }).finally(() => childrenAlive.delete(child));
-    const exited = replica.exited;
-    let printed = "";
-    const serving = new Promise<RegExpExecArray>((resolve) => {
-      child.stdout!.on("data", (chunk: Buffer) => {
-        keep(chunk);
-        if (printed.length < outputCharsMax) printed += chunk.toString("utf8");
-        const match = servingPattern.exec(printed);
-        if (match !== null) resolve(match);
-      });
-    });
-    const match = await Promise.race([
-      serving,
-      exited.then(() => {
-        throw new Error(`replica ${replica.replicaId} exited before serving:\n${replica.output}`);
-      }),
-      sleep(startWaitMsMax).then(() => {
-        throw new Error(`replica ${replica.replicaId} did not serve within ${startWaitMsMax} ms:\n${replica.output}`);
-      }),
-    ]);
-    replica.incarnation = match[1]!;
-    replica.port = Number(match[2]);
+    const serving = await readyMessage(child, "serving", `replica ${replica.replicaId}`, startWaitMsMax, () => replica.output);
+    replica.incarnation = serving.incarnation;
+    replica.port = serving.port;
     replica.incarnations.push(replica.incarnation);
   }
 }
@@ -311,7 +294,3 @@ async function stopProcess(replica: ChaosReplica): Promise<void> {
   clearTimeout(timer);
 }
 
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -1,0 +1,179 @@
+// The faults of a chaos run (runChaos.ts), each from its start to its heal: which
+// replicas it cuts, kills, wipes or freezes, and which must keep serving.
+import { setTimeout as sleep } from "node:timers/promises";
+import { runPool, send } from "../net/httpClient.js";
+import { type ChaosCluster, clusterView } from "./chaosCluster.js";
+import type { ChaosLoad, ShopShape } from "./chaosLoad.js";
+import { type FaultName, replicaIds } from "./chaosOptions.js";
+
+export interface FaultPlan {
+  readonly description: string;
+  /** Sides of the fault for the served counts, as replica indexes. */
+  readonly sides: readonly (readonly number[])[];
+  /** Replicas that must answer reads, increments and decrements during the fault (G5). */
+  readonly mustServe: readonly number[];
+  /** Replicas that stay up (not cut off, frozen, killed or wiped): their reduced service is measured. */
+  readonly survivors: readonly number[];
+  /** Runs the fault from its start to its heal; notes go to the report. */
+  run(context: FaultContext): Promise<void>;
+}
+
+export interface FaultContext {
+  readonly cluster: ChaosCluster;
+  readonly load: ChaosLoad;
+  readonly shape: ShopShape;
+  readonly faultMs: number;
+  note(text: string): void;
+  /** A replica's view of a cut link: when (ms after the cut) it first showed the link down. */
+  detected(detection: Detection): void;
+}
+
+export interface Detection {
+  readonly replicaId: string;
+  readonly peerId: string;
+  /** When it first showed the link lagging or down (its replies stop waiting for the peer); null if never. */
+  readonly laggingAfterMs: number | null;
+  /** Null if the replica still showed the link up when the fault ended. */
+  readonly downAfterMs: number | null;
+}
+
+/**
+ * Polls each replica's GET /cluster until it shows its link to `peerId` down, for
+ * at most `waitMs`; notes when it first showed the link lagging too.
+ */
+async function watchCutLinks(context: FaultContext, pairs: readonly (readonly [string, string])[], waitMs: number): Promise<void> {
+  const started = performance.now();
+  const pending = new Map(pairs.map(([replicaId, peerId]) => [`${replicaId}>${peerId}`, { replicaId, peerId, laggingAfterMs: null as number | null }]));
+  while (pending.size > 0 && performance.now() - started < waitMs) {
+    for (const [key, watched] of [...pending]) {
+      const view = await clusterView(context.cluster.replica(watched.replicaId).url);
+      const link = view?.peers.find((peer) => peer.replicaId === watched.peerId);
+      if (link === undefined) continue;
+      const sinceMs = performance.now() - started;
+      if (watched.laggingAfterMs === null && (link.lagging || !link.up)) watched.laggingAfterMs = sinceMs;
+      if (!link.up) {
+        pending.delete(key);
+        context.detected({ ...watched, downAfterMs: sinceMs });
+      }
+    }
+    await sleep(100);
+  }
+  for (const watched of pending.values()) context.detected({ ...watched, downAfterMs: null });
+}
+
+export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
+  isolate: {
+    description: "r1 cut off from r2, r3 (black hole)",
+    sides: [[0], [1, 2]],
+    mustServe: [0, 1, 2],
+    survivors: [1, 2],
+    async run(context) {
+      context.cluster.proxy.isolate("r1");
+      const pairs = [["r1", "r2"], ["r1", "r3"], ["r2", "r1"], ["r3", "r1"]] as const;
+      await Promise.all([sleep(context.faultMs), watchCutLinks(context, pairs, context.faultMs - 100)]);
+      context.cluster.proxy.healAll();
+    },
+  },
+  bridge: {
+    description: "r1–r3 reset+cut, r2 bridges",
+    sides: [[0], [1], [2]],
+    mustServe: [0, 1, 2],
+    survivors: [0, 1, 2],
+    async run(context) {
+      context.cluster.proxy.resetBetween("r1", "r3");
+      context.cluster.proxy.cutBetween("r1", "r3");
+      const pairs = [["r1", "r3"], ["r3", "r1"]] as const;
+      await Promise.all([sleep(context.faultMs), watchCutLinks(context, pairs, context.faultMs - 100)]);
+      context.cluster.proxy.healAll();
+    },
+  },
+  kill: {
+    description: "kill -9 r2 mid-checkout, restart on its folder",
+    sides: [[1], [0, 2]],
+    mustServe: [0, 2],
+    survivors: [0, 2],
+    async run(context) {
+      const started = performance.now();
+      await killMidCheckout(context, 1);
+      await sleep(context.faultMs / 2 - (performance.now() - started));
+      const replica = await context.cluster.restart("r2", "same");
+      context.note(`r2 restarted on its folder after ${Math.round(performance.now() - started)} ms, incarnation ${replica.incarnation} (same: ${replica.incarnations.length === 2 && replica.incarnations[0] === replica.incarnation})`);
+      await Promise.all([probeAfterRestart(context, "r2"), sleep(context.faultMs - (performance.now() - started))]);
+    },
+  },
+  wipe: {
+    description: "kill -9 r3, restart on an empty folder",
+    sides: [[2], [0, 1]],
+    mustServe: [0, 1],
+    survivors: [0, 1],
+    async run(context) {
+      const started = performance.now();
+      await killMidCheckout(context, 2);
+      const replica = await context.cluster.restart("r3", "empty");
+      const previous = replica.incarnations.at(-2);
+      context.note(`r3 restarted on an empty folder after ${Math.round(performance.now() - started)} ms: incarnation ${previous} -> ${replica.incarnation}`);
+      await Promise.all([probeAfterRestart(context, "r3"), sleep(context.faultMs - (performance.now() - started))]);
+    },
+  },
+  pause: {
+    description: "r3 frozen (SIGSTOP), thawed at 3/4",
+    sides: [[2], [0, 1]],
+    mustServe: [0, 1],
+    survivors: [0, 1],
+    async run(context) {
+      const started = performance.now();
+      const pausedMs = Math.round((context.faultMs * 3) / 4);
+      const inFlight = context.load.inFlightAt(2);
+      context.cluster.pause("r3");
+      try {
+        await sleep(stopSeenWaitMs);
+        context.note(`r3 frozen (SIGSTOP) with ${inFlight} request(s) in flight; process state ${context.cluster.processState("r3") ?? "unknown"}`);
+        const pairs = [["r1", "r3"], ["r2", "r3"]] as const;
+        await Promise.all([sleep(pausedMs - stopSeenWaitMs), watchCutLinks(context, pairs, pausedMs - stopSeenWaitMs - 100)]);
+      } finally {
+        context.cluster.resume("r3");
+      }
+      const stuck = context.load.inFlightAt(2);
+      context.note(`r3 thawed (SIGCONT) after ${Math.round(performance.now() - started)} ms with ${stuck} load request(s) waiting on it; process state ${context.cluster.processState("r3") ?? "unknown"}`);
+      await sleep(context.faultMs - (performance.now() - started));
+    },
+  },
+};
+
+/** After SIGSTOP, before reading the process state (the signal is delivered asynchronously). */
+const stopSeenWaitMs = 50;
+
+/**
+ * Reads every item and user at a replica the moment it serves again after a
+ * restart. They all exist (batch_init'ed before the fault, acknowledged by every
+ * replica), so a 404 is a stale read while the peers were reachable (G6). Only
+ * reported in the notes: see the report of the chaos run for the bug.
+ */
+async function probeAfterRestart({ cluster, shape, note }: FaultContext, replicaId: string): Promise<void> {
+  const url = cluster.replica(replicaId).url;
+  const paths = [
+    ...Array.from({ length: shape.items }, (_, index) => `/stock/find/${index}`),
+    ...Array.from({ length: shape.users }, (_, index) => `/payment/find_user/${index}`),
+  ];
+  const started = performance.now();
+  const statuses = new Map<string, number>();
+  await runPool(paths.length, 8, async (index) => {
+    const outcome = await send(url, "GET", paths[index]!, 5_000);
+    const status = outcome.kind === "answer" ? String(outcome.status) : outcome.kind;
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+  });
+  const summary = [...statuses].map(([status, count]) => `${count}× ${status}`).join(", ");
+  note(`G6 probe: ${replicaId}'s reads of the ${paths.length} existing items and users right after it served again (${Math.round(performance.now() - started)} ms): ${summary}`);
+}
+
+/** Waits (up to 2 s) until the replica has a checkout in flight, then SIGKILLs it in the same tick. */
+async function killMidCheckout({ cluster, load, note }: FaultContext, replicaIndex: number): Promise<void> {
+  const replicaId = replicaIds[replicaIndex]!;
+  const deadline = performance.now() + 2_000;
+  while (load.inFlight(replicaIndex, "checkout") === 0 && performance.now() < deadline) await sleep(1);
+  const checkouts = load.inFlight(replicaIndex, "checkout");
+  const others = load.inFlightAt(replicaIndex) - checkouts;
+  cluster.killNow(replicaId);
+  await cluster.replica(replicaId).exited;
+  note(`${replicaId} killed (SIGKILL) with ${checkouts} checkout(s) and ${others} other request(s) in flight`);
+}

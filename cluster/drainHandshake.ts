@@ -48,8 +48,8 @@ interface DrainSeen {
 }
 
 export class DrainHandshake {
-  /** Leaving peers told on their current link that this replica sees them leave (true: retired). */
-  private readonly told = new Map<PeerId, boolean>();
+  /** What each leaving peer was told on its current link: this replica sees it draining, or retired. */
+  private readonly toldSeenAs = new Map<PeerId, "draining" | "retired">();
   /** Per peer: the incarnation that last sent drainSeen, and what it said. */
   private readonly seenBy = new Map<PeerId, DrainSeen>();
 
@@ -62,16 +62,17 @@ export class DrainHandshake {
    */
   tellLeaving(leavingUpPeers: Iterable<LeavingPeer>): void {
     for (const { replicaId, retired } of leavingUpPeers) {
-      if (this.told.get(replicaId) === retired) continue;
-      this.told.set(replicaId, retired);
+      const seenAs = retired ? "retired" : "draining";
+      if (this.toldSeenAs.get(replicaId) === seenAs) continue;
+      this.toldSeenAs.set(replicaId, seenAs);
       void this.deps.durable().then((upTo) => {
-        if (this.told.get(replicaId) === retired) this.deps.transport.send(replicaId, { type: "drainSeen", upTo, retired });
+        if (this.toldSeenAs.get(replicaId) === seenAs) this.deps.transport.send(replicaId, { type: "drainSeen", upTo, retired });
       });
     }
   }
 
   peerDown(peer: PeerId): void {
-    this.told.delete(peer);
+    this.toldSeenAs.delete(peer);
   }
 
   receive(peer: PeerId, peerActor: Actor, message: PeerMessage): void {

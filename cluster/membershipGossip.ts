@@ -4,11 +4,9 @@ import type { PeerMessage } from "./messages.js";
 import { type Announcement, type MemberState, type MemberView, Membership, MembershipSyncError } from "./membership.js";
 import type { PeerId, Transport } from "./transport.js";
 
-export const membershipKey = "~membership";
-
 export interface MembershipGossipDeps {
   readonly transport: Pick<Transport, "send">;
-  /** The document changed: write it (membershipKey) with the next batch. */
+  /** The document changed: write it (Membership.save) with the next batch. */
   persist(): void;
   upPeers(): readonly PeerId[];
   log(level: "info" | "warn", message: string): void;

@@ -153,7 +153,7 @@ function readEntries(value: unknown): StateEntry[] {
   }
   const entries: StateEntry[] = [];
   for (let index = 0; index < value.length; index += 2) {
-    const state = value[index + 1];
+    const state: unknown = value[index + 1];
     if (!(state instanceof Uint8Array)) throw new ProtocolError("a state must be bytes");
     entries.push([readKey(value[index]), state]);
   }

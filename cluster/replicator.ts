@@ -16,12 +16,11 @@
 //   bridges and lost disks, not for states every replica got first hand.
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
-import type { ChangeOrigin, StateKey } from "../crdt/shopState.js";
+import type { StateKey } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
 import { type ActorBatch, type PeerMessage, type StateEntry, bytesPerFrameMax, knownPeersPerRequestMax, statesPerFrameMax } from "./messages.js";
 import type { PeerId, Transport } from "./transport.js";
 
-export const cursorKeyPrefix = "~cursor:";
 /** Bytes of state per frame we aim under, well below the hard frame limit. */
 const stateBytesPerFrameTarget = bytesPerFrameMax / 4;
 /** A conservative rate at which a busy peer merges and acks received states. */
@@ -45,7 +44,8 @@ export interface ReplicatorDeps {
   durableSeq(): number;
   /** Resolves once everything written so far is fsynced. */
   syncAll(): Promise<number>;
-  markChanged(key: StateKey, origin: ChangeOrigin): void;
+  /** This replica's cursor for `actor` moved (mergedUpTo): keep it with the next batch. */
+  cursorMoved(actor: Actor): void;
   /**
    * Calls `take` synchronously at a moment when no batch is being written, with a
    * reader of the database exactly as it is then (every flushed batch, whole).
@@ -192,10 +192,6 @@ export class Replicator {
   /** Up to which batch of `actor` every state it changed is merged here (0: none known). */
   mergedUpTo(actor: Actor): number {
     return this.cursors.get(actor) ?? 0;
-  }
-
-  encodeCursor(key: string): number | undefined {
-    return this.cursors.get(key.slice(cursorKeyPrefix.length));
   }
 
   status(): PeerStatus[] {
@@ -431,7 +427,7 @@ export class Replicator {
     await this.deps.durable();
     if ((this.cursors.get(actor) ?? 0) < upTo) {
       this.cursors.set(actor, upTo);
-      this.deps.markChanged(`${cursorKeyPrefix}${actor}`, "local");
+      this.deps.cursorMoved(actor);
       await this.deps.durable();
     }
     this.deps.transport.send(peerId, { type: "ack", seq: upTo });

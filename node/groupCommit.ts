@@ -6,11 +6,9 @@
 // Batches are numbered; the number is stored with each batch, and each durable
 // batch is reported (with the bytes that reached the disk) before any of its
 // waiters resume, so replication can send exactly what is durable.
-import { pack, unpack } from "msgpackr";
 import type { ChangeOrigin, StateKey } from "../crdt/shopState.js";
 import type { Database } from "./database.js";
-
-export const batchSeqKey = "~seq";
+import { batchSeqKey, encodeBatchNumber } from "./storageLayout.js";
 
 /** What an observer (metrics) learns of each batch written: no keys, just sizes and time. */
 export interface BatchWritten {
@@ -24,6 +22,19 @@ export interface DurableBatch {
   readonly seq: number;
   /** Every key of the batch with the bytes written, local changes flagged. */
   readonly entries: readonly { readonly key: StateKey; readonly bytes: Uint8Array; readonly local: boolean }[];
+}
+
+export interface GroupCommitDeps {
+  /** The bytes of a changed key, encoded at flush time. */
+  encode(key: StateKey): Uint8Array;
+  /** Each batch once durable, before any of its waiters resume (replication sends it). */
+  onDurable(batch: DurableBatch): void;
+  /** A failed write leaves memory ahead of disk: the replica must stop. */
+  onWriteFailure(error: unknown): void;
+  /** Runs a callback on a later turn of the event loop (setImmediate; a simulated scheduler in tests). */
+  defer(callback: () => void): void;
+  /** Told of every batch once written (metrics). */
+  observe?(batch: BatchWritten): void;
 }
 
 interface OpenBatch {
@@ -44,41 +55,20 @@ export class GroupCommit {
   /** Run when no batch is being written, before the next one starts. */
   private quietCallbacks: (() => void)[] = [];
 
-  private constructor(
+  /** Number of the last batch fsynced (which makes every earlier one durable too). */
+  private syncedSeq: number;
+
+  /** `lastSeq`: the number of the last batch written (storageLayout's readBatchSeq). */
+  constructor(
     private readonly db: Database,
-    private readonly encode: (key: StateKey) => Uint8Array,
-    private readonly onDurable: (batch: DurableBatch) => void,
-    /** A failed write leaves memory ahead of disk: the replica must stop. */
-    private readonly onWriteFailure: (error: unknown) => void,
-    /** Runs a callback on a later turn of the event loop (setImmediate; a simulated scheduler in tests). */
-    private readonly defer: (callback: () => void) => void,
-    /** Number of the last batch written. */
     private lastSeq: number,
-    /** Told of every batch once written (metrics); optional. */
-    private readonly observe?: (batch: BatchWritten) => void,
+    private readonly deps: GroupCommitDeps,
   ) {
     this.syncedSeq = lastSeq;
   }
 
-  /** Number of the last batch fsynced (which makes every earlier one durable too). */
-  private syncedSeq: number;
-
-  static async open(
-    db: Database,
-    encode: (key: StateKey) => Uint8Array,
-    onDurable: (batch: DurableBatch) => void,
-    onWriteFailure: (error: unknown) => void,
-    defer: (callback: () => void) => void,
-    observe?: (batch: BatchWritten) => void,
-  ): Promise<GroupCommit> {
-    const stored = await db.get(batchSeqKey);
-    const lastSeq = stored === undefined ? 0 : (unpack(stored) as number);
-    if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) throw new Error(`stored batch number ${String(lastSeq)} is invalid`);
-    return new GroupCommit(db, encode, onDurable, onWriteFailure, defer, lastSeq, observe);
-  }
-
   /** Number of the last batch that is fsynced, with every batch before it. */
-    get durableSeq(): number {
+  get durableSeq(): number {
     return this.syncedSeq;
   }
 
@@ -130,7 +120,7 @@ export class GroupCommit {
     const batch: OpenBatch = { keys: new Map(), received: new Map(), forceSync: false, durable, resolve };
     this.open = batch;
     // Let the requests that are already readable join this batch before it flushes.
-    if (this.flushing === undefined) this.defer(() => this.flush());
+    if (this.flushing === undefined) this.deps.defer(() => this.flush());
     return batch;
   }
 
@@ -145,29 +135,29 @@ export class GroupCommit {
     let anyLocal = false;
     for (const [key, local] of batch.keys) {
       anyLocal ||= local;
-      const bytes = batch.received.get(key) ?? this.encode(key);
+      const bytes = batch.received.get(key) ?? this.deps.encode(key);
       write.put(key, bytes);
       entries.push({ key, bytes, local });
     }
-    write.put(batchSeqKey, pack(seq));
+    write.put(batchSeqKey, encodeBatchNumber(seq));
     // Only this replica's own changes need an fsync before anyone hears of them. A
     // batch of merged states alone is durable at its senders, who resend it until a
     // synced cursor says it arrived; the log keeps batches in order, so a power loss
     // leaves a prefix of them, never a cursor ahead of its states.
     const sync = anyLocal || batch.forceSync;
-    const startedMs = this.observe === undefined ? 0 : performance.now();
+    const startedMs = this.deps.observe === undefined ? 0 : performance.now();
     write.write({ sync }).then(
       () => {
-        this.observe?.({ keys: entries.length, synced: sync, writeMs: performance.now() - startedMs });
+        this.deps.observe?.({ keys: entries.length, synced: sync, writeMs: performance.now() - startedMs });
         this.lastSeq = seq;
         if (sync) this.syncedSeq = seq;
         this.flushing = undefined;
-        this.onDurable({ seq, entries });
+        this.deps.onDurable({ seq, entries });
         for (const callback of this.quietCallbacks.splice(0)) callback();
         batch.resolve(seq);
         if (this.open !== undefined) this.flush();
       },
-      (error: unknown) => this.onWriteFailure(error),
+      (error: unknown) => this.deps.onWriteFailure(error),
     );
   }
 }

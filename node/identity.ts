@@ -2,11 +2,9 @@
 // is empty. A replica whose data was lost comes back as a new actor, so it never
 // reuses a counter row that its peers remember as larger (Riak's KV679 data loss).
 import { randomBytes } from "node:crypto";
-import { pack, unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import type { Database } from "./database.js";
-
-export const identityKey = "~identity";
+import { decodeIdentity, encodeIdentity, identityKey, readStartRecord } from "./storageLayout.js";
 
 export interface Identity {
   readonly replicaId: string;
@@ -19,9 +17,8 @@ export function actorOf(identity: Identity): Actor {
 
 /** Reads the folder's identity, or writes a fresh incarnation into an empty folder. */
 export async function loadOrCreateIdentity(db: Database, replicaId: string): Promise<Identity> {
-  const stored = await db.get(identityKey);
-  if (stored !== undefined) {
-    const identity = unpack(stored) as Identity;
+  const identity = await readStartRecord(db, identityKey, decodeIdentity);
+  if (identity !== undefined) {
     if (identity.replicaId !== replicaId) {
       throw new Error(`data folder belongs to replica ${identity.replicaId}, not ${replicaId}: refusing to start`);
     }
@@ -30,7 +27,7 @@ export async function loadOrCreateIdentity(db: Database, replicaId: string): Pro
   for await (const key of db.keys({ limit: 1 })) {
     throw new Error(`data folder holds state (${key}) but no identity: refusing to start on a damaged folder`);
   }
-  const identity: Identity = { replicaId, incarnation: randomBytes(6).toString("hex") };
-  await db.put(identityKey, pack(identity), { sync: true });
-  return identity;
+  const fresh: Identity = { replicaId, incarnation: randomBytes(6).toString("hex") };
+  await db.put(identityKey, encodeIdentity(fresh), { sync: true });
+  return fresh;
 }

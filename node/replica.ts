@@ -6,25 +6,32 @@
 // shows a state that a crash could take back.
 import { mkdir } from "node:fs/promises";
 import { Level } from "level";
-import { pack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
-import { type Refusal, ShopState, type StateKey, openPeerStatePolicy } from "../crdt/shopState.js";
+import { type ChangeOrigin, type Refusal, ShopState, type StateKey, openPeerStatePolicy } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
 import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
-import type { Announcement, MemberView } from "../cluster/membership.js";
-import { MembershipGossip, membershipKey } from "../cluster/membershipGossip.js";
-import { statesPerFrameMax } from "../cluster/messages.js";
-import { type PeerStatus, Replicator, cursorKeyPrefix } from "../cluster/replicator.js";
+import type { Announcement, MemberState, MemberView } from "../cluster/membership.js";
+import { MembershipGossip } from "../cluster/membershipGossip.js";
+import { type PeerMessage, statesPerFrameMax } from "../cluster/messages.js";
+import { type PeerStatus, Replicator, type ReplicatorDeps } from "../cluster/replicator.js";
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
 import { type BatchWritten, GroupCommit } from "./groupCommit.js";
-import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
-import { loadStoredStates, setAsideKeyPrefix } from "./storedStates.js";
 import { IdempotencyStore, type RequestGuard, isRecordable } from "./idempotency.js";
-import { idempotencyKeyPrefix } from "../crdt/idempotencyRecord.js";
-import { releaseKeyPrefix } from "../crdt/releaseRecord.js";
+import { type Identity, actorOf, loadOrCreateIdentity } from "./identity.js";
 import { ReleasedActors } from "./releasedActors.js";
+import {
+  type ReplicatedStores,
+  type StoredValues,
+  cursorKey,
+  encodeStored,
+  membershipKey,
+  mergeReplicated,
+  readBatchSeq,
+  setAsideKeyPrefix,
+} from "./storageLayout.js";
+import { loadStoredStates } from "./storedStates.js";
 
 /** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
 export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
@@ -73,6 +80,31 @@ const leaveSettlePollMs = 50;
 /** Keys handed over per durable, acked step while leaving. */
 const keysPerHandOverStepMax = 2000;
 
+/**
+ * Where a replica is in its life (docs/DESIGN.md, "Leaving for good").
+ * - starting: loading its stored states (nothing to write back), no links yet;
+ * - serving: an active member;
+ * - draining: leaving, by its own leave or an operator's edit of the membership: it
+ *   takes writes, but gathers no rights and spreads new ones to the active peers;
+ * - retiring: the last hand-over of a leave: it refuses writes too, so none can put
+ *   rights here, or change a state, after what the peers were shown to hold;
+ * - retired: gone for good: it refuses writes and hands on rights that arrive late.
+ */
+export type Lifecycle = "starting" | "serving" | "draining" | "retiring" | "retired";
+
+/** The lifecycle once the membership document shows this replica `own`: a leave's last hand-over runs to its end. */
+function lifecycleAfter(current: Lifecycle, own: MemberState): Lifecycle {
+  if (own === "retired") return "retired";
+  if (current === "retiring") return "retiring";
+  return own === "draining" ? "draining" : "serving";
+}
+
+/** What the replica needs from the local keys before it can build its parts. */
+interface StoredAtStart {
+  readonly batchSeq: number;
+  readonly membership: Uint8Array | undefined;
+}
+
 export interface LeaveReport {
   readonly keysHandedOver: number;
   /** Keys whose rights came back while leaving (more than `leavePassesMax` passes): still here. */
@@ -108,143 +140,144 @@ export interface ReplicaStatus {
 }
 
 export class Replica {
-  /** This replica is draining or retired in its own view: it gathers no rights. */
-  private leaving = false;
-  /**
-   * Set from the last hand-over of a leave on: writes are refused, so none can put
-   * rights here, or change a state, after what the peers were shown to hold.
-   */
-  private closing = false;
+  readonly shop: ShopState;
+  /** What requests sent with an Idempotency-Key decided (node/idempotency.ts). */
+  readonly idempotency: IdempotencyStore;
+  private readonly released: ReleasedActors;
+  private readonly stores: ReplicatedStores;
+  private readonly clock: Clock;
+  private readonly transport: Transport;
+  private readonly commit: GroupCommit;
+  private readonly gossip: MembershipGossip;
+  private readonly replicator: Replicator;
+  private readonly broker: RightsBroker;
+  private readonly drainHandshake: DrainHandshake;
+  private lifecycle: Lifecycle = "starting";
   private leaveUnderway: Promise<LeaveReport | Refusal> | undefined;
   private cancelSweep: () => void = () => {};
   private cancelExpiry: () => void = () => {};
 
-  private constructor(
-    readonly identity: Identity,
-    readonly shop: ShopState,
-    private readonly db: Database,
-    private readonly commit: GroupCommit,
-    private readonly replicator: Replicator,
-    private readonly broker: RightsBroker,
-    private readonly gossip: MembershipGossip,
-    private readonly drainHandshake: DrainHandshake,
-    private readonly transport: Transport,
-    private readonly options: ReplicaOptions,
-    private readonly clock: Clock,
-    /** What requests sent with an Idempotency-Key decided (node/idempotency.ts). */
-    readonly idempotency: IdempotencyStore,
-    private readonly released: ReleasedActors,
-  ) {}
-
   static async open(options: ReplicaOptions): Promise<Replica> {
     const db = await openDatabase(options);
     const identity = await loadOrCreateIdentity(db, options.replicaId);
+    const stored: StoredAtStart = { batchSeq: await readBatchSeq(db), membership: await db.get(membershipKey) };
+    const replica = new Replica(db, identity, stored, options);
+    await replica.load();
+    await replica.start();
+    return replica;
+  }
+
+  /**
+   * Builds the parts in dependency order. A call back into a part built after the
+   * caller goes through `this`: none runs before open() has built them all (group
+   * commit flushes on a later turn, the transport starts last).
+   */
+  private constructor(
+    private readonly db: Database,
+    readonly identity: Identity,
+    stored: StoredAtStart,
+    private readonly options: ReplicaOptions,
+  ) {
     const actor = actorOf(identity);
-    const clock = options.clock ?? realClock;
-    const transport = options.transport(actor);
-    let commit: GroupCommit | undefined;
-    const shop = new ShopState(actor, (key, origin, bytes) => commit?.markChanged(key, origin, bytes));
-    const idempotency = new IdempotencyStore({
-      actor,
-      nowMs: () => Date.now(),
-      markChanged: (key) => commit!.markChanged(key, "local"),
-      windowMs: idempotencyWindowMs,
-      recordsMax: idempotencyRecordsMax,
+    const markLocal = (key: StateKey) => this.keyChanged(key, "local");
+    this.clock = options.clock ?? realClock;
+    this.transport = options.transport(actor);
+    this.shop = new ShopState(actor, (key, origin, bytes) => this.keyChanged(key, origin, bytes));
+    this.idempotency = new IdempotencyStore({ actor, nowMs: () => Date.now(), markChanged: markLocal, windowMs: idempotencyWindowMs, recordsMax: idempotencyRecordsMax });
+    this.released = new ReleasedActors(markLocal);
+    this.shop.peerStatePolicy = { ...openPeerStatePolicy, released: (releasedActor) => this.released.has(releasedActor) };
+    this.stores = { shop: this.shop, idempotency: this.idempotency, released: this.released };
+    const values: StoredValues = { ...this.stores, membership: () => this.gossip.membership.save(), mergedUpTo: (peer) => this.replicator.mergedUpTo(peer) };
+    this.commit = new GroupCommit(db, stored.batchSeq, {
+      encode: (key) => encodeStored(values, key),
+      onDurable: (batch) => this.replicator.batchDurable(batch.seq, batch.entries),
+      onWriteFailure: options.onWriteFailure,
+      defer: options.defer ?? setImmediate,
+      ...(options.onBatchWritten === undefined ? {} : { observe: options.onBatchWritten }),
     });
-    const released = new ReleasedActors((key) => commit!.markChanged(key, "local"));
-    shop.peerStatePolicy = { ...openPeerStatePolicy, released: (releasedActor) => released.has(releasedActor) };
-    // Idempotency and release records travel and rest beside the shop's states, under their own prefixes.
-    const mergeState = (key: StateKey, bytes: Uint8Array, from: "peer" | "disk"): boolean =>
-      key.startsWith(idempotencyKeyPrefix)
-        ? idempotency.mergeEncoded(key, bytes)
-        : key.startsWith(releaseKeyPrefix)
-          ? released.mergeEncoded(key, bytes)
-          : shop.mergeEncoded(key, bytes, from);
-    const { stateKeys, cursors, setAside } = await loadStoredStates(db, (key, bytes) => mergeState(key, bytes, "disk"));
-    if (setAside.length > 0) {
-      const shown = setAside.slice(0, 10).join(", ");
-      options.log("warn", `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`);
-    }
-    let replicator: Replicator | undefined;
-    const gossip = MembershipGossip.load(identity.replicaId, await db.get(membershipKey), {
-      transport,
-      persist: () => commit!.markChanged(membershipKey, "local"),
-      upPeers: () => replicator!.upPeers().map((peer) => peer.replicaId),
+    this.gossip = MembershipGossip.load(identity.replicaId, stored.membership, {
+      transport: this.transport,
+      persist: () => markLocal(membershipKey),
+      upPeers: () => this.replicator.upPeers().map((peer) => peer.replicaId),
       log: options.log,
     });
-    commit = await GroupCommit.open(
-      db,
-      (key) =>
-        key === membershipKey
-          ? gossip.membership.save()
-          : key.startsWith(cursorKeyPrefix)
-            ? pack(replicator!.encodeCursor(key))
-            : key.startsWith(idempotencyKeyPrefix)
-              ? idempotency.encode(key)
-              : key.startsWith(releaseKeyPrefix)
-                ? released.encode(key)
-                : shop.encode(key),
-      (batch) => replicator!.batchDurable(batch.seq, batch.entries),
-      options.onWriteFailure,
-      options.defer ?? setImmediate,
-      options.onBatchWritten,
-    );
-    const durable = () => commit.durable();
-    replicator = new Replicator({
-      transport,
-      mergeState: (key, bytes) => mergeState(key, bytes, "peer"),
-      clock,
-      durable,
-      durableSeq: () => commit.durableSeq,
-      syncAll: () => commit.syncAll(),
-      markChanged: (key, origin) => commit.markChanged(key, origin),
-      whenQuiet: (take) =>
-        commit.whenQuiet(() => {
-          const snapshot = db.snapshot();
-          take({ read: (keys) => db.getMany(keys as StateKey[], { snapshot }), close: () => snapshot.close() });
-        }),
-      log: options.log,
-      ackWaitMsMax: options.ackWaitMsMax,
-      resyncMs: options.resyncMs ?? resyncMsDefault,
-      statesPerFrame: Math.min(options.statesPerFrame ?? statesPerFrameMax, statesPerFrameMax),
-      // A peer that misses an ack wait is likely silent: its grants will not come either.
-      onPeerLagging: (peerId) => broker.peerDown(peerId),
-    });
-    replicator.loaded(stateKeys, cursors);
-    const broker = new RightsBroker({
+    this.replicator = new Replicator(this.replicatorDeps());
+    this.broker = new RightsBroker({
       selfId: identity.replicaId,
-      transport,
-      shop,
-      clock,
-      durable,
+      transport: this.transport,
+      shop: this.shop,
+      clock: this.clock,
+      durable: () => this.commit.durable(),
       // Rights are asked of responsive peers only: rights held by a silent one are refused at once (409), not after a wait.
-      responsivePeers: () => replicator.responsivePeers(),
+      responsivePeers: () => this.replicator.responsivePeers(),
       retryPauseMs: 5,
       log: options.log,
     });
-    const drainHandshake = new DrainHandshake({ transport, durable, mergedUpTo: (peerActor) => replicator.mergedUpTo(peerActor) });
-    const replica = new Replica(identity, shop, db, commit, replicator, broker, gossip, drainHandshake, transport, options, clock, idempotency, released);
-    replica.expireIdempotencyRecords();
-    replica.membershipChanged();
-    await transport.start({
-      peerUp: (peer, peerActor) => replica.peerUp(peer, peerActor),
-      peerDown: (peer) => replica.peerDown(peer),
-      message: (peer, message) => {
-        if (message.type === "rightsRequest" || message.type === "rightsGrant") {
-          const peerActor = replicator.upPeerActor(peer);
-          if (peerActor !== undefined) broker.receive(peer, peerActor, message);
-        } else if (message.type === "drainSeen") {
-          const peerActor = replicator.upPeerActor(peer);
-          if (peerActor !== undefined) drainHandshake.receive(peer, peerActor, message);
-        } else if (message.type === "membership") {
-          gossip.receive(peer, message);
-          replica.membershipChanged();
-        } else {
-          replicator.receive(peer, message);
-        }
-      },
+    this.drainHandshake = new DrainHandshake({ transport: this.transport, durable: () => this.commit.durable(), mergedUpTo: (peer) => this.replicator.mergedUpTo(peer) });
+  }
+
+  private replicatorDeps(): ReplicatorDeps {
+    const commit = this.commit;
+    return {
+      transport: this.transport,
+      mergeState: (key, bytes) => mergeReplicated(this.stores, key, bytes, "peer"),
+      clock: this.clock,
+      durable: () => commit.durable(),
+      durableSeq: () => commit.durableSeq,
+      syncAll: () => commit.syncAll(),
+      cursorMoved: (peer) => commit.markChanged(cursorKey(peer), "local"),
+      whenQuiet: (take) =>
+        commit.whenQuiet(() => {
+          const snapshot = this.db.snapshot();
+          take({ read: (keys) => this.db.getMany(keys as StateKey[], { snapshot }), close: () => snapshot.close() });
+        }),
+      log: this.options.log,
+      ackWaitMsMax: this.options.ackWaitMsMax,
+      resyncMs: this.options.resyncMs ?? resyncMsDefault,
+      statesPerFrame: Math.min(this.options.statesPerFrame ?? statesPerFrameMax, statesPerFrameMax),
+      // A peer that misses an ack wait is likely silent: its grants will not come either.
+      onPeerLagging: (peerId) => this.broker.peerDown(peerId),
+    };
+  }
+
+  /** Merge every stored state; what does not decode is set aside, to come back from the peers. */
+  private async load(): Promise<void> {
+    const { stateKeys, cursors, setAside } = await loadStoredStates(this.db, (key, bytes) => mergeReplicated(this.stores, key, bytes, "disk"));
+    if (setAside.length > 0) {
+      const shown = setAside.slice(0, 10).join(", ");
+      this.options.log("warn", `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`);
+    }
+    this.replicator.loaded(stateKeys, cursors);
+  }
+
+  private async start(): Promise<void> {
+    this.membershipChanged(); // leaves "starting": serving, draining or retired, as the document says
+    this.expireIdempotencyRecords();
+    await this.transport.start({
+      peerUp: (peer, peerActor) => this.peerUp(peer, peerActor),
+      peerDown: (peer) => this.peerDown(peer),
+      message: (peer, message) => this.receive(peer, message),
     });
-    return replica;
+  }
+
+  /** A store changed `key`: write it with the next batch. While starting, the stores load what is on disk already. */
+  private keyChanged(key: StateKey, origin: ChangeOrigin, bytes?: Uint8Array): void {
+    if (this.lifecycle !== "starting") this.commit.markChanged(key, origin, bytes);
+  }
+
+  private receive(peer: PeerId, message: PeerMessage): void {
+    if (message.type === "rightsRequest" || message.type === "rightsGrant") {
+      const peerActor = this.replicator.upPeerActor(peer);
+      if (peerActor !== undefined) this.broker.receive(peer, peerActor, message);
+    } else if (message.type === "drainSeen") {
+      const peerActor = this.replicator.upPeerActor(peer);
+      if (peerActor !== undefined) this.drainHandshake.receive(peer, peerActor, message);
+    } else if (message.type === "membership") {
+      this.gossip.receive(peer, message);
+      this.membershipChanged();
+    } else {
+      this.replicator.receive(peer, message);
+    }
   }
 
   /**
@@ -262,7 +295,7 @@ export class Replica {
   }
 
   private async leaveOnce(): Promise<LeaveReport | Refusal> {
-    if (this.gossip.membership.member(this.identity.replicaId)?.state === "retired") {
+    if (this.lifecycle === "retired") {
       const waitingFor = await this.waitForWriters(this.clock.now() + leaveSettleWaitMsMax, (writers) => this.drainHandshake.unawareOfRetirement(writers));
       return { keysHandedOver: 0, keysStillHeld: [...this.shop.keysWithRights()].length, waitingFor, state: "retired" };
     }
@@ -274,7 +307,7 @@ export class Replica {
     const deadline = this.clock.now() + leaveSettleWaitMsMax;
     let keysHandedOver = await this.handOverPasses();
     let waitingFor = await this.waitForWriters(deadline, (writers) => this.drainHandshake.unsettled(writers));
-    this.closing = true;
+    this.lifecycle = "retiring";
     keysHandedOver += await this.handOverPasses();
     // Its data may be deleted once it retired: every other replica must hold all of it
     // durably. (The ordered link mostly ensures this already; this wait covers a link
@@ -294,7 +327,8 @@ export class Replica {
       // Peers must learn it, or they would wait for this replica at their own leave.
       waitingFor = await this.waitForWriters(this.clock.now() + leaveSettleWaitMsMax, (writers) => this.drainHandshake.unawareOfRetirement(writers));
     } else {
-      this.closing = false; // still a member: it serves writes again (they spread to peers)
+      // Still a member: it takes writes again (they spread to peers).
+      this.lifecycle = lifecycleAfter("draining", this.ownMemberState());
     }
     await this.replicator.replicated(await this.commit.durable());
     this.sweepLateRights();
@@ -408,13 +442,13 @@ export class Replica {
       const refusal = guard.replay.refusal;
       return refusal === null ? null : { ...refusal };
     }
-    if (this.closing) {
-      return { reason: "rights-elsewhere", message: "this replica is leaving the cluster and takes no more writes: send them to another replica" };
+    if (this.lifecycle === "retiring" || this.lifecycle === "retired") {
+      return refusedWhileLeaving("this replica is leaving the cluster and takes no more writes: send them to another replica");
     }
     let deadline: number | undefined;
     for (;;) {
       const refusal = change(this.shop);
-      const final = refusal === null || refusal.reason !== "rights-elsewhere" || refusal.missing === undefined || this.leaving;
+      const final = refusal === null || refusal.reason !== "rights-elsewhere" || refusal.missing === undefined || this.lifecycle !== "serving";
       if (final && guard !== undefined && isRecordable(refusal)) {
         // In the same synchronous step as the change: both go in one batch.
         this.idempotency.record(guard, refusal);
@@ -508,7 +542,7 @@ export class Replica {
     const up = this.replicator.upPeers();
     const live = up.find((peer) => peer.actor === actor);
     if (live !== undefined) return { reason: "bad-reference", message: `${actor} is the incarnation of ${live.replicaId}, which is up: it is not lost` };
-    if (this.leaving) return { reason: "rights-elsewhere", message: "this replica is leaving the cluster: release from another one" };
+    if (this.lifecycle !== "serving") return refusedWhileLeaving("this replica is leaving the cluster: release from another one");
     const members = this.gossip.view();
     const waitingFor = members
       .filter((member) => member.state === "active" && member.replicaId !== this.identity.replicaId && member.actor !== actor)
@@ -556,14 +590,25 @@ export class Replica {
   private membershipChanged(): void {
     const members = this.gossip.view();
     const stateOf = new Map(members.map((member) => [member.replicaId, member.state]));
-    const ownState = stateOf.get(this.identity.replicaId) ?? "active";
-    this.leaving = ownState !== "active";
-    if (ownState === "retired") this.closing = true;
+    this.lifecycle = lifecycleAfter(this.lifecycle, stateOf.get(this.identity.replicaId) ?? "active");
     const peers = this.activePeerActors(members);
-    this.shop.spreadActors = this.leaving && peers.length > 0 ? peers : [this.shop.actor, ...peers];
+    this.shop.spreadActors = this.lifecycle !== "serving" && peers.length > 0 ? peers : [this.shop.actor, ...peers];
     const leavingPeers = this.replicator.upPeers().filter((peer) => (stateOf.get(peer.replicaId) ?? "active") !== "active");
     this.drainHandshake.tellLeaving(leavingPeers.map((peer) => ({ replicaId: peer.replicaId, retired: stateOf.get(peer.replicaId) === "retired" })));
   }
+
+  private ownMemberState(): MemberState {
+    return this.gossip.membership.member(this.identity.replicaId)?.state ?? "active";
+  }
+}
+
+/**
+ * A leaving replica's refusal. It shares rights-elsewhere's 409, which docs/API.md
+ * gives to "this replica is leaving the cluster, or has left"; a reason of its own
+ * would need RefusalReason (crdt/shopState.ts) and its status (api/answers.ts).
+ */
+function refusedWhileLeaving(message: string): Refusal {
+  return { reason: "rights-elsewhere", message };
 }
 
 async function openDatabase(storage: ReplicaStorage): Promise<Database> {

@@ -3,14 +3,11 @@
 // it guess: it is set aside under `~set-aside:<key>` with its bytes, logged, and
 // fetched again from the peers. Every anti-entropy cursor is dropped for that, so
 // each peer resends all it holds (the key may have last changed long before).
-import { unpack } from "msgpackr";
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
 import type { StateKey } from "../crdt/shopState.js";
-import { cursorKeyPrefix } from "../cluster/replicator.js";
 import type { Database } from "./database.js";
-
-export const setAsideKeyPrefix = "~set-aside:";
+import { cursorKeyPrefix, decodeBatchNumber, setAsideKeyPrefix } from "./storageLayout.js";
 
 export interface StoredStates {
   readonly stateKeys: StateKey[];
@@ -51,12 +48,5 @@ export async function loadStoredStates(db: Database, merge: (key: StateKey, byte
 }
 
 function readCursor(value: Uint8Array): number {
-  let cursor: unknown;
-  try {
-    cursor = unpack(value);
-  } catch (error) {
-    throw new DecodeError(`a cursor must be msgpack: ${(error as Error).message}`);
-  }
-  if (typeof cursor !== "number" || !Number.isSafeInteger(cursor) || cursor < 0) throw new DecodeError("a cursor must be a safe non-negative integer");
-  return cursor;
+  return decodeBatchNumber(value, "a cursor");
 }

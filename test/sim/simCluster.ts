@@ -8,10 +8,9 @@ import { pack } from "msgpackr";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "./simulatedTransport.js";
 import { Membership } from "../../cluster/membership.js";
-import { membershipKey } from "../../cluster/membershipGossip.js";
 import { ShopState } from "../../crdt/shopState.js";
-import { identityKey } from "../../node/identity.js";
 import { Replica } from "../../node/replica.js";
+import { identityKey, membershipKey } from "../../node/storageLayout.js";
 import type { Random } from "./random.js";
 import type { Life, Scheduler } from "./scheduler.js";
 

@@ -113,13 +113,13 @@ export class ReplicaMetrics {
     });
     new Gauge({
       name: "shop_keys",
-      help: "Keys held in memory, by kind",
+      help: "Keys by kind, those of batch_init records included",
       labelNames: ["kind"],
       registers,
       collect() {
-        this.set({ kind: "item" }, replica.shop.items.size);
-        this.set({ kind: "user" }, replica.shop.users.size);
-        this.set({ kind: "order" }, replica.shop.orders.size);
+        this.set({ kind: "item" }, replica.shop.stateCount("i"));
+        this.set({ kind: "user" }, replica.shop.stateCount("u"));
+        this.set({ kind: "order" }, replica.shop.stateCount("o"));
       },
     });
     new Gauge({
@@ -179,7 +179,7 @@ export class ReplicaMetrics {
   checkoutDone(orderId: string, statusCode: number): void {
     if (statusCode < 300) this.totals.checkoutsOk += 1;
     else if (statusCode < 500) this.totals.checkoutsRefused += 1;
-    const order = this.watched?.replica.shop.orders.get(orderId);
+    const order = this.watched?.replica.shop.order(orderId);
     if (order === undefined) return;
     this.hotUsers.touch(order.userId);
     for (const [itemId] of order.lines) this.hotItems.touch(itemId);

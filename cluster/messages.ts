@@ -139,10 +139,10 @@ function readCount(value: unknown): number {
   return readAmount(value, "a count");
 }
 
-/** A state: an item, user or order (`counters`), or also an idempotency or release record. */
+/** A state: an item, user or order (`counters`), or also a batch_init, idempotency or release record. */
 function readKey(value: unknown, counters = false): StateKey {
-  if (typeof value !== "string" || !(counters ? /^[iuo]:/ : /^[iuokr]:/).test(value) || value.length < 3 || value.length > idLengthMax + 2) {
-    throw new ProtocolError(`a state key must be ${counters ? "i:, u: or o:" : "i:, u:, o:, k: or r:"} followed by an id`);
+  if (typeof value !== "string" || !(counters ? /^[iuo]:/ : /^[iuobkr]:/).test(value) || value.length < 3 || value.length > idLengthMax + 2) {
+    throw new ProtocolError(`a state key must be ${counters ? "i:, u: or o:" : "i:, u:, o:, b:, k: or r:"} followed by an id`);
   }
   return value;
 }

@@ -252,7 +252,7 @@ export class Replicator {
     if (local.length === 0) return;
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
     if (local.length >= statesPerFrameMax) this.ackWaitMsBySeq.set(seq, this.deps.ackWaitMsMax + Math.ceil(local.length / statesMergedPerMs));
-    const ordered = ordersLast(local, ([key]) => key);
+    const ordered = inMergeOrder(local, ([key]) => key);
     for (const [peerId, peer] of this.peers) {
       if (peer.up && this.sendStates(peerId, ordered, seq, seq)) peer.sent(seq, this.deps.clock.now());
     }
@@ -374,7 +374,7 @@ export class Replicator {
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
         for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor && !this.heldBy(key, known)) keys.push(key);
-        resolve({ upTo: this.deps.durableSeq(), keys: ordersLast(keys, (key) => key), snapshot });
+        resolve({ upTo: this.deps.durableSeq(), keys: inMergeOrder(keys, (key) => key), snapshot });
       }),
     );
     try {
@@ -515,7 +515,7 @@ export class Replicator {
 
   /**
    * Send entries in frames under the size bounds, in the order given (callers put
-   * orders last: ordersLast); only the last frame carries `seq` (so an ack means
+   * orders last: inMergeOrder); only the last frame carries `seq` (so an ack means
    * the whole batch), every frame `batch` (live: this replica's own changes of
    * that batch). False if the link is down.
    */
@@ -536,17 +536,21 @@ export class Replicator {
 }
 
 /**
- * Items and users first, orders after them (stable otherwise). A peer merges frame
- * by frame, so a batch or a catch-up split into frames must never show it an order
+ * batch_init records first, orders last (stable otherwise). A peer merges frame by
+ * frame, so a batch or a catch-up split into frames must never show it an order
  * paid before the stock and credit taken by that checkout: DESIGN.md's "no replica
  * ever sees paid without the matching decrements". The charges of a paid order sent
  * here are in a user or item state sent before it, or already at the peer (changed
- * at or before its cursor).
+ * at or before its cursor). A batch record comes before the states of its keys.
  */
-export function ordersLast<T>(list: readonly T[], keyOf: (element: T) => StateKey): readonly T[] {
+export function inMergeOrder<T>(list: readonly T[], keyOf: (element: T) => StateKey): readonly T[] {
   if (list.length <= 1) return list;
+  const records: T[] = [];
   const others: T[] = [];
   const orders: T[] = [];
-  for (const element of list) (keyOf(element).startsWith("o:") ? orders : others).push(element);
-  return orders.length === 0 || others.length === 0 ? list : [...others, ...orders];
+  for (const element of list) {
+    const kind = keyOf(element)[0];
+    (kind === "b" ? records : kind === "o" ? orders : others).push(element);
+  }
+  return records.length + orders.length === 0 ? list : [...records, ...others, ...orders];
 }

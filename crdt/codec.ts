@@ -149,7 +149,7 @@ function readLines(value: unknown): OrderLine[] {
 const internedActors = new Map<string, Actor>();
 const internedActorsMax = 4096;
 
-function readActor(value: unknown): Actor {
+export function readActor(value: unknown): Actor {
   const actor = readId(value, "actor");
   const interned = internedActors.get(actor);
   if (interned !== undefined) return interned;

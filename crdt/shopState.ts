@@ -3,6 +3,7 @@
 // from the caller. Every operation either refuses and changes nothing, or applies
 // completely and reports each changed key through `onChange` in the same
 // synchronous step, so a caller can commit them as one batch.
+import { type BatchKind, type BatchRecord, BatchRecords, batchItem, batchOrder, batchUser, decodeBatchRecords, encodeBatchRecords, handOut } from "./batchRecord.js";
 import { type Actor, type BoundedCounter, type CounterRefusal, assert } from "./boundedCounter.js";
 import { decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, orderLinesMax } from "./codec.js";
 import { DecodeError } from "./codec.js";
@@ -31,6 +32,8 @@ export type StateKey = string;
 export const itemKey = (id: string): StateKey => `i:${id}`;
 export const userKey = (id: string): StateKey => `u:${id}`;
 export const orderKey = (id: string): StateKey => `o:${id}`;
+/** The batch_init records of a kind (crdt/batchRecord.ts): one key each. */
+export const batchKey = (kind: BatchKind): StateKey => `b:${kind}`;
 
 export interface ItemView {
   stock: number;
@@ -84,9 +87,13 @@ export const openPeerStatePolicy: PeerStatePolicy = {
 export const rightsGrantedBeyondNeedMax = 2 ** 32;
 
 export class ShopState {
-  readonly items = new Map<string, ItemState>();
-  readonly users = new Map<string, UserState>();
-  readonly orders = new Map<string, OrderState>();
+  // States kept in memory: every key made by create, and the keys of a batch_init
+  // that changed since (or were merged); the others are computed from `batches`.
+  // Read through item(), user(), order(): an entry here can be older than a batch.
+  private readonly items = new Map<string, ItemState>();
+  private readonly users = new Map<string, UserState>();
+  private readonly orders = new Map<string, OrderState>();
+  readonly batches = { i: new BatchRecords("i"), u: new BatchRecords("u"), o: new BatchRecords("o") } as const;
   /** Lamport clock of generations: above every generation seen. */
   private generationCounter = 0;
   /**
@@ -106,22 +113,66 @@ export class ShopState {
     this.spreadActors = [actor];
   }
 
+  // ---- states as they are now (not to be changed by the caller)
+
+  item(id: string): ItemState | undefined {
+    return current(this.items, this.batches.i, id, batchItem);
+  }
+
+  user(id: string): UserState | undefined {
+    return current(this.users, this.batches.u, id, batchUser);
+  }
+
+  order(id: string): OrderState | undefined {
+    return current(this.orders, this.batches.o, id, batchOrder);
+  }
+
+  /** Every item as it is now, batch keys included. */
+  itemEntries(): Generator<[string, ItemState]> {
+    return entries(this.items, this.batches.i, batchItem);
+  }
+
+  userEntries(): Generator<[string, UserState]> {
+    return entries(this.users, this.batches.u, batchUser);
+  }
+
+  orderEntries(): Generator<[string, OrderState]> {
+    return entries(this.orders, this.batches.o, batchOrder);
+  }
+
+  /** Every key to send for a whole copy of this state: batch records first, then the states kept (not computed). */
+  *keptKeys(): Generator<StateKey> {
+    for (const kind of ["i", "u", "o"] as const) if (this.batches[kind].all.length > 0) yield batchKey(kind);
+    for (const [id, state] of this.items) if (this.item(id) === state) yield itemKey(id);
+    for (const [id, state] of this.users) if (this.user(id) === state) yield userKey(id);
+    for (const [id, state] of this.orders) if (this.order(id) === state) yield orderKey(id);
+  }
+
+  /** How many keys of a kind exist, batch keys included. */
+  stateCount(kind: BatchKind): number {
+    const batches = this.batches[kind];
+    const stored = kind === "i" ? this.items : kind === "u" ? this.users : this.orders;
+    let count = batches.keyCount();
+    for (const id of stored.keys()) if (batches.recordFor(id) === undefined) count += 1;
+    return count;
+  }
+
   // ---- reads
 
   findItem(id: string): ItemView | Refusal {
-    const item = this.items.get(id);
+    const item = this.item(id);
     if (item === undefined) return notFound("item", id);
     return { stock: item.stock.value(), price: item.price };
   }
 
   findUser(id: string): UserView | Refusal {
-    const user = this.users.get(id);
+    const user = this.user(id);
     if (user === undefined) return notFound("user", id);
     return { user_id: id, credit: user.credit.value() };
   }
 
   findOrder(id: string): OrderView | Refusal {
-    const order = this.orders.get(id);
+    const order = this.order(id);
     if (order === undefined) return notFound("order", id);
     return {
       order_id: id,
@@ -141,7 +192,7 @@ export class ShopState {
   }
 
   addStock(id: string, amount: number): Refusal | null {
-    const item = this.items.get(id);
+    const item = this.itemToChange(id);
     if (item === undefined) return notFound("item", id);
     const refusal = this.incrementSpread(item.stock, amount, 0);
     if (refusal !== null) return counterRefusal(refusal, `stock of item ${id}`, amount, item.stock.value());
@@ -150,7 +201,7 @@ export class ShopState {
   }
 
   subtractStock(id: string, amount: number): Refusal | null {
-    const item = this.items.get(id);
+    const item = this.itemToChange(id);
     if (item === undefined) return notFound("item", id);
     const shortage = this.shortage(item.stock, itemKey(id), amount, `stock of item ${id}`);
     if (shortage !== null) return shortage;
@@ -163,13 +214,7 @@ export class ShopState {
   batchInitItems(count: number, startingStock: number, price: number, wallClockMs = 0): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
     if (isRefusal(generation)) return generation;
-    for (let index = 0; index < count; index++) {
-      const item = new ItemState(generation, price);
-      assert(this.incrementSpread(item.stock, startingStock, index) === null, "starting stock is a safe integer");
-      this.items.set(String(index), item);
-      this.onChange(itemKey(String(index)), "local");
-    }
-    return null;
+    return this.addBatch("i", { generation, count, spreadActors: this.spreadActors, amount: startingStock, price, itemCount: 0, userCount: 0, seed: 0 });
   }
 
   // ---- payment
@@ -181,7 +226,7 @@ export class ShopState {
   }
 
   addFunds(id: string, amount: number): Refusal | null {
-    const user = this.users.get(id);
+    const user = this.userToChange(id);
     if (user === undefined) return notFound("user", id);
     const refusal = this.incrementSpread(user.credit, amount, 0);
     if (refusal !== null) return counterRefusal(refusal, `credit of user ${id}`, amount, user.credit.value());
@@ -190,7 +235,7 @@ export class ShopState {
   }
 
   pay(id: string, amount: number): Refusal | null {
-    const user = this.users.get(id);
+    const user = this.userToChange(id);
     if (user === undefined) return notFound("user", id);
     const shortage = this.shortage(user.credit, userKey(id), amount, `credit of user ${id}`);
     if (shortage !== null) return shortage;
@@ -202,28 +247,20 @@ export class ShopState {
   batchInitUsers(count: number, startingMoney: number, wallClockMs = 0): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
     if (isRefusal(generation)) return generation;
-    for (let index = 0; index < count; index++) {
-      const user = new UserState(generation);
-      assert(this.incrementSpread(user.credit, startingMoney, index) === null, "starting money is a safe integer");
-      this.users.set(String(index), user);
-      this.onChange(userKey(String(index)), "local");
-    }
-    return null;
+    return this.addBatch("u", { generation, count, spreadActors: this.spreadActors, amount: startingMoney, price: 0, itemCount: 0, userCount: 0, seed: 0 });
   }
 
   // ---- orders
 
   createOrder(id: string, userId: string): Refusal | null {
     assert(!this.orders.has(id), `order ${id} is new`);
-    if (!this.users.has(userId)) return notFound("user", userId);
-    // Rotation 0: the token stays here, where the order's next steps likely come,
-    // unless this replica is leaving (then spreadActors starts with a peer).
-    this.orders.set(id, this.newOrder(generationZero, userId, 0));
+    if (this.user(userId) === undefined) return notFound("user", userId);
+    this.orders.set(id, this.newOrder(userId));
     this.onChange(orderKey(id), "local");
     return null;
   }
 
-  /** `randomIndex(n)` gives an integer in [0, n). */
+  /** `randomIndex(n)` gives an integer in [0, n): it draws the seed of the order lines. */
   batchInitOrders(
     count: number,
     itemCount: number,
@@ -234,20 +271,27 @@ export class ShopState {
   ): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
     if (isRefusal(generation)) return generation;
-    for (let index = 0; index < count; index++) {
-      const order = this.newOrder(generation, String(randomIndex(userCount)), index);
-      order.lines = [[String(randomIndex(itemCount)), 1], [String(randomIndex(itemCount)), 1]];
-      order.totalCost = 2 * itemPrice;
-      this.orders.set(String(index), order);
-      this.onChange(orderKey(String(index)), "local");
+    const seed = randomIndex(2 ** 32);
+    return this.addBatch("o", { generation, count, spreadActors: this.spreadActors, amount: 0, price: itemPrice, itemCount, userCount, seed });
+  }
+
+  /** Record a batch_init: its keys now read as the record says until each changes. */
+  private addBatch(kind: BatchKind, record: BatchRecord): Refusal | null {
+    if (record.count === 0) return null;
+    try {
+      this.batches[kind].merge([record]);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      return { reason: "overflow", message: `too many batch_init sizes of one kind are in use; one of at least the largest n replaces them` };
     }
+    this.onChange(batchKey(kind), "local");
     return null;
   }
 
   addItem(orderId: string, itemId: string, quantity: number): Refusal | null {
-    const order = this.orders.get(orderId);
+    const order = this.orderToChange(orderId);
     if (order === undefined) return notFound("order", orderId);
-    const item = this.items.get(itemId);
+    const item = this.item(itemId);
     if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} does not exist` };
     if (order.paid) return { reason: "paid", message: `order ${orderId} is already paid` };
     if (!order.holdsToken(this.actor)) return tokenElsewhere(orderId);
@@ -270,7 +314,7 @@ export class ShopState {
    * and the order token, or nothing. A paid order is answered as done again.
    */
   checkout(orderId: string): Refusal | null {
-    const order = this.orders.get(orderId);
+    const order = this.orderToChange(orderId);
     if (order === undefined) return notFound("order", orderId);
     if (order.paid) return null;
     const plan = this.planCheckout(orderId, order);
@@ -288,11 +332,11 @@ export class ShopState {
 
   /** What a checkout would take, or why it cannot happen here and now. */
   private planCheckout(orderId: string, order: OrderState): CheckoutPlan | Refusal {
-    const user = this.users.get(order.userId);
+    const user = this.userToChange(order.userId);
     if (user === undefined) return { reason: "bad-reference", message: `user ${order.userId} of order ${orderId} does not exist` };
     const plan = new CheckoutPlan(user);
     for (const [itemId, quantity] of order.lines) {
-      const item = this.items.get(itemId);
+      const item = this.itemToChange(itemId);
       if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} of order ${orderId} does not exist` };
       plan.items.set(itemId, item);
       const summed = (plan.quantities.get(itemId) ?? 0) + quantity;
@@ -334,10 +378,13 @@ export class ShopState {
     else missing.push([key, amount - rights]);
   }
 
-  /** A new order whose token goes to `spreadActors[rotation]` (cyclically), like new rights. */
-  private newOrder(generation: Generation, userId: string, rotation: number): OrderState {
-    const order = OrderState.create(generation, userId, this.actor);
-    const holder = this.spreadActors[rotation % this.spreadActors.length]!;
+  /**
+   * A new order whose token goes to `spreadActors[0]`: this replica, where the
+   * order's next steps likely come, unless it is leaving (then a peer).
+   */
+  private newOrder(userId: string): OrderState {
+    const order = OrderState.create(generationZero, userId, this.actor);
+    const holder = this.spreadActors[0]!;
     if (holder !== this.actor) assert(order.token.transfer(this.actor, holder, 1) === null, "a fresh token moves");
     return order;
   }
@@ -349,55 +396,57 @@ export class ShopState {
   private incrementSpread(counter: BoundedCounter, amount: number, rotation: number): CounterRefusal | null {
     const refusal = counter.increment(this.actor, amount);
     if (refusal !== null) return refusal;
-    this.handOut(counter, amount, this.spreadActors, rotation);
+    handOut(counter, this.actor, amount, this.spreadActors, rotation);
     return null;
-  }
-
-  /**
-   * Hand `amount` of this actor's rights over to `targets` in equal shares (this
-   * actor keeps its own share if it is among them); the remainder goes to the
-   * targets from position `rotation` on. A share whose row has no room left (it
-   * would pass a safe integer) stays here. Returns what was handed over.
-   */
-  private handOut(counter: BoundedCounter, amount: number, targets: readonly Actor[], rotation: number, from: Actor = this.actor): number {
-    if (targets.length === 0) return 0;
-    const share = Math.floor(amount / targets.length);
-    const remainder = amount % targets.length;
-    let handed = 0;
-    for (let index = 0; index < targets.length; index++) {
-      const target = targets[index]!;
-      if (target === from) continue;
-      const extra = (index - (rotation % targets.length) + targets.length) % targets.length < remainder ? 1 : 0;
-      const given = Math.min(share + extra, counter.transferRoom(from, target));
-      if (given <= 0) continue;
-      assert(counter.transfer(from, target, given) === null, "held rights can be handed on");
-      handed += given;
-    }
-    return handed;
   }
 
   // ---- rights between replicas
 
-  /** The counter that holds rights for `key`: stock, credit, or the order token. */
+  /** The counter that holds rights for `key` (stock, credit, or the order token), to read. */
   counterAt(key: StateKey): BoundedCounter | undefined {
     const id = key.slice(2);
     switch (key[0]) {
       case "i":
-        return this.items.get(id)?.counter();
+        return this.item(id)?.counter();
       case "u":
-        return this.users.get(id)?.counter();
+        return this.user(id)?.counter();
       case "o":
-        return this.orders.get(id)?.counter();
+        return this.order(id)?.counter();
       default:
         return undefined;
     }
   }
 
+  /** The counter that holds rights for `key`, to change: a batch key is kept from now on. */
+  private counterToChange(key: StateKey): BoundedCounter | undefined {
+    const id = key.slice(2);
+    switch (key[0]) {
+      case "i":
+        return this.itemToChange(id)?.counter();
+      case "u":
+        return this.userToChange(id)?.counter();
+      case "o":
+        return this.orderToChange(id)?.counter();
+      default:
+        return undefined;
+    }
+  }
+
+  private itemToChange(id: string): ItemState | undefined {
+    return kept(this.items, this.item(id), id);
+  }
+
+  private userToChange(id: string): UserState | undefined {
+    return kept(this.users, this.user(id), id);
+  }
+
+  private orderToChange(id: string): OrderState | undefined {
+    return kept(this.orders, this.order(id), id);
+  }
+
   /** Keys of every state whose counter gives this actor rights, as they are now. */
-  *keysWithRights(): Generator<StateKey> {
-    for (const [id, item] of this.items) if (item.stock.rights(this.actor) > 0) yield itemKey(id);
-    for (const [id, user] of this.users) if (user.credit.rights(this.actor) > 0) yield userKey(id);
-    for (const [id, order] of this.orders) if (order.token.rights(this.actor) > 0) yield orderKey(id);
+  keysWithRights(): Generator<StateKey> {
+    return this.keysWithRightsOf(this.actor);
   }
 
   /** Hand all of this actor's rights on `key` to `targets` (a replica leaving for good). */
@@ -406,11 +455,11 @@ export class ShopState {
     return this.moveAllRights(this.actor, key, targets, rotation);
   }
 
-  /** Keys of every state whose counter gives `actor` rights (a released actor's). */
+  /** Keys of every state whose counter gives `actor` rights (this replica's, or a released actor's). */
   *keysWithRightsOf(actor: Actor): Generator<StateKey> {
-    for (const [id, item] of this.items) if (item.stock.rights(actor) > 0) yield itemKey(id);
-    for (const [id, user] of this.users) if (user.credit.rights(actor) > 0) yield userKey(id);
-    for (const [id, order] of this.orders) if (order.token.rights(actor) > 0) yield orderKey(id);
+    yield* keysHolding("i", this.items, this.batches.i, batchItem, actor);
+    yield* keysHolding("u", this.users, this.batches.u, batchUser, actor);
+    yield* keysHolding("o", this.orders, this.batches.o, batchOrder, actor);
   }
 
   /**
@@ -424,10 +473,10 @@ export class ShopState {
   }
 
   private moveAllRights(from: Actor, key: StateKey, targets: readonly Actor[], rotation: number): boolean {
-    const counter = this.counterAt(key);
-    const rights = counter?.rights(from) ?? 0;
-    if (counter === undefined || rights <= 0 || targets.length === 0) return false;
-    const handed = this.handOut(counter, rights, targets, rotation, from);
+    if ((this.counterAt(key)?.rights(from) ?? 0) <= 0 || targets.length === 0) return false;
+    const counter = this.counterToChange(key)!;
+    const rights = counter.rights(from);
+    const handed = handOut(counter, from, rights, targets, rotation);
     // Only rows with no room left keep rights back (the leave reports them as still held).
     assert(counter.rights(from) === rights - handed, "a hand-over moves exactly what it hands");
     if (handed === 0) return false;
@@ -446,8 +495,8 @@ export class ShopState {
     const granted: Need[] = [];
     if (requester === this.actor) return granted;
     for (const [key, amount] of needs) {
-      const counter = this.counterAt(key);
-      if (counter === undefined) continue;
+      if ((this.counterAt(key)?.rights(this.actor) ?? 0) <= 0) continue;
+      const counter = this.counterToChange(key)!;
       const rights = counter.rights(this.actor);
       const spare = Math.min(rights, spareOf(key, rights));
       const generous = Math.min(Math.ceil(spare / 2), rightsGrantedBeyondNeedMax);
@@ -474,13 +523,16 @@ export class ShopState {
     let merged: { changed: boolean; keptIncoming: boolean };
     switch (key[0]) {
       case "i":
-        merged = this.mergeInto(this.items, id, decodeItem(bytes), from);
+        merged = this.mergeInto(this.items, this.item(id), id, decodeItem(bytes), from);
         break;
       case "u":
-        merged = this.mergeInto(this.users, id, decodeUser(bytes), from);
+        merged = this.mergeInto(this.users, this.user(id), id, decodeUser(bytes), from);
         break;
       case "o":
-        merged = this.mergeInto(this.orders, id, decodeOrder(bytes), from);
+        merged = this.mergeInto(this.orders, this.order(id), id, decodeOrder(bytes), from);
+        break;
+      case "b":
+        merged = { changed: this.mergeBatches(batchKindOf(key), bytes, from), keptIncoming: false };
         break;
       default:
         throw new RangeError(`unknown state key ${key}`);
@@ -492,22 +544,50 @@ export class ShopState {
     return merged.changed;
   }
 
+  /** The state of `key` as it is now (a batch key that never changed too). */
   encode(key: StateKey): Uint8Array {
     const id = key.slice(2);
-    const state = key[0] === "i" ? this.items.get(id) : key[0] === "u" ? this.users.get(id) : this.orders.get(id);
+    if (key[0] === "b") return encodeBatchRecords(this.batches[batchKindOf(key)]);
+    const state = key[0] === "i" ? this.item(id) : key[0] === "u" ? this.user(id) : this.order(id);
     assert(state !== undefined, `state ${key} exists to be encoded`);
     if (state instanceof ItemState) return encodeItem(state);
     if (state instanceof UserState) return encodeUser(state);
     return encodeOrder(state);
   }
 
+  /**
+   * Batch records from disk or a peer. A peer's record that would answer keys here
+   * is checked as a state would be: its generation bounded, its maker an admitted
+   * actor that is neither released nor this replica (only this replica makes its
+   * own records, and keeps each until a newer one answers all its keys).
+   */
+  private mergeBatches(kind: BatchKind, bytes: Uint8Array, from: "peer" | "disk"): boolean {
+    const records = this.batches[kind];
+    const incoming = decodeBatchRecords(kind, bytes);
+    for (const record of incoming) {
+      if (from === "disk" || records.covers(record)) continue;
+      const maker = record.generation.actor;
+      const what = `batch record ${kind} ${record.generation.counter}`;
+      this.checkGeneration(batchKey(kind), record.generation);
+      if (maker === this.actor) throw new ForgedStateError(`${what} claims to be made by ${this.actor}, which did not make it`);
+      if (!this.peerStatePolicy.actorAdmitted(maker)) throw new ForgedStateError(`${what} is made by ${maker}, which is not a member's actor`);
+      if (this.peerStatePolicy.released?.(maker) === true) throw new ForgedStateError(`${what} is made by ${maker}, whose rights were released`);
+    }
+    const changed = records.merge(incoming);
+    for (const record of incoming) {
+      if (record.generation.counter > this.generationCounter) this.generationCounter = record.generation.counter;
+    }
+    return changed;
+  }
+
+  /** `local`: the state as it is now (stored, or computed from its batch). */
   private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter; forgedAgainst(local: T, actor: Actor): string | null }>(
     states: Map<string, T>,
+    local: T | undefined,
     id: string,
     incoming: T,
     from: "peer" | "disk",
   ): { changed: boolean; keptIncoming: boolean } {
-    const local = states.get(id);
     if (from === "peer") this.checkGeneration(id, incoming.generation);
     // This replica only sends its own row once it is durable, so no peer can know
     // more of it; an older generation is dropped by the merge and needs no check.
@@ -534,7 +614,8 @@ export class ShopState {
     }
     if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const { kept, changed } = mergeGenerational(local, incoming);
-    if (kept !== local) states.set(id, kept);
+    // A batch key that did not change stays computed; one that did is kept from now on.
+    if (changed && states.get(id) !== kept) states.set(id, kept);
     return { changed, keptIncoming: kept === incoming };
   }
 
@@ -595,6 +676,71 @@ export class ShopState {
 
 /** A peer sent a state that claims changes only this replica could have made. */
 export class ForgedStateError extends DecodeError {}
+
+/** The state of `id` now: the stored one unless a newer batch record covers the key. */
+function current<T extends { readonly generation: Generation }>(
+  stored: ReadonlyMap<string, T>,
+  batches: BatchRecords,
+  id: string,
+  make: (record: BatchRecord, index: number) => T,
+): T | undefined {
+  const state = stored.get(id);
+  const record = batches.recordFor(id);
+  if (record === undefined) return state;
+  if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) return state;
+  return make(record, Number(id));
+}
+
+/** `state` (current), stored so that changes made to it are kept. */
+function kept<T>(stored: Map<string, T>, state: T | undefined, id: string): T | undefined {
+  if (state !== undefined && stored.get(id) !== state) stored.set(id, state);
+  return state;
+}
+
+function* entries<T extends { readonly generation: Generation }>(
+  stored: ReadonlyMap<string, T>,
+  batches: BatchRecords,
+  make: (record: BatchRecord, index: number) => T,
+): Generator<[string, T]> {
+  for (const [id, state] of stored) if (current(stored, batches, id, make) === state) yield [id, state];
+  for (const [record, first, end] of batches.ranges()) {
+    for (let index = first; index < end; index++) {
+      const state = stored.get(String(index));
+      if (state === undefined || compareGenerations(state.generation, record.generation) < 0) yield [String(index), make(record, index)];
+    }
+  }
+}
+
+/**
+ * Keys of `kind` whose counter gives `actor` rights: stored states first, then
+ * batch keys never changed (a record that names neither the actor as maker nor
+ * among its spread actors gives it none, and is skipped whole).
+ */
+function* keysHolding<T extends { readonly generation: Generation; counter(): BoundedCounter }>(
+  kind: BatchKind,
+  stored: ReadonlyMap<string, T>,
+  batches: BatchRecords,
+  make: (record: BatchRecord, index: number) => T,
+  actor: Actor,
+): Generator<StateKey> {
+  for (const [id, state] of stored) {
+    if (current(stored, batches, id, make) === state && state.counter().rights(actor) > 0) yield `${kind}:${id}`;
+  }
+  for (const [record, first, end] of batches.ranges()) {
+    if (record.generation.actor !== actor && !record.spreadActors.includes(actor)) continue;
+    for (let index = first; index < end; index++) {
+      const state = stored.get(String(index));
+      if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) continue;
+      if (make(record, index).counter().rights(actor) > 0) yield `${kind}:${index}`;
+    }
+  }
+}
+
+function batchKindOf(key: StateKey): BatchKind {
+  const kind = key.slice(2);
+  if (kind !== "i" && kind !== "u" && kind !== "o") throw new RangeError(`unknown state key ${key}`);
+  return kind;
+}
 
 class CheckoutPlan {
   readonly items = new Map<string, ItemState>();

@@ -5,6 +5,7 @@
 // | key                       | value                                              | replicated |
 // |---------------------------|----------------------------------------------------|------------|
 // | `<kind>:<id>`             | a shop state; crdt/shopState.ts names the kinds    | yes        |
+// | `b:<kind>`                | a kind's batch_init records (crdt/batchRecord.ts)  | yes        |
 // | `k:<Idempotency-Key>`     | an idempotency record (crdt/idempotencyRecord.ts)  | yes        |
 // | `r:<actor>`               | a released actor (crdt/releaseRecord.ts)           | yes        |
 // | `~identity`               | this folder's replica id and incarnation           | no         |

@@ -32,17 +32,17 @@ export function checkReplica(replicaId: string, shop: ShopState, changed?: Reado
   const violations: Violation[] = [];
   const fail = (key: string, message: string) => violations.push({ message: `${replicaId}: ${message}`, invocations: [], keys: [key] });
   if (changed?.size === 0) return violations;
-  const keys = changed ?? [...[...shop.items.keys()].map((id) => `i:${id}`), ...[...shop.users.keys()].map((id) => `u:${id}`)];
+  const keys = changed ?? [...[...shop.itemEntries()].map(([id]) => `i:${id}`), ...[...shop.userEntries()].map(([id]) => `u:${id}`)];
   for (const key of keys) {
     const id = key.slice(2);
-    const counter = key[0] === "i" ? shop.items.get(id)?.stock : key[0] === "u" ? shop.users.get(id)?.credit : undefined;
+    const counter = key[0] === "i" ? shop.item(id)?.stock : key[0] === "u" ? shop.user(id)?.credit : undefined;
     const problem = counter === undefined ? null : counterProblem(counter);
     if (problem !== null) fail(key, `${key[0] === "i" ? "stock" : "credit"} of ${id}: ${problem}`);
   }
   let charged: Map<string, Map<Actor, number>> | undefined;
   // A payment's charges can only go missing where the order changed (states of
   // users and items only grow within a generation, and no run here makes a new one).
-  const orders = changed === undefined ? shop.orders : [...changed].filter((key) => key[0] === "o").map((key) => [key.slice(2), shop.orders.get(key.slice(2))!] as const);
+  const orders = changed === undefined ? shop.orderEntries() : [...changed].filter((key) => key[0] === "o").map((key) => [key.slice(2), shop.order(key.slice(2))!] as const);
   for (const [id, order] of orders) {
     const value = order.token.value();
     if (value !== 0 && value !== 1) fail(`o:${id}`, `token of order ${id} has value ${value}`);
@@ -58,7 +58,7 @@ export function checkReplica(replicaId: string, shop: ShopState, changed?: Reado
     for (const [itemId, quantity] of order.lines) addCharge(charged, `i:${itemId}`, payer, quantity);
   }
   for (const [key, byActor] of charged ?? []) {
-    const counter = key[0] === "u" ? shop.users.get(key.slice(2))?.credit : shop.items.get(key.slice(2))?.stock;
+    const counter = key[0] === "u" ? shop.user(key.slice(2))?.credit : shop.item(key.slice(2))?.stock;
     for (const [actor, amount] of byActor) {
       const decremented = counter?.decrements.get(actor) ?? 0;
       if (decremented < amount) fail(key, `paid orders charged ${amount} to ${key} at ${actor}, but ${key} shows only ${decremented} taken there`);
@@ -257,7 +257,7 @@ function checkOrders(
     const key = `o:${orderId}`;
     const fail = (message: string, shown: readonly Invocation[]) =>
       violations.push({ message, invocations: shown.map((invocation) => invocation.index), keys: [key] });
-    const order = final.orders.get(orderId);
+    const order = final.order(orderId);
     const create = invocations.find((invocation) => invocation.op.f === "createOrder");
     if (order === undefined || !order.paid) addLostCheckouts(invocations, order?.userId, context, attempted, prices, addEffect);
     if (order === undefined) {
@@ -271,7 +271,7 @@ function checkOrders(
     if (!isSubMultiset(acked, lines)) fail(`order ${orderId} lost an acknowledged line: has [${lines.join(" ")}], acknowledged [${acked.join(" ")}]`, adds);
     if (!isSubMultiset(lines, possible)) fail(`order ${orderId} has a line nobody added: has [${lines.join(" ")}], attempted [${possible.join(" ")}]`, adds);
     let total = 0;
-    for (const [itemId, quantity] of order.lines) total += quantity * (final.items.get(itemId)?.price ?? Number.NaN);
+    for (const [itemId, quantity] of order.lines) total += quantity * (final.item(itemId)?.price ?? Number.NaN);
     if (total !== order.totalCost) fail(`order ${orderId} costs ${order.totalCost} but its lines cost ${total}`, adds);
     const checkouts = invocations.filter((invocation) => invocation.op.f === "checkout");
     if (!order.paid) {
@@ -344,16 +344,16 @@ function checkFinalCounters(
   for (const invocation of all) {
     const op = invocation.op;
     if (!certain(invocation)) continue;
-    if (op.f === "createItem" && !final.items.has(op.item)) {
+    if (op.f === "createItem" && final.item(op.item) === undefined) {
       violations.push({ message: `item ${op.item} was created (acknowledged) but is gone`, invocations: [invocation.index], keys: [`i:${op.item}`] });
     }
-    if (op.f === "createUser" && !final.users.has(op.user)) {
+    if (op.f === "createUser" && final.user(op.user) === undefined) {
       violations.push({ message: `user ${op.user} was created (acknowledged) but is gone`, invocations: [invocation.index], keys: [`u:${op.user}`] });
     }
   }
   const counters: [string, BoundedCounter][] = [
-    ...[...final.items].map(([id, item]): [string, BoundedCounter] => [`i:${id}`, item.stock]),
-    ...[...final.users].map(([id, user]): [string, BoundedCounter] => [`u:${id}`, user.credit]),
+    ...[...final.itemEntries()].map(([id, item]): [string, BoundedCounter] => [`i:${id}`, item.stock]),
+    ...[...final.userEntries()].map(([id, user]): [string, BoundedCounter] => [`u:${id}`, user.credit]),
   ];
   for (const [key, counter] of counters) {
     const list = effects.get(key) ?? [];

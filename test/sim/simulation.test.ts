@@ -165,7 +165,7 @@ describe("deterministic simulation", () => {
     expect(state).toBe("retired");
     scenario.cluster.stop(scenario.cluster.slot("r3"));
     await scenario.wait(2000);
-    const stranded = scenario.replica("r1").shop.items.get("x")!.stock.rights(leaving.shop.actor);
+    const stranded = scenario.replica("r1").shop.item("x")!.stock.rights(leaving.shop.actor);
     expect(stranded).toBe(0);
   });
 
@@ -193,7 +193,7 @@ describe("deterministic simulation", () => {
     // Retired with nobody left waiting: every peer already knows, so none waits for r3 at its own leave.
     expect(await leave()).toMatchObject({ report: { keysStillHeld: 0, waitingFor: [], state: "retired" }, seenAs: ["retired", "retired"] });
     scenario.cluster.stop(scenario.cluster.slot("r3"));
-    expect(scenario.replica("r1").shop.items.get("x")!.stock.rights(leaving.shop.actor)).toBe(0);
+    expect(scenario.replica("r1").shop.item("x")!.stock.rights(leaving.shop.actor)).toBe(0);
     expect(await scenario.run("r2", { f: "subtractStock", item: "x", amount: 9 })).toBe("ok");
   });
 

@@ -1,6 +1,6 @@
 // What the benchmark asks of the shop over HTTP: the course's init, the small
 // init of the contention mode, reads of stock, and waiting for a replica to answer.
-import { type HttpOutcome, runPool, send } from "../net/httpClient.js";
+import { describeOutcome, runPool, send } from "../net/httpClient.js";
 
 /** batch_init of 100,000 keys takes seconds; a wait this long means something is wrong. */
 const initTimeoutMs = 600_000;
@@ -13,22 +13,11 @@ export const courseStartingStock = 1_000_000;
 export const courseStartingMoney = 1_000_000;
 export const courseItemPrice = 1;
 
-function describe(outcome: HttpOutcome): string {
-  switch (outcome.kind) {
-    case "answer":
-      return `${outcome.status} ${outcome.text.slice(0, 200)}`;
-    case "timeout":
-      return `no answer within ${outcome.ms.toFixed(0)} ms`;
-    case "error":
-      return `error ${outcome.message}`;
-  }
-}
-
 /** Sends one request and returns the answer's text and time; throws unless it is 2xx. */
 async function expect2xx(baseUrl: string, method: string, path: string, timeoutMs = requestTimeoutMs): Promise<{ text: string; ms: number }> {
   const outcome = await send(baseUrl, method, path, timeoutMs);
   if (outcome.kind !== "answer" || outcome.status < 200 || outcome.status >= 300) {
-    throw new Error(`${method} ${baseUrl}${path} -> ${describe(outcome)}`);
+    throw new Error(`${method} ${baseUrl}${path} -> ${describeOutcome(outcome)}`);
   }
   return { text: outcome.text, ms: outcome.ms };
 }

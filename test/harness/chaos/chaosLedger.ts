@@ -50,20 +50,34 @@ class Account {
   }
 }
 
-export function checkLedger(shape: ShopShape, records: readonly OpRecord[], agreed: AgreedState): LedgerReport {
-  const problems: string[] = [];
-  let violations = 0;
-  const violation = (text: string): void => {
-    violations += 1;
-    if (problems.length < examplesMax) problems.push(text);
-  };
+/** Violations found: their count and the first examplesMax, readable. */
+class Violations {
+  count = 0;
+  readonly examples: string[] = [];
 
+  add(text: string): void {
+    this.count += 1;
+    if (this.examples.length < examplesMax) this.examples.push(text);
+  }
+}
+
+export function checkLedger(shape: ShopShape, records: readonly OpRecord[], agreed: AgreedState): LedgerReport {
+  const violations = new Violations();
+  const { stockAccounts, creditAccounts, checkouts, writes } = accountWrites(records, violations);
+  const { takenByOrdersStock, takenByOrdersCredit, paidOrders } = checkOrders(shape, agreed, checkouts, violations);
+  checkCounters(violations, "stock of item", shape.items, shape.itemStock, agreed.stock, stockAccounts, takenByOrdersStock);
+  checkCounters(violations, "credit of user", shape.users, shape.userCredit, agreed.credit, creditAccounts, takenByOrdersCredit);
+  return { violations: violations.count, examples: violations.examples, writes, paidOrders };
+}
+
+/** Every write on its counter's account, acknowledged or unknown; the checkout attempts per order; a 5xx is a violation. */
+function accountWrites(records: readonly OpRecord[], violations: Violations) {
   const stockAccounts = new Map<string, Account>();
   const creditAccounts = new Map<string, Account>();
   const checkouts = new Map<string, OpRecord[]>();
   const writes = { ok2xx: 0, client4xx: 0, unknown: 0, refused: 0, server5xx: 0 };
   for (const record of records) {
-    if (record.outcome === "5xx") violation(`5xx answer: ${record.kind} ${record.id} at replica ${record.replicaIndex + 1}: ${record.detail}`);
+    if (record.outcome === "5xx") violations.add(`5xx answer: ${record.kind} ${record.id} at replica ${record.replicaIndex + 1}: ${record.detail}`);
     if (record.kind.startsWith("find")) continue;
     if (record.outcome === "2xx") writes.ok2xx++;
     else if (record.outcome === "4xx") writes.client4xx++;
@@ -88,7 +102,11 @@ export function checkLedger(shape: ShopShape, records: readonly OpRecord[], agre
       else account.takenUnknown += record.amount;
     }
   }
+  return { stockAccounts, creditAccounts, checkouts, writes };
+}
 
+/** Each order paid exactly when a checkout may have succeeded (G2, G4); what the paid orders took from stock and credit. */
+function checkOrders(shape: ShopShape, agreed: AgreedState, checkouts: ReadonlyMap<string, OpRecord[]>, violations: Violations) {
   const takenByOrdersStock = new Map<string, number>();
   const takenByOrdersCredit = new Map<string, number>();
   let paidOrders = 0;
@@ -97,39 +115,46 @@ export function checkLedger(shape: ShopShape, records: readonly OpRecord[], agre
     const order = agreed.orders.get(orderId);
     const attempts = checkouts.get(orderId) ?? [];
     if (order === undefined) {
-      violation(`order ${orderId} could not be read`);
+      violations.add(`order ${orderId} could not be read`);
       continue;
     }
     const answered2xx = attempts.some((attempt) => attempt.outcome === "2xx");
     const maybe = attempts.some((attempt) => attempt.outcome === "2xx" || attempt.outcome === "unknown" || attempt.outcome === "5xx");
-    if (answered2xx && !order.paid) violation(`order ${orderId}: checkout answered 2xx, but it reads unpaid (lost, G2/G4)`);
+    if (answered2xx && !order.paid) violations.add(`order ${orderId}: checkout answered 2xx, but it reads unpaid (lost, G2/G4)`);
     if (order.paid && !maybe) {
       const said = attempts.length === 0 ? "never checked out" : "every checkout answered 4xx or was refused a connection";
-      violation(`order ${orderId}: reads paid, but ${said} (invented, G2)`);
+      violations.add(`order ${orderId}: reads paid, but ${said} (invented, G2)`);
     }
     if (!order.paid) continue;
     paidOrders += 1;
     for (const [itemId, quantity] of order.items) takenByOrdersStock.set(itemId, (takenByOrdersStock.get(itemId) ?? 0) + quantity);
     takenByOrdersCredit.set(order.user_id, (takenByOrdersCredit.get(order.user_id) ?? 0) + order.total_cost);
   }
+  return { takenByOrdersStock, takenByOrdersCredit, paidOrders };
+}
 
-  const checkCounters = (what: string, count: number, initial: number, values: ReadonlyMap<string, number>, accounts: Map<string, Account>, takenByOrders: Map<string, number>) => {
-    for (let index = 0; index < count; index++) {
-      const id = String(index);
-      const value = values.get(id);
-      if (value === undefined) {
-        violation(`${what} ${id} could not be read`);
-        continue;
-      }
-      if (value < 0) violation(`${what} ${id} is ${value}: negative (G1)`);
-      const [low, high] = (accounts.get(id) ?? new Account()).range(initial, takenByOrders.get(id) ?? 0);
-      if (value < low || value > high) {
-        const why = value < low ? "below: an acknowledged increment lost or a decrement invented" : "above: an acknowledged decrement lost or an increment invented";
-        violation(`${what} ${id} is ${value}, acknowledged writes allow [${low}, ${high}]: ${why} (G2)`);
-      }
+/** Each counter read, not negative (G1), and within what the acknowledged and unknown writes allow (G2). */
+function checkCounters(
+  violations: Violations,
+  what: string,
+  count: number,
+  initial: number,
+  values: ReadonlyMap<string, number>,
+  accounts: ReadonlyMap<string, Account>,
+  takenByOrders: ReadonlyMap<string, number>,
+): void {
+  for (let index = 0; index < count; index++) {
+    const id = String(index);
+    const value = values.get(id);
+    if (value === undefined) {
+      violations.add(`${what} ${id} could not be read`);
+      continue;
     }
-  };
-  checkCounters("stock of item", shape.items, shape.itemStock, agreed.stock, stockAccounts, takenByOrdersStock);
-  checkCounters("credit of user", shape.users, shape.userCredit, agreed.credit, creditAccounts, takenByOrdersCredit);
-  return { violations, examples: problems, writes, paidOrders };
+    if (value < 0) violations.add(`${what} ${id} is ${value}: negative (G1)`);
+    const [low, high] = (accounts.get(id) ?? new Account()).range(initial, takenByOrders.get(id) ?? 0);
+    if (value < low || value > high) {
+      const why = value < low ? "below: an acknowledged increment lost or a decrement invented" : "above: an acknowledged decrement lost or an increment invented";
+      violations.add(`${what} ${id} is ${value}, acknowledged writes allow [${low}, ${high}]: ${why} (G2)`);
+    }
+  }
 }

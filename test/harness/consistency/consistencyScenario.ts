@@ -7,7 +7,7 @@
 //
 // No printing and no process.exit here: the CLI (consistency.ts) and the tests
 // call `runConsistencyScenario` and read the report.
-import { type HttpOutcome, RoundRobin, runPool, send } from "../net/httpClient.js";
+import { type HttpOutcome, RoundRobin, describeOutcome, isOk, runPool, send } from "../net/httpClient.js";
 import { randomSource } from "../random.js";
 
 const itemPrice = 1;
@@ -102,21 +102,6 @@ export class ScenarioSetupError extends Error {
 }
 
 
-function describe(outcome: HttpOutcome): string {
-  switch (outcome.kind) {
-    case "answer":
-      return `${outcome.status} ${outcome.text.slice(0, 200)}`;
-    case "timeout":
-      return `timeout after ${outcome.ms.toFixed(0)} ms`;
-    case "error":
-      return `error ${outcome.message}`;
-  }
-}
-
-function is2xx(outcome: HttpOutcome): outcome is Extract<HttpOutcome, { kind: "answer" }> {
-  return outcome.kind === "answer" && outcome.status >= 200 && outcome.status < 300;
-}
-
 function jsonObject(text: string): Record<string, unknown> | null {
   try {
     const value = JSON.parse(text) as unknown;
@@ -168,6 +153,9 @@ function check(name: string, expected: string, actual: string, violations: numbe
   return { name, ok: violations === 0, expected, actual, violations, examples: examples.slice(0, examplesMax) };
 }
 
+/** One request to the next URL of the round robin. */
+type Request = (method: string, path: string) => Promise<HttpOutcome>;
+
 /**
  * Runs the scenario once against `options.urls` and returns what it saw and
  * checked. Throws ScenarioSetupError if the shop could not be set up, RangeError
@@ -176,15 +164,60 @@ function check(name: string, expected: string, actual: string, violations: numbe
 export async function runConsistencyScenario(options: ScenarioOptions): Promise<ScenarioReport> {
   validate(options);
   const urls = new RoundRobin(options.urls);
-  const request = (method: string, path: string): Promise<HttpOutcome> => send(urls.pick(), method, path, options.timeoutMs);
+  const request: Request = (method, path) => send(urls.pick(), method, path, options.timeoutMs);
+
+  const setupStarted = performance.now();
+  const { orderUsers, orderIds } = await setUpShop(request, options);
+  const setupMs = performance.now() - setupStarted;
+  const distinctUsers = new Set(orderUsers).size;
+  const expectedSuccesses = Math.min(options.itemsStock, distinctUsers);
+
+  const checkoutStarted = performance.now();
+  const checkoutOutcomes: HttpOutcome[] = new Array<HttpOutcome>(options.orders);
+  await runPool(options.orders, options.concurrency, async (index) => {
+    checkoutOutcomes[index] = await request("POST", `/orders/checkout/${orderIds[index] ?? ""}`);
+  });
+  const checkoutMs = performance.now() - checkoutStarted;
+
+  const readStarted = performance.now();
+  const readBack = await readShop(request, options, orderIds);
+  const readMs = performance.now() - readStarted;
+
+  const tally = tallyCheckouts(checkoutOutcomes, orderIds, readBack.orderReads);
+  const paid = paidOrders(orderIds, orderUsers, readBack.orderReads);
+  const creditsSum = [...readBack.credits.values()].reduce((sum, credit) => sum + credit, 0);
+  const expected = { successes: expectedSuccesses, options };
+  const checks = [
+    ...checkoutChecks(tally, readBack, expected),
+    ...orderChecks(tally, readBack, paid, expected),
+    ...balanceChecks(readBack, paid, creditsSum, expected),
+    ...chargeChecks(tally, readBack, paid),
+  ];
+  return {
+    options,
+    distinctUsers,
+    expectedSuccesses,
+    setupMs,
+    checkoutMs,
+    readMs,
+    checkouts: { total: options.orders, ...tally.counts },
+    checkoutLatency: summarize(tally.latencies),
+    readsFailed: readBack.readFailures.length,
+    stock: readBack.stock,
+    creditsSum,
+    paidOrders: paid.ids.size,
+    checks,
+    inconsistencies: checks.reduce((sum, result) => sum + result.violations, 0),
+  };
+}
+
+/** Setup: the item, the users, and the orders, each for a seeded-random user with one unit of the item. */
+async function setUpShop(request: Request, options: ScenarioOptions): Promise<{ orderUsers: string[]; orderIds: string[] }> {
   const setupOk = async (method: string, path: string): Promise<Extract<HttpOutcome, { kind: "answer" }>> => {
     const outcome = await request(method, path);
-    if (!is2xx(outcome)) throw new ScenarioSetupError(`setup: ${method} ${path} -> ${describe(outcome)}`);
+    if (!isOk(outcome)) throw new ScenarioSetupError(`setup: ${method} ${path} -> ${describeOutcome(outcome)}`);
     return outcome;
   };
-
-  // --- Setup: item, users, orders. --------------------------------------------
-  const setupStarted = performance.now();
   await setupOk("POST", `/stock/batch_init/1/${options.itemsStock}/${itemPrice}`);
   await setupOk("POST", `/payment/batch_init/${options.users}/${userCredit}`);
   const random = randomSource(options.seed);
@@ -200,27 +233,25 @@ export async function runConsistencyScenario(options: ScenarioOptions): Promise<
     orderIds[index] = orderId;
     await setupOk("POST", `/orders/addItem/${orderId}/${itemId}/1`);
   });
-  const setupMs = performance.now() - setupStarted;
-  const distinctUsers = new Set(orderUsers).size;
-  const expectedSuccesses = Math.min(options.itemsStock, distinctUsers);
+  return { orderUsers, orderIds };
+}
 
-  // --- Checkouts. ---------------------------------------------------------------
-  const checkoutStarted = performance.now();
-  const checkoutOutcomes: HttpOutcome[] = new Array<HttpOutcome>(options.orders);
-  await runPool(options.orders, options.concurrency, async (index) => {
-    checkoutOutcomes[index] = await request("POST", `/orders/checkout/${orderIds[index] ?? ""}`);
-  });
-  const checkoutMs = performance.now() - checkoutStarted;
+interface ReadBack {
+  readonly stock: number | null;
+  readonly credits: Map<string, number>;
+  readonly orderReads: Map<string, OrderRead>;
+  readonly readFailures: string[];
+}
 
-  // --- Reads, with no pause: the item, then every user and every order. --------
-  const readStarted = performance.now();
+/** Reads, with no pause after the checkouts: the item, then every user and every order. */
+async function readShop(request: Request, options: ScenarioOptions, orderIds: readonly string[]): Promise<ReadBack> {
   const readFailures: string[] = [];
   const itemRead = await request("GET", `/stock/find/${itemId}`);
   let stock: number | null = null;
-  if (is2xx(itemRead) && typeof jsonObject(itemRead.text)?.["stock"] === "number") {
+  if (isOk(itemRead) && typeof jsonObject(itemRead.text)?.["stock"] === "number") {
     stock = jsonObject(itemRead.text)?.["stock"] as number;
   } else {
-    readFailures.push(`item ${itemId}: ${describe(itemRead)}`);
+    readFailures.push(`item ${itemId}: ${describeOutcome(itemRead)}`);
   }
   const credits = new Map<string, number>();
   const orderReads = new Map<string, OrderRead>();
@@ -228,100 +259,78 @@ export async function runConsistencyScenario(options: ScenarioOptions): Promise<
     if (index < options.users) {
       const userId = String(index);
       const outcome = await request("GET", `/payment/find_user/${userId}`);
-      const credit = is2xx(outcome) ? jsonObject(outcome.text)?.["credit"] : undefined;
+      const credit = isOk(outcome) ? jsonObject(outcome.text)?.["credit"] : undefined;
       if (typeof credit === "number") credits.set(userId, credit);
-      else readFailures.push(`user ${userId}: ${describe(outcome)}`);
+      else readFailures.push(`user ${userId}: ${describeOutcome(outcome)}`);
     } else {
       const orderId = orderIds[index - options.users] ?? "";
       const outcome = await request("GET", `/orders/find/${orderId}`);
-      const body = is2xx(outcome) ? jsonObject(outcome.text) : null;
+      const body = isOk(outcome) ? jsonObject(outcome.text) : null;
       if (body !== null && typeof body["paid"] === "boolean") {
         orderReads.set(orderId, { paid: body["paid"], userId: body["user_id"], items: body["items"], totalCost: body["total_cost"] });
       } else {
-        readFailures.push(`order ${orderId}: ${describe(outcome)}`);
+        readFailures.push(`order ${orderId}: ${describeOutcome(outcome)}`);
       }
     }
   });
-  const readMs = performance.now() - readStarted;
+  return { stock, credits, orderReads, readFailures };
+}
 
-  // --- Tally. ---------------------------------------------------------------------
-  let ok2xx = 0;
-  let client4xx = 0;
-  let server5xx = 0;
-  let otherStatus = 0;
-  let timeouts = 0;
-  let errors = 0;
-  let unknownPaid = 0;
-  let unknownUnpaid = 0;
-  let unknownUnresolved = 0;
-  const latencies: number[] = [];
-  const answered2xx = new Set<string>();
-  const badStatuses: string[] = [];
-  const unknownExamples: string[] = [];
-  const unknownIds = new Set<string>();
-  for (let index = 0; index < options.orders; index++) {
-    const outcome = checkoutOutcomes[index];
+interface Tally {
+  readonly counts: Omit<CheckoutCounts, "total">;
+  readonly latencies: number[];
+  readonly answered2xx: Set<string>;
+  readonly badStatuses: string[];
+  readonly unknownExamples: string[];
+  readonly unknownIds: Set<string>;
+}
+
+/** What the checkout answers said; a timeout or error is resolved by reading its order. */
+function tallyCheckouts(outcomes: readonly (HttpOutcome | undefined)[], orderIds: readonly string[], orderReads: ReadonlyMap<string, OrderRead>): Tally {
+  const counts = { ok2xx: 0, client4xx: 0, server5xx: 0, otherStatus: 0, timeouts: 0, errors: 0, unknownPaid: 0, unknownUnpaid: 0, unknownUnresolved: 0 };
+  const tally: Tally = { counts, latencies: [], answered2xx: new Set(), badStatuses: [], unknownExamples: [], unknownIds: new Set() };
+  for (const [index, outcome] of outcomes.entries()) {
     const orderId = orderIds[index] ?? "";
     if (outcome === undefined) continue;
     if (outcome.kind === "answer") {
-      latencies.push(outcome.ms);
+      tally.latencies.push(outcome.ms);
       if (outcome.status >= 200 && outcome.status < 300) {
-        ok2xx++;
-        answered2xx.add(orderId);
+        counts.ok2xx++;
+        tally.answered2xx.add(orderId);
       } else if (outcome.status >= 400 && outcome.status < 500) {
-        client4xx++;
+        counts.client4xx++;
       } else {
-        if (outcome.status >= 500 && outcome.status < 600) server5xx++;
-        else otherStatus++;
-        badStatuses.push(`order ${orderId}: ${describe(outcome)}`);
+        if (outcome.status >= 500 && outcome.status < 600) counts.server5xx++;
+        else counts.otherStatus++;
+        tally.badStatuses.push(`order ${orderId}: ${describeOutcome(outcome)}`);
       }
       continue;
     }
-    if (outcome.kind === "timeout") timeouts++;
-    else errors++;
-    unknownIds.add(orderId);
-    unknownExamples.push(`order ${orderId}: ${describe(outcome)}`);
+    if (outcome.kind === "timeout") counts.timeouts++;
+    else counts.errors++;
+    tally.unknownIds.add(orderId);
+    tally.unknownExamples.push(`order ${orderId}: ${describeOutcome(outcome)}`);
     const read = orderReads.get(orderId);
-    if (read === undefined) unknownUnresolved++;
-    else if (read.paid) unknownPaid++;
-    else unknownUnpaid++;
+    if (read === undefined) counts.unknownUnresolved++;
+    else if (read.paid) counts.unknownPaid++;
+    else counts.unknownUnpaid++;
   }
+  return tally;
+}
 
-  // --- Checks. --------------------------------------------------------------------
-  const checks: CheckResult[] = [];
-  const expectedFailures = options.orders - expectedSuccesses;
-  const successes = ok2xx + unknownPaid;
-  const refusals = client4xx + unknownUnpaid;
-  checks.push(
-    check(
-      "checkouts succeeded (2xx, or unknown and paid)",
-      String(expectedSuccesses),
-      unknownPaid > 0 ? `${successes} (${ok2xx} 2xx + ${unknownPaid} unknown, paid)` : String(successes),
-      Math.abs(successes - expectedSuccesses),
-    ),
-  );
-  // A checkout answered 5xx (or 1xx/3xx) is neither a success nor a refusal; it is
-  // counted once, under "no 5xx", and not a second time here.
-  const badStatus = server5xx + otherStatus;
-  checks.push(
-    check(
-      "checkouts refused (4xx, or unknown and unpaid)",
-      String(expectedFailures),
-      `${refusals}${unknownUnpaid > 0 ? ` (${client4xx} 4xx + ${unknownUnpaid} unknown, unpaid)` : ""}` +
-        (badStatus > 0 ? `, + ${badStatus} 5xx/other counted under "no 5xx"` : ""),
-      Math.abs(refusals + badStatus - expectedFailures),
-    ),
-  );
-  checks.push(check("no 5xx (or other non-2xx/4xx status)", "0", String(badStatus), badStatus, badStatuses));
-  checks.push(check("every read answered", "0 failed", `${readFailures.length} failed`, readFailures.length, readFailures));
+interface Paid {
+  readonly ids: Set<string>;
+  readonly costByUser: Map<string, number>;
+  readonly units: number;
+  readonly cost: number;
+  /** Orders that did not read back as created. */
+  readonly shapeProblems: string[];
+}
 
-  const paidIds = new Set<string>();
-  const paidCostByUser = new Map<string, number>();
-  let paidUnits = 0;
-  let paidCost = 0;
-  const shapeProblems: string[] = [];
-  for (let index = 0; index < options.orders; index++) {
-    const orderId = orderIds[index] ?? "";
+/** The orders that read paid, what they cost whom, and those that did not read back as created. */
+function paidOrders(orderIds: readonly string[], orderUsers: readonly string[], orderReads: ReadonlyMap<string, OrderRead>): Paid {
+  const paid = { ids: new Set<string>(), costByUser: new Map<string, number>(), units: 0, cost: 0, shapeProblems: [] as string[] };
+  for (const [index, orderId] of orderIds.entries()) {
     const read = orderReads.get(orderId);
     if (read === undefined) continue;
     const userId = orderUsers[index] ?? "";
@@ -330,30 +339,65 @@ export async function runConsistencyScenario(options: ScenarioOptions): Promise<
     const shapeOk =
       read.userId === userId && line !== null && line.length === 2 && line[0] === itemId && line[1] === 1 && read.totalCost === itemPrice;
     if (!shapeOk) {
-      shapeProblems.push(`order ${orderId}: user ${JSON.stringify(read.userId)} items ${JSON.stringify(items)} total_cost ${JSON.stringify(read.totalCost)}`);
+      paid.shapeProblems.push(`order ${orderId}: user ${JSON.stringify(read.userId)} items ${JSON.stringify(items)} total_cost ${JSON.stringify(read.totalCost)}`);
     }
     if (read.paid) {
-      paidIds.add(orderId);
+      paid.ids.add(orderId);
       const cost = typeof read.totalCost === "number" ? read.totalCost : itemPrice;
-      paidCost += cost;
-      paidUnits += 1;
-      paidCostByUser.set(userId, (paidCostByUser.get(userId) ?? 0) + cost);
+      paid.cost += cost;
+      paid.units += 1;
+      paid.costByUser.set(userId, (paid.costByUser.get(userId) ?? 0) + cost);
     }
   }
-  checks.push(
+  return paid;
+}
+
+interface Expected {
+  readonly successes: number;
+  readonly options: ScenarioOptions;
+}
+
+/** As many successes as stock and distinct users allow, the rest refused, no 5xx, every read answered. */
+function checkoutChecks({ counts, badStatuses }: Tally, { readFailures }: ReadBack, expected: Expected): CheckResult[] {
+  const { ok2xx, client4xx, unknownPaid, unknownUnpaid } = counts;
+  const expectedFailures = expected.options.orders - expected.successes;
+  const successes = ok2xx + unknownPaid;
+  const refusals = client4xx + unknownUnpaid;
+  // A checkout answered 5xx (or 1xx/3xx) is neither a success nor a refusal; it is
+  // counted once, under "no 5xx", and not a second time here.
+  const badStatus = counts.server5xx + counts.otherStatus;
+  return [
+    check(
+      "checkouts succeeded (2xx, or unknown and paid)",
+      String(expected.successes),
+      unknownPaid > 0 ? `${successes} (${ok2xx} 2xx + ${unknownPaid} unknown, paid)` : String(successes),
+      Math.abs(successes - expected.successes),
+    ),
+    check(
+      "checkouts refused (4xx, or unknown and unpaid)",
+      String(expectedFailures),
+      `${refusals}${unknownUnpaid > 0 ? ` (${client4xx} 4xx + ${unknownUnpaid} unknown, unpaid)` : ""}` +
+        (badStatus > 0 ? `, + ${badStatus} 5xx/other counted under "no 5xx"` : ""),
+      Math.abs(refusals + badStatus - expectedFailures),
+    ),
+    check("no 5xx (or other non-2xx/4xx status)", "0", String(badStatus), badStatus, badStatuses),
+    check("every read answered", "0 failed", `${readFailures.length} failed`, readFailures.length, readFailures),
+  ];
+}
+
+/** Orders read back as created, as many paid as expected, and paid exactly when answered 2xx. */
+function orderChecks({ answered2xx, unknownIds }: Tally, { orderReads }: ReadBack, paid: Paid, expected: Expected): CheckResult[] {
+  const lostPaid = [...answered2xx].filter((id) => orderReads.has(id) && !paid.ids.has(id));
+  const phantomPaid = [...paid.ids].filter((id) => !answered2xx.has(id) && !unknownIds.has(id));
+  return [
     check(
       `orders read back as created (user, [["${itemId}",1]], total_cost ${itemPrice})`,
       `${orderReads.size} ok`,
-      `${orderReads.size - shapeProblems.length} ok`,
-      shapeProblems.length,
-      shapeProblems,
+      `${orderReads.size - paid.shapeProblems.length} ok`,
+      paid.shapeProblems.length,
+      paid.shapeProblems,
     ),
-  );
-  checks.push(check("orders reading paid:true", String(expectedSuccesses), String(paidIds.size), paidIds.size === expectedSuccesses ? 0 : 1));
-
-  const lostPaid = [...answered2xx].filter((id) => orderReads.has(id) && !paidIds.has(id));
-  const phantomPaid = [...paidIds].filter((id) => !answered2xx.has(id) && !unknownIds.has(id));
-  checks.push(
+    check("orders reading paid:true", String(expected.successes), String(paid.ids.size), paid.ids.size === expected.successes ? 0 : 1),
     check(
       "orders answered 2xx = orders reading paid (unknowns excluded)",
       "0 differ",
@@ -361,49 +405,51 @@ export async function runConsistencyScenario(options: ScenarioOptions): Promise<
       lostPaid.length + phantomPaid.length,
       [...lostPaid.map((id) => `order ${id}: answered 2xx, reads unpaid`), ...phantomPaid.map((id) => `order ${id}: reads paid, answered non-2xx`)],
     ),
-  );
+  ];
+}
 
-  const expectedStock = options.itemsStock - expectedSuccesses;
-  checks.push(check("item stock", String(expectedStock), String(stock), stock === expectedStock ? 0 : 1));
-  checks.push(
+/** Stock and credits where the expected successes leave them, and taken exactly for the paid orders. */
+function balanceChecks({ stock, credits }: ReadBack, paid: Paid, creditsSum: number, { successes, options }: Expected): CheckResult[] {
+  const expectedStock = options.itemsStock - successes;
+  const expectedCreditsSum = options.users * userCredit - successes * itemPrice;
+  const allCreditsRead = credits.size === options.users;
+  return [
+    check("item stock", String(expectedStock), String(stock), stock === expectedStock ? 0 : 1),
     check(
       "stock taken = units in paid orders",
-      String(paidUnits),
+      String(paid.units),
       stock === null ? "unread" : String(options.itemsStock - stock),
-      stock !== null && options.itemsStock - stock === paidUnits ? 0 : 1,
+      stock !== null && options.itemsStock - stock === paid.units ? 0 : 1,
     ),
-  );
-
-  const expectedCreditsSum = options.users * userCredit - expectedSuccesses * itemPrice;
-  const creditsSum = [...credits.values()].reduce((sum, credit) => sum + credit, 0);
-  const allCreditsRead = credits.size === options.users;
-  checks.push(
     check(
       "credits sum",
       String(expectedCreditsSum),
       allCreditsRead ? String(creditsSum) : `${creditsSum} over ${credits.size} of ${options.users} users`,
       allCreditsRead && creditsSum === expectedCreditsSum ? 0 : 1,
     ),
-  );
-  checks.push(
     check(
       "credit taken = cost of paid orders",
-      String(paidCost),
+      String(paid.cost),
       allCreditsRead ? String(options.users * userCredit - creditsSum) : "not every user read",
-      allCreditsRead && options.users * userCredit - creditsSum === paidCost ? 0 : 1,
+      allCreditsRead && options.users * userCredit - creditsSum === paid.cost ? 0 : 1,
     ),
-  );
+  ];
+}
 
+/** Each user charged exactly its paid orders, never beyond its credit, nothing negative, every unknown resolved. */
+function chargeChecks({ counts, unknownIds, unknownExamples }: Tally, { stock, credits }: ReadBack, paid: Paid): CheckResult[] {
   const chargeProblems: string[] = [];
   let usersCharged = 0;
   for (const [userId, credit] of credits) {
-    const cost = paidCostByUser.get(userId) ?? 0;
+    const cost = paid.costByUser.get(userId) ?? 0;
     if (cost > 0) usersCharged++;
     const expected = userCredit - cost;
     if (credit !== expected) chargeProblems.push(`user ${userId}: credit ${credit}, expected ${expected} (paid orders cost ${cost})`);
   }
-  const usersPayingTwice = [...paidCostByUser].filter(([, cost]) => cost > userCredit).map(([userId, cost]) => `user ${userId}: paid orders cost ${cost}`);
-  checks.push(
+  const usersPayingTwice = [...paid.costByUser].filter(([, cost]) => cost > userCredit).map(([userId, cost]) => `user ${userId}: paid orders cost ${cost}`);
+  const negatives = [...credits].filter(([, credit]) => credit < 0).map(([userId, credit]) => `user ${userId}: credit ${credit}`);
+  if (stock !== null && stock < 0) negatives.unshift(`item ${itemId}: stock ${stock}`);
+  return [
     check(
       "each user charged exactly its paid orders",
       `${credits.size} users match`,
@@ -411,38 +457,14 @@ export async function runConsistencyScenario(options: ScenarioOptions): Promise<
       chargeProblems.length,
       chargeProblems,
     ),
-  );
-  checks.push(
     check("no user with paid orders beyond its credit", "0", String(usersPayingTwice.length), usersPayingTwice.length, usersPayingTwice),
-  );
-
-  const negatives = [...credits].filter(([, credit]) => credit < 0).map(([userId, credit]) => `user ${userId}: credit ${credit}`);
-  if (stock !== null && stock < 0) negatives.unshift(`item ${itemId}: stock ${stock}`);
-  checks.push(check("nothing negative", "0", String(negatives.length), negatives.length, negatives));
-  checks.push(
+    check("nothing negative", "0", String(negatives.length), negatives.length, negatives),
     check(
       "unknown checkouts (timeouts, errors) resolved by reading the order",
       "0 unresolved",
-      `${unknownIds.size} unknown, ${unknownUnresolved} unresolved`,
-      unknownUnresolved,
+      `${unknownIds.size} unknown, ${counts.unknownUnresolved} unresolved`,
+      counts.unknownUnresolved,
       unknownExamples,
     ),
-  );
-
-  return {
-    options,
-    distinctUsers,
-    expectedSuccesses,
-    setupMs,
-    checkoutMs,
-    readMs,
-    checkouts: { total: options.orders, ok2xx, client4xx, server5xx, otherStatus, timeouts, errors, unknownPaid, unknownUnpaid, unknownUnresolved },
-    checkoutLatency: summarize(latencies),
-    readsFailed: readFailures.length,
-    stock,
-    creditsSum,
-    paidOrders: paidIds.size,
-    checks,
-    inconsistencies: checks.reduce((sum, result) => sum + result.violations, 0),
-  };
+  ];
 }

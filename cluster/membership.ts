@@ -1,49 +1,7 @@
-// The cluster membership: which replicas exist, where they listen, and whether they
-// are active, draining or retired. A small multi-writer Automerge document, one copy
-// per replica, kept in step by Automerge's sync protocol. No I/O here: the caller
-// carries the sync messages over its links ({ type: "membership", sync }) and
-// persists save() in its own storage.
-//
-// Document shape (every string an Automerge scalar string, never collaborative text):
-//   { replicas: { [replicaId]: { peerAddress, httpAddress, actor, state } } }
-// There are no clocks in it: changes carry no timestamp.
-//
-// One shared root. Every replica starts from the same deterministic base change (fixed
-// actor, no timestamp) that creates the `replicas` map, so all copies share that map
-// object. (Had each replica created its own, a merge would keep one map and hide the
-// other replicas' entries.)
-//
-// Who writes what. A replica writes its own entry (announce); any replica may set any
-// replica's state (setState). Writes go into the existing entry field by field, never
-// replace the entry object, so concurrent edits of different fields all survive.
-//
-// Retired is final. States are ranked active < draining < retired, and reading keeps
-// the furthest: when concurrent writes left several values in `state` (Automerge keeps
-// them all as conflicts), or several copies of an entry exist (a replica that lost its
-// data announced itself again from an empty document), the view shows the highest
-// rank. So a stale replica's concurrent "active" never beats a "retired". Writers never
-// write a lower state over "retired" (setState refuses it, announce keeps the state of
-// an existing entry), and a received sync message that would show a retired replica
-// as anything else is rejected whole, so a buggy or hostile peer cannot revive one
-// either. Draining can be undone (setState active), retired cannot.
-//
-// Bounds on what a peer can do: sync messages over bytesPerSyncMessageMax are refused
-// unread, and so are messages whose change chunks do not decode (bad checksum); a
-// received message is applied to a copy of the document and adopted only if
-// the result keeps the shape, holds at most replicasAcceptedMax entries and
-// changesAcceptedMax changes, and revives no retired replica; otherwise it throws
-// MembershipSyncError and nothing changes. Entries with invalid fields are skipped by
-// view(), never thrown on.
-//
-// How the caller drives it (all return values, no callbacks):
-//   - announce(), setState() and receiveSync() return true when the document changed:
-//     then persist save() and offer sync messages to every connected peer.
-//   - Announce on every start (a no-op when nothing changed). The replica's own entry is
-//     then kept as announced: if a merge shows other addresses for it (e.g. its entry
-//     from before it lost its data), receiveSync writes them again.
-//   - After receiveSync(peer, …), and after a link to a peer comes up, call
-//     syncMessageFor(peer) and send what it returns; null means nothing to send now.
-//   - When a link goes down, call peerDisconnected(peer); the next sync starts afresh.
+// The cluster membership: which replicas exist, where they listen, and whether each is
+// active, draining or retired (retired is final). A small Automerge document, one copy
+// per replica; no I/O here. The document, its rules and bounds: docs/DESIGN.md,
+// "The membership document".
 import * as Automerge from "@automerge/automerge";
 import { assert } from "../crdt/boundedCounter.js";
 

@@ -22,7 +22,7 @@ import { documentationPrefix, registerDocumentation } from "./documentation.js";
 import { addIdempotencyHooks } from "./idempotencyHooks.js";
 import { operationsRoutes } from "./operationsRoutes.js";
 import { orderRoutes } from "./orderRoutes.js";
-import { amountMessage, amountSchema } from "./params.js";
+import { formatFailureMessage, paramFormats } from "./params.js";
 import { paymentRoutes } from "./paymentRoutes.js";
 import { Readiness } from "./readiness.js";
 import { ReplicaMetrics, checkoutRoute } from "./replicaMetrics.js";
@@ -57,8 +57,8 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
     logController: new LogController({ disableRequestLogging: !requestLoggingLevels.has(options.logLevel) }),
     bodyLimit: bodyBytesMax,
     routerOptions: { maxParamLength: 200 },
-    // Ajv must not turn "1e3" or "" into numbers; params are strings checked by us.
-    ajv: { customOptions: { coerceTypes: false } },
+    // Ajv must not turn "1e3" or "" into numbers: params stay strings, checked by their formats.
+    ajv: { customOptions: { coerceTypes: false, formats: paramFormats } },
     // A stop lets the requests in flight finish (their replies say Connection: close)
     // and closes idle keep-alive connections; requests arriving meanwhile on an open
     // connection are served, never refused with a 503 (clients count a 5xx as a success).
@@ -90,13 +90,13 @@ export function buildApp(replica: Replica, options: AppOptions): FastifyInstance
   // Before every route: each one gets its own hooks (no per-request route lookup).
   app.addHook("onRoute", (route) => observeRoute(route, metrics));
   registerDocumentation(app);
-  app.register(operationsRoutes(replica, readiness, metrics));
-  app.register(dashboardRoutes(replica, readiness, metrics), { prefix: "/dashboard" });
+  app.register(operationsRoutes, { replica, readiness, metrics });
+  app.register(dashboardRoutes, { prefix: "/dashboard", replica, readiness, metrics });
   addIdempotencyHooks(app, replica);
-  app.register(stockRoutes(replica), { prefix: "/stock" });
-  app.register(paymentRoutes(replica), { prefix: "/payment" });
-  app.register(orderRoutes(replica), { prefix: "/orders" });
-  app.register(clusterRoutes(replica, options.adminToken), { prefix: "/cluster" });
+  app.register(stockRoutes, { prefix: "/stock", replica });
+  app.register(paymentRoutes, { prefix: "/payment", replica });
+  app.register(orderRoutes, { prefix: "/orders", replica });
+  app.register(clusterRoutes, { prefix: "/cluster", replica, adminToken: options.adminToken });
   return app;
 }
 
@@ -136,12 +136,13 @@ function sendClientError(reply: FastifyReply, error: FastifyError): FastifyReply
   return reply.code(error.statusCode ?? 400).send({ error: error.message });
 }
 
-/** Schema failures on an amount get the same message as the bound checks. */
+/** A path parameter failing its format gets a message saying what it must be. */
 function clientErrorMessage(error: FastifyError, params: unknown): string {
   const failure = error.validation?.[0];
-  if (failure?.keyword === "pattern" && failure.params["pattern"] === amountSchema.pattern) {
+  if (error.validationContext === "params" && failure?.keyword === "format") {
     const name = failure.instancePath.slice(1);
-    return amountMessage(name, (params as Record<string, unknown>)[name]);
+    const text = String((params as Record<string, unknown>)[name]);
+    return formatFailureMessage(String(failure.params["format"]), name, text) ?? error.message;
   }
   return error.message;
 }

@@ -3,10 +3,9 @@
 // view of the cluster, its request and checkout rates, and how the rights of the
 // hottest items and users are spread over the replicas. Read-only, like /cluster.
 import type { FastifyPluginCallback } from "fastify";
-import type { Replica } from "../node/replica.js";
 import { dashboardPage } from "./dashboardPage.js";
-import type { Readiness } from "./readiness.js";
-import { type ReplicaMetrics, isRetired } from "./replicaMetrics.js";
+import type { OperationsRoutesOptions } from "./operationsRoutes.js";
+import { isRetired } from "./replicaMetrics.js";
 
 /** Hot items and users shown. */
 const hotKeysShown = 5;
@@ -45,35 +44,33 @@ const dashboardDataSchema = {
   required: ["replicaId", "atMs", "ready", "totals", "cluster", "hot"],
 } as const;
 
-export function dashboardRoutes(replica: Replica, readiness: Readiness, metrics: ReplicaMetrics): FastifyPluginCallback {
-  return (app, _options, done) => {
-    app.get(
-      "/",
-      {
-        schema: { summary: "The dashboard: an HTML page that polls /dashboard/data every second", tags: ["operations"], produces: ["text/html"] },
-      },
-      async (_request, reply) => reply.type("text/html; charset=utf-8").header("cache-control", "no-store").send(dashboardPage),
-    );
+export const dashboardRoutes: FastifyPluginCallback<OperationsRoutesOptions> = (app, { replica, readiness, metrics }, done) => {
+  app.get(
+    "/",
+    {
+      schema: { summary: "The dashboard: an HTML page that polls /dashboard/data every second", tags: ["operations"], produces: ["text/html"] },
+    },
+    async (_request, reply) => reply.type("text/html; charset=utf-8").header("cache-control", "no-store").send(dashboardPage),
+  );
 
-    app.get(
-      "/data",
-      {
-        schema: { summary: "What the dashboard shows: this replica's view, its running totals, the hottest keys", tags: ["operations"], response: { 200: dashboardDataSchema } },
-      },
-      async (_request, reply) => {
-        const notReadyReason = readiness.notReadyReason() ?? (isRetired(replica) ? "retired" : undefined);
-        reply.header("cache-control", "no-store");
-        return {
-          replicaId: replica.identity.replicaId,
-          atMs: Date.now(),
-          ready: notReadyReason === undefined,
-          ...(notReadyReason === undefined ? {} : { notReadyReason }),
-          totals: metrics.activityTotals(),
-          cluster: replica.status(),
-          hot: metrics.hotKeys(hotKeysShown),
-        };
-      },
-    );
-    done();
-  };
-}
+  app.get(
+    "/data",
+    {
+      schema: { summary: "What the dashboard shows: this replica's view, its running totals, the hottest keys", tags: ["operations"], response: { 200: dashboardDataSchema } },
+    },
+    async (_request, reply) => {
+      const notReadyReason = readiness.notReadyReason() ?? (isRetired(replica) ? "retired" : undefined);
+      reply.header("cache-control", "no-store");
+      return {
+        replicaId: replica.identity.replicaId,
+        atMs: Date.now(),
+        ready: notReadyReason === undefined,
+        ...(notReadyReason === undefined ? {} : { notReadyReason }),
+        totals: metrics.activityTotals(),
+        cluster: replica.status(),
+        hot: metrics.hotKeys(hotKeysShown),
+      };
+    },
+  );
+  done();
+};

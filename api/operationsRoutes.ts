@@ -16,54 +16,58 @@ const readySchema = {
   required: ["ready"],
 } as const;
 
-export function operationsRoutes(replica: Replica, readiness: Readiness, metrics: ReplicaMetrics): FastifyPluginCallback {
-  return (app, _options, done) => {
-    app.get(
-      "/health",
-      {
-        schema: {
-          summary: "The process runs (liveness)",
-          tags: ["operations"],
-          response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"] } },
-        },
-      },
-      async () => ({ status: "ok" }),
-    );
-
-    app.get(
-      "/ready",
-      {
-        schema: {
-          summary: "Caught up with the peers at start, not retired and not shutting down (readiness); else 503 with the reason",
-          tags: ["operations"],
-          response: { 200: readySchema, 503: readySchema },
-        },
-      },
-      async (_request, reply) => {
-        const reason =
-          readiness.notReadyReason() ??
-          (isRetired(replica) ? "retired: this replica left the cluster for good; it answers reads, and every write with 409" : undefined);
-        if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
-        const notCaughtUpWith = readiness.gaveUpOn;
-        return notCaughtUpWith.length === 0 ? { ready: true } : { ready: true, notCaughtUpWith: [...notCaughtUpWith] };
-      },
-    );
-
-    app.get(
-      "/metrics",
-      {
-        schema: {
-          summary: "Prometheus metrics of this replica (text exposition format)",
-          tags: ["operations"],
-          produces: ["text/plain"],
-          response: { 200: { type: "string" } },
-        },
-      },
-      async (_request, reply) => {
-        const text = await metrics.registry.metrics();
-        return reply.type(metrics.registry.contentType).send(text);
-      },
-    );
-    done();
-  };
+export interface OperationsRoutesOptions {
+  readonly replica: Replica;
+  readonly readiness: Readiness;
+  readonly metrics: ReplicaMetrics;
 }
+
+export const operationsRoutes: FastifyPluginCallback<OperationsRoutesOptions> = (app, { replica, readiness, metrics }, done) => {
+  app.get(
+    "/health",
+    {
+      schema: {
+        summary: "The process runs (liveness)",
+        tags: ["operations"],
+        response: { 200: { type: "object", properties: { status: { type: "string", enum: ["ok"] } }, required: ["status"] } },
+      },
+    },
+    async () => ({ status: "ok" }),
+  );
+
+  app.get(
+    "/ready",
+    {
+      schema: {
+        summary: "Caught up with the peers at start, not retired and not shutting down (readiness); else 503 with the reason",
+        tags: ["operations"],
+        response: { 200: readySchema, 503: readySchema },
+      },
+    },
+    async (_request, reply) => {
+      const reason =
+        readiness.notReadyReason() ??
+        (isRetired(replica) ? "retired: this replica left the cluster for good; it answers reads, and every write with 409" : undefined);
+      if (reason !== undefined) return reply.code(503).send({ ready: false, reason });
+      const notCaughtUpWith = readiness.gaveUpOn;
+      return notCaughtUpWith.length === 0 ? { ready: true } : { ready: true, notCaughtUpWith: [...notCaughtUpWith] };
+    },
+  );
+
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics of this replica (text exposition format)",
+        tags: ["operations"],
+        produces: ["text/plain"],
+        response: { 200: { type: "string" } },
+      },
+    },
+    async (_request, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(text);
+    },
+  );
+  done();
+};

@@ -1,9 +1,9 @@
 import type { FastifyPluginCallback } from "fastify";
-import { isRefusal } from "../crdt/shopState.js";
 import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
-import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
-import { BadInput, paramsSchema, readAmount, readBatchSize } from "./params.js";
+import { idReplySchema } from "./answers.js";
+import { BadInput } from "./params.js";
+import { shopRoute } from "./shopRoute.js";
 
 const orderViewSchema = {
   type: "object",
@@ -17,64 +17,61 @@ const orderViewSchema = {
   required: ["order_id", "paid", "items", "user_id", "total_cost"],
 } as const;
 
-export function orderRoutes(replica: Replica): FastifyPluginCallback {
-  return (app, _options, done) => {
-    app.post<{ Params: { user_id: string } }>(
-      "/create/:user_id",
-      { schema: { params: paramsSchema(["user_id"], []), response: { 200: idReplySchema("order_id") } } },
-      async (request, reply) => {
-        const orderId = newId(request.idempotencyGuard);
-        const refusal = await replica.mutate((shop) => shop.createOrder(orderId, request.params.user_id), request.idempotencyGuard);
-        return refusal === null ? { order_id: orderId } : sendRefusal(reply, refusal);
-      },
-    );
+export const orderRoutes: FastifyPluginCallback<{ readonly replica: Replica }> = (app, { replica }, done) => {
+  shopRoute(app, {
+    method: "POST",
+    url: "/create/:user_id",
+    params: { user_id: "id" },
+    response: idReplySchema("order_id"),
+    answer: async ({ user_id: userId }, guard) => {
+      const orderId = newId(guard);
+      const refusal = await replica.mutate((shop) => shop.createOrder(orderId, userId), guard);
+      return refusal ?? { order_id: orderId };
+    },
+  });
 
-    app.post<{ Params: { n: string; n_items: string; n_users: string; item_price: string } }>(
-      "/batch_init/:n/:n_items/:n_users/:item_price",
-      { schema: { params: paramsSchema([], ["n", "n_items", "n_users", "item_price"]) } },
-      async (request, reply) => {
-        const count = readBatchSize("n", request.params.n);
-        const itemCount = readAmount("n_items", request.params.n_items);
-        const userCount = readAmount("n_users", request.params.n_users);
-        const price = readAmount("item_price", request.params.item_price);
-        if (count > 0 && (itemCount === 0 || userCount === 0)) throw new BadInput("n_items and n_users must be at least 1");
-        if (!Number.isSafeInteger(2 * price)) throw new BadInput(`an order's total cost 2 * item_price must be at most ${Number.MAX_SAFE_INTEGER}`);
-        const refusal = await replica.mutate((shop) => shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), request.idempotencyGuard);
-        return refusal === null ? { msg: `Batch init for ${count} orders successful` } : sendRefusal(reply, refusal);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/batch_init/:n/:n_items/:n_users/:item_price",
+    params: { n: "batch-size", n_items: "amount", n_users: "amount", item_price: "amount" },
+    answer: async ({ n: count, n_items: itemCount, n_users: userCount, item_price: price }, guard) => {
+      // What no single parameter's schema can say.
+      if (count > 0 && (itemCount === 0 || userCount === 0)) throw new BadInput("n_items and n_users must be at least 1");
+      if (!Number.isSafeInteger(2 * price)) throw new BadInput(`an order's total cost 2 * item_price must be at most ${Number.MAX_SAFE_INTEGER}`);
+      const refusal = await replica.mutate((shop) => shop.batchInitOrders(count, itemCount, userCount, price, pickIndex, Date.now()), guard);
+      return refusal ?? { msg: `Batch init for ${count} orders successful` };
+    },
+  });
 
-    app.get<{ Params: { order_id: string } }>(
-      "/find/:order_id",
-      { schema: { params: paramsSchema(["order_id"], []), response: { 200: orderViewSchema } } },
-      async (request, reply) => {
-        const view = await replica.read((shop) => shop.findOrder(request.params.order_id));
-        return isRefusal(view) ? sendRefusal(reply, view) : view;
-      },
-    );
+  shopRoute(app, {
+    method: "GET",
+    url: "/find/:order_id",
+    params: { order_id: "id" },
+    response: orderViewSchema,
+    answer: ({ order_id: orderId }) => replica.read((shop) => shop.findOrder(orderId)),
+  });
 
-    app.post<{ Params: { order_id: string; item_id: string; quantity: string } }>(
-      "/addItem/:order_id/:item_id/:quantity",
-      { schema: { params: paramsSchema(["order_id", "item_id"], ["quantity"]) } },
-      async (request, reply) => {
-        const { order_id: orderId, item_id: itemId } = request.params;
-        const quantity = readAmount("quantity", request.params.quantity);
-        const refusal = await replica.mutate((shop) => shop.addItem(orderId, itemId, quantity), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `Item ${itemId} added to order ${orderId}`);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/addItem/:order_id/:item_id/:quantity",
+    params: { order_id: "id", item_id: "id", quantity: "amount" },
+    answer: async ({ order_id: orderId, item_id: itemId, quantity }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.addItem(orderId, itemId, quantity), guard);
+      return refusal ?? `Item ${itemId} added to order ${orderId}`;
+    },
+  });
 
-    app.post<{ Params: { order_id: string } }>(
-      "/checkout/:order_id",
-      { schema: { params: paramsSchema(["order_id"], []) } },
-      async (request, reply) => {
-        const refusal = await replica.mutate((shop) => shop.checkout(request.params.order_id), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `Checkout of order ${request.params.order_id} successful`);
-      },
-    );
-    done();
-  };
-}
+  shopRoute(app, {
+    method: "POST",
+    url: "/checkout/:order_id",
+    params: { order_id: "id" },
+    answer: async ({ order_id: orderId }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.checkout(orderId), guard);
+      return refusal ?? `Checkout of order ${orderId} successful`;
+    },
+  });
+  done();
+};
 
 /** Uniform in [0, n); batch_init's random items and users. */
 function pickIndex(n: number): number {

@@ -1,39 +1,47 @@
-// Path parameters: ids and amounts arrive as strings and are checked here, never
-// coerced by Ajv (which would take "1e3" or " 2" as numbers).
+// Path parameters arrive as strings and are checked once, by the route's JSON
+// schema: ids by length, amounts and batch sizes by the formats below. Ajv never
+// coerces them (it would take "1e3" or " 2" as numbers); a route reads an amount
+// with Number() only after its format passed.
 import { idLengthMax } from "../crdt/codec.js";
 
 /** Most keys one batch_init may write. */
 export const batchSizeMax = 1_000_000;
 
-export const idSchema = { type: "string", minLength: 1, maxLength: idLengthMax } as const;
-/** Digits only; the bound to Number.MAX_SAFE_INTEGER is checked by `readAmount`. */
-export const amountSchema = { type: "string", pattern: "^[0-9]{1,16}$" } as const;
+export type ParamKind = "id" | "amount" | "batch-size";
 
-/** Schema of a route's path parameters: `ids` are id strings, `amounts` digit strings. */
-export function paramsSchema(ids: readonly string[], amounts: readonly string[]): object {
-  const properties: Record<string, object> = {};
-  for (const name of ids) properties[name] = idSchema;
-  for (const name of amounts) properties[name] = amountSchema;
-  return { type: "object", properties, required: [...ids, ...amounts], additionalProperties: false };
+/** Plain decimal digits, 0 to Number.MAX_SAFE_INTEGER (at most 16 digits, leading zeros allowed). */
+function isAmount(text: string): boolean {
+  return /^[0-9]{1,16}$/.test(text) && Number.isSafeInteger(Number(text));
+}
+
+/** The formats the schemas below use, for Ajv's `formats` option. */
+export const paramFormats = {
+  amount: { type: "string", validate: isAmount },
+  "batch-size": { type: "string", validate: (text: string) => isAmount(text) && Number(text) <= batchSizeMax },
+} as const;
+
+const schemaByKind: Record<ParamKind, object> = {
+  id: { type: "string", minLength: 1, maxLength: idLengthMax },
+  amount: { type: "string", format: "amount", description: `digits, 0 to ${Number.MAX_SAFE_INTEGER}` },
+  "batch-size": { type: "string", format: "batch-size", description: `digits, 0 to ${batchSizeMax}` },
+};
+
+/** Schema of a route's path parameters, checked in the order given (the order of the path). */
+export function paramsSchema(kinds: Readonly<Record<string, ParamKind>>): object {
+  const names = Object.keys(kinds);
+  const properties = Object.fromEntries(names.map((name) => [name, schemaByKind[kinds[name]!]]));
+  return { type: "object", properties, required: names, additionalProperties: false };
 }
 
 export class BadInput extends Error {
   readonly statusCode = 400;
 }
 
-export function amountMessage(name: string, text: unknown): string {
-  return `${name} must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}, written in digits: got "${String(text)}"`;
-}
-
-/** The amount in `text`, or a BadInput naming `name`. */
-export function readAmount(name: string, text: string): number {
-  const amount = Number(text);
-  if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(amount)) throw new BadInput(amountMessage(name, text));
-  return amount;
-}
-
-export function readBatchSize(name: string, text: string): number {
-  const size = readAmount(name, text);
-  if (size > batchSizeMax) throw new BadInput(`${name} must be at most ${batchSizeMax}: got ${size}`);
-  return size;
+/** The message of parameter `name` failing `format` with `text`; undefined for a format not defined here. */
+export function formatFailureMessage(format: string, name: string, text: string): string | undefined {
+  if (format === "batch-size" && isAmount(text)) return `${name} must be at most ${batchSizeMax}: got ${Number(text)}`;
+  if (format === "amount" || format === "batch-size") {
+    return `${name} must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}, written in digits: got "${text}"`;
+  }
+  return undefined;
 }

@@ -1,9 +1,8 @@
 import type { FastifyPluginCallback } from "fastify";
-import { isRefusal } from "../crdt/shopState.js";
 import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
-import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
-import { paramsSchema, readAmount, readBatchSize } from "./params.js";
+import { idReplySchema } from "./answers.js";
+import { shopRoute } from "./shopRoute.js";
 
 const userViewSchema = {
   type: "object",
@@ -11,53 +10,58 @@ const userViewSchema = {
   required: ["user_id", "credit"],
 } as const;
 
-export function paymentRoutes(replica: Replica): FastifyPluginCallback {
-  return (app, _options, done) => {
-    app.post("/create_user", { schema: { response: { 200: idReplySchema("user_id") } } }, async (request, reply) => {
-      const userId = newId(request.idempotencyGuard);
-      const refusal = await replica.mutate((shop) => (shop.createUser(userId), null), request.idempotencyGuard);
-      return refusal === null ? { user_id: userId } : sendRefusal(reply, refusal);
-    });
+export const paymentRoutes: FastifyPluginCallback<{ readonly replica: Replica }> = (app, { replica }, done) => {
+  shopRoute(app, {
+    method: "POST",
+    url: "/create_user",
+    params: {},
+    response: idReplySchema("user_id"),
+    answer: async (_params, guard) => {
+      const userId = newId(guard);
+      const refusal = await replica.mutate((shop) => {
+        shop.createUser(userId);
+        return null;
+      }, guard);
+      return refusal ?? { user_id: userId };
+    },
+  });
 
-    app.post<{ Params: { n: string; starting_money: string } }>(
-      "/batch_init/:n/:starting_money",
-      { schema: { params: paramsSchema([], ["n", "starting_money"]) } },
-      async (request, reply) => {
-        const count = readBatchSize("n", request.params.n);
-        const startingMoney = readAmount("starting_money", request.params.starting_money);
-        const refusal = await replica.mutate((shop) => shop.batchInitUsers(count, startingMoney, Date.now()), request.idempotencyGuard);
-        return refusal === null ? { msg: `Batch init for ${count} users successful` } : sendRefusal(reply, refusal);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/batch_init/:n/:starting_money",
+    params: { n: "batch-size", starting_money: "amount" },
+    answer: async ({ n: count, starting_money: startingMoney }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.batchInitUsers(count, startingMoney, Date.now()), guard);
+      return refusal ?? { msg: `Batch init for ${count} users successful` };
+    },
+  });
 
-    app.get<{ Params: { user_id: string } }>(
-      "/find_user/:user_id",
-      { schema: { params: paramsSchema(["user_id"], []), response: { 200: userViewSchema } } },
-      async (request, reply) => {
-        const view = await replica.read((shop) => shop.findUser(request.params.user_id));
-        return isRefusal(view) ? sendRefusal(reply, view) : view;
-      },
-    );
+  shopRoute(app, {
+    method: "GET",
+    url: "/find_user/:user_id",
+    params: { user_id: "id" },
+    response: userViewSchema,
+    answer: ({ user_id: userId }) => replica.read((shop) => shop.findUser(userId)),
+  });
 
-    app.post<{ Params: { user_id: string; amount: string } }>(
-      "/add_funds/:user_id/:amount",
-      { schema: { params: paramsSchema(["user_id"], ["amount"]) } },
-      async (request, reply) => {
-        const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.addFunds(request.params.user_id, amount), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `User ${request.params.user_id} credit increased by ${amount}`);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/add_funds/:user_id/:amount",
+    params: { user_id: "id", amount: "amount" },
+    answer: async ({ user_id: userId, amount }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.addFunds(userId, amount), guard);
+      return refusal ?? `User ${userId} credit increased by ${amount}`;
+    },
+  });
 
-    app.post<{ Params: { user_id: string; amount: string } }>(
-      "/pay/:user_id/:amount",
-      { schema: { params: paramsSchema(["user_id"], ["amount"]) } },
-      async (request, reply) => {
-        const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.pay(request.params.user_id, amount), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `User ${request.params.user_id} paid ${amount}`);
-      },
-    );
-    done();
-  };
-}
+  shopRoute(app, {
+    method: "POST",
+    url: "/pay/:user_id/:amount",
+    params: { user_id: "id", amount: "amount" },
+    answer: async ({ user_id: userId, amount }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.pay(userId, amount), guard);
+      return refusal ?? `User ${userId} paid ${amount}`;
+    },
+  });
+  done();
+};

@@ -1,9 +1,8 @@
 import type { FastifyPluginCallback } from "fastify";
-import { isRefusal } from "../crdt/shopState.js";
 import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
-import { idReplySchema, sendOutcome, sendRefusal } from "./answers.js";
-import { paramsSchema, readAmount, readBatchSize } from "./params.js";
+import { idReplySchema } from "./answers.js";
+import { shopRoute } from "./shopRoute.js";
 
 const itemViewSchema = {
   type: "object",
@@ -11,59 +10,58 @@ const itemViewSchema = {
   required: ["stock", "price"],
 } as const;
 
-export function stockRoutes(replica: Replica): FastifyPluginCallback {
-  return (app, _options, done) => {
-    app.post<{ Params: { price: string } }>(
-      "/item/create/:price",
-      { schema: { params: paramsSchema([], ["price"]), response: { 200: idReplySchema("item_id") } } },
-      async (request, reply) => {
-        const price = readAmount("price", request.params.price);
-        const itemId = newId(request.idempotencyGuard);
-        const refusal = await replica.mutate((shop) => (shop.createItem(itemId, price), null), request.idempotencyGuard);
-        return refusal === null ? { item_id: itemId } : sendRefusal(reply, refusal);
-      },
-    );
+export const stockRoutes: FastifyPluginCallback<{ readonly replica: Replica }> = (app, { replica }, done) => {
+  shopRoute(app, {
+    method: "POST",
+    url: "/item/create/:price",
+    params: { price: "amount" },
+    response: idReplySchema("item_id"),
+    answer: async ({ price }, guard) => {
+      const itemId = newId(guard);
+      const refusal = await replica.mutate((shop) => {
+        shop.createItem(itemId, price);
+        return null;
+      }, guard);
+      return refusal ?? { item_id: itemId };
+    },
+  });
 
-    app.post<{ Params: { n: string; starting_stock: string; item_price: string } }>(
-      "/batch_init/:n/:starting_stock/:item_price",
-      { schema: { params: paramsSchema([], ["n", "starting_stock", "item_price"]) } },
-      async (request, reply) => {
-        const count = readBatchSize("n", request.params.n);
-        const startingStock = readAmount("starting_stock", request.params.starting_stock);
-        const price = readAmount("item_price", request.params.item_price);
-        const refusal = await replica.mutate((shop) => shop.batchInitItems(count, startingStock, price, Date.now()), request.idempotencyGuard);
-        return refusal === null ? { msg: `Batch init for ${count} items successful` } : sendRefusal(reply, refusal);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/batch_init/:n/:starting_stock/:item_price",
+    params: { n: "batch-size", starting_stock: "amount", item_price: "amount" },
+    answer: async ({ n: count, starting_stock: startingStock, item_price: price }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.batchInitItems(count, startingStock, price, Date.now()), guard);
+      return refusal ?? { msg: `Batch init for ${count} items successful` };
+    },
+  });
 
-    app.get<{ Params: { item_id: string } }>(
-      "/find/:item_id",
-      { schema: { params: paramsSchema(["item_id"], []), response: { 200: itemViewSchema } } },
-      async (request, reply) => {
-        const view = await replica.read((shop) => shop.findItem(request.params.item_id));
-        return isRefusal(view) ? sendRefusal(reply, view) : view;
-      },
-    );
+  shopRoute(app, {
+    method: "GET",
+    url: "/find/:item_id",
+    params: { item_id: "id" },
+    response: itemViewSchema,
+    answer: ({ item_id: itemId }) => replica.read((shop) => shop.findItem(itemId)),
+  });
 
-    app.post<{ Params: { item_id: string; amount: string } }>(
-      "/add/:item_id/:amount",
-      { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
-      async (request, reply) => {
-        const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.addStock(request.params.item_id, amount), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock increased by ${amount}`);
-      },
-    );
+  shopRoute(app, {
+    method: "POST",
+    url: "/add/:item_id/:amount",
+    params: { item_id: "id", amount: "amount" },
+    answer: async ({ item_id: itemId, amount }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.addStock(itemId, amount), guard);
+      return refusal ?? `Item ${itemId} stock increased by ${amount}`;
+    },
+  });
 
-    app.post<{ Params: { item_id: string; amount: string } }>(
-      "/subtract/:item_id/:amount",
-      { schema: { params: paramsSchema(["item_id"], ["amount"]) } },
-      async (request, reply) => {
-        const amount = readAmount("amount", request.params.amount);
-        const refusal = await replica.mutate((shop) => shop.subtractStock(request.params.item_id, amount), request.idempotencyGuard);
-        return sendOutcome(reply, refusal, `Item ${request.params.item_id} stock decreased by ${amount}`);
-      },
-    );
-    done();
-  };
-}
+  shopRoute(app, {
+    method: "POST",
+    url: "/subtract/:item_id/:amount",
+    params: { item_id: "id", amount: "amount" },
+    answer: async ({ item_id: itemId, amount }, guard) => {
+      const refusal = await replica.mutate((shop) => shop.subtractStock(itemId, amount), guard);
+      return refusal ?? `Item ${itemId} stock decreased by ${amount}`;
+    },
+  });
+  done();
+};

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 import { readyMessage } from "../test/harness/readySignal.js";
 
 const { values } = parseArgs({ options: { checkouts: { type: "string", default: "500" } } });
@@ -49,7 +50,7 @@ const dataRoot = await mkdtemp(join(tmpdir(), "bench-transfer-"));
 const { child, urls } = await startCluster(dataRoot);
 try {
   const [home, away] = urls as [string, string];
-  await new Promise((resolve) => setTimeout(resolve, 1000)); // the mesh connects
+  await sleep(1000); // the mesh connects
   const { item_id: item } = (await post(`${home}/stock/item/create/1`)) as { item_id: string };
   await post(`${home}/stock/add/${item}/1000000`);
   const { user_id: user } = (await post(`${home}/payment/create_user`)) as { user_id: string };

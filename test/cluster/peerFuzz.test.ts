@@ -20,6 +20,7 @@
 // state (a replica never stores a state it would refuse to load).
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -775,10 +776,6 @@ async function handshakeAs(index: number, replicaId: string, actor: string): Pro
   } finally {
     connection.destroy();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 describe("the peer port under fuzz (3 replicas; r4 configured but not running)", () => {

@@ -14,12 +14,12 @@ import { encodeHandshake, nonceBytes, startDialer } from "../../cluster/handshak
 import { type PeerMessage, bytesPerFrameMax, encodeMessage } from "../../cluster/messages.js";
 import { upgradeTicketHeader } from "../../cluster/upgradeTicket.js";
 import { WsTransport, linkPath, reconnectDelayMs, wsTransportTimingDefaults } from "../../cluster/wsTransport.js";
+import { FaultProxy } from "../harness/net/faultProxy.js";
 import {
   type Replica,
   type ReplicaOptions,
   RogueAcceptor,
   type RogueLink,
-  TcpProxy,
   closedCode,
   connectAll,
   host,
@@ -490,19 +490,19 @@ describe("WsTransport liveness and bounds", () => {
   it("a black-holed link (no FIN, no RST) is detected on both sides, and comes back when the partition heals", async () => {
     const a = await replica("a", { timing: fast });
     const b = await replica("b", { timing: fast });
-    const proxy = await TcpProxy.start(b.transport.port);
+    const proxy = await FaultProxy.start([{ from: "a", to: "b", targetPort: b.transport.port }]);
     cleanups.push(() => proxy.close());
-    a.transport.setPeers([{ replicaId: "b", address: proxy.address }]);
+    a.transport.setPeers([{ replicaId: "b", address: `${host}:${proxy.port("a", "b")}` }]);
     b.transport.setPeers([a.address]);
     await waitForMesh([a, b]);
-    proxy.freeze();
+    proxy.isolate("b");
     await waitFor("both sides see the link down", () => !a.recorder.isUp("b") && !b.recorder.isUp("a"));
     expect(a.recorder.logged("warn", /^link b .*: down, silent for \d+ ms/)).toHaveLength(1);
     expect(b.recorder.logged("warn", /^link a .*: down, silent for \d+ ms/)).toHaveLength(1);
     // Its TCP connect succeeds (into the proxy), the WebSocket upgrade never does: unreachable, logged as info.
     const redialFailed = /^dial b .*: refused, (not authenticated within|Opening handshake has timed out)/;
     await waitFor("a's redial times out in the partition", () => a.recorder.logged("info", redialFailed).length >= 1);
-    proxy.heal();
+    proxy.healAll();
     await waitForMesh([a, b]);
     expect(a.transport.send("b", { type: "ack", seq: 1 })).toBe(true);
     await waitFor("b gets the ack", () => b.recorder.messagesFrom("a").length === 1);

@@ -4,7 +4,7 @@
 // that know the secret but send whatever the test wants once authenticated (tagged
 // as a real peer tags its frames, so it reaches the decoder, or not).
 import { randomBytes } from "node:crypto";
-import { type Server, type Socket, createServer, connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket, { WebSocketServer } from "ws";
 import type { Actor } from "../../crdt/boundedCounter.js";
 import { FrameOpener, FrameSealer } from "../../cluster/frameAuth.js";
@@ -104,10 +104,6 @@ export async function waitFor(what: string, predicate: () => boolean, timeoutMs 
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 export interface Replica {
   readonly id: PeerId;
   readonly actor: Actor;
@@ -151,67 +147,6 @@ export async function waitForMesh(replicas: readonly Replica[]): Promise<void> {
         replica.recorder.dump(),
       );
     }
-  }
-}
-
-// ---- a TCP proxy whose links can be black-holed
-
-/** Forwards TCP to a target port; `freeze()` stops all forwarding and reading, like a DROP rule. */
-export class TcpProxy {
-  private readonly sockets = new Set<Socket>();
-  private readonly pairs: Array<readonly [Socket, Socket]> = [];
-  private frozen = false;
-
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(targetPort: number): Promise<TcpProxy> {
-    const server = createServer({ pauseOnConnect: true });
-    await new Promise<void>((resolve) => server.listen(0, host, resolve));
-    const address = server.address();
-    if (address === null || typeof address === "string") throw new Error("proxy did not bind a port");
-    const proxy = new TcpProxy(server, address.port);
-    server.on("connection", (client) => proxy.onConnection(client, targetPort));
-    return proxy;
-  }
-
-  get address(): string {
-    return `${host}:${this.port}`;
-  }
-
-  private onConnection(client: Socket, targetPort: number): void {
-    const upstream = connect({ host, port: targetPort });
-    for (const socket of [client, upstream]) {
-      this.sockets.add(socket);
-      socket.on("error", () => undefined);
-      socket.on("close", () => this.sockets.delete(socket));
-    }
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-    client.on("data", (chunk) => upstream.write(chunk));
-    upstream.on("data", (chunk) => client.write(chunk));
-    this.pairs.push([client, upstream]);
-    if (this.frozen) upstream.pause();
-    else client.resume();
-  }
-
-  /** Nothing passes any more, in either direction, and nobody is told (no FIN, no RST). */
-  freeze(): void {
-    this.frozen = true;
-    for (const socket of this.sockets) socket.pause();
-  }
-
-  /** Drops what was caught in the partition and forwards new connections again. */
-  heal(): void {
-    this.frozen = false;
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
 

@@ -8,11 +8,12 @@
 // - refusals are logged through a cap with a count of the rest (before: a line each);
 // - an idle connection is closed at the upgrade deadline.
 import { type Socket, connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { addressKeyOf } from "../../cluster/wsTransport.js";
 import { linkPath } from "../../cluster/wsTransport.js";
 import { RawConnection } from "../support/rawWebSocket.js";
-import { type Replica, type ReplicaOptions, host, sleep, startReplica, testSecret, ticketHeaders, waitFor } from "./wsTransportHarness.js";
+import { type Replica, type ReplicaOptions, host, startReplica, testSecret, ticketHeaders, waitFor } from "./wsTransportHarness.js";
 
 const started: Replica[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -6,11 +6,12 @@
 // and carries messages again. Without per-frame tags the injected frame is delivered.
 import { randomBytes } from "node:crypto";
 import { type Server, type Socket, connect, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { encodeMessage } from "../../cluster/messages.js";
 import { encodeFrame } from "../support/rawWebSocket.js";
-import { type Replica, host, sleep, startReplica, waitFor, waitForMesh } from "./wsTransportHarness.js";
+import { type Replica, host, startReplica, waitFor, waitForMesh } from "./wsTransportHarness.js";
 
 type Direction = "toAcceptor" | "toDialer";
 type Attack = "none" | "flip" | "inject" | "replay" | "drop";

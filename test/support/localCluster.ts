@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import type { OutgoingHttpHeaders } from "node:http";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { bearer, writeAdminToken } from "./adminToken.js";
 import { type ReplicaFleet, type ReplicaProcess, jsonOf } from "./replicaProcess.js";
 import { freePort } from "../harness/net/freePort.js";
@@ -111,7 +112,7 @@ export class LocalCluster {
       );
       if (complete) return;
       if (Date.now() > deadline) throw new Error(`mesh not complete within ${meshWaitMsMax} ms: ${JSON.stringify(views)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 }
@@ -131,7 +132,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, waitMsMax 
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`condition not met within ${waitMsMax} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

@@ -1,5 +1,6 @@
 // "Idle": the time until a set of processes together use less than a fraction of
 // one core over a whole window, sampled from /proc.
+import { setTimeout as sleep } from "node:timers/promises";
 import { cpuMsSum } from "./procStats.js";
 
 export interface QuietOptions {
@@ -22,7 +23,7 @@ const sampleEveryMs = 100;
 export async function msUntilQuiet(pids: () => readonly number[], sinceMs: number, options: QuietOptions): Promise<number | null> {
   const samples: { atMs: number; cpuMs: number }[] = [{ atMs: performance.now(), cpuMs: cpuMsSum(pids()) }];
   while (performance.now() - sinceMs < options.waitMsMax) {
-    await new Promise((resolve) => setTimeout(resolve, sampleEveryMs));
+    await sleep(sampleEveryMs);
     const now = { atMs: performance.now(), cpuMs: cpuMsSum(pids()) };
     samples.push(now);
     // The latest sample at least a window old.

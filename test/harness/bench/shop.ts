@@ -1,5 +1,6 @@
 // What the benchmark asks of the shop over HTTP: the course's init, the small
 // init of the contention mode, reads of stock, and waiting for a replica to answer.
+import { setTimeout as sleep } from "node:timers/promises";
 import { describeOutcome, runPool, send } from "../net/httpClient.js";
 
 /** batch_init of 100,000 keys takes seconds; a wait this long means something is wrong. */
@@ -84,7 +85,7 @@ export async function waitForOk(url: string, path: string, sinceMs: number, wait
   while (performance.now() - sinceMs < waitMsMax) {
     const outcome = await send(url, "GET", path, 1000);
     if (outcome.kind === "answer" && outcome.status === 200) return performance.now() - sinceMs;
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    await sleep(pollMs);
   }
   return null;
 }

@@ -5,6 +5,7 @@
 // like a stall of the replicas that stayed up.
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChaosLoad, workersPerShareMax } from "./chaosLoad.js";
 
@@ -45,7 +46,7 @@ describe("ChaosLoad", () => {
     load.start();
     // Stuck workers are replaced one stuck request at a time: wait until many were (a busy machine is slower).
     const replaced = 16;
-    while (load.now() < 500 || (load.workersPeak[1]! < replaced && load.now() < 10_000)) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (load.now() < 500 || (load.workersPeak[1]! < replaced && load.now() < 10_000)) await sleep(20);
     const stopAskedMs = load.now();
     await load.stop();
     expect(load.now() - stopAskedMs).toBeLessThan(timeoutMs + 300);

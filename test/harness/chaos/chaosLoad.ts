@@ -11,6 +11,7 @@
 // a tenth of the requests waiting 2 s, every worker would soon be waiting.) Every
 // request is recorded with its outcome, so a ledger of acknowledged writes can be
 // drawn up afterwards (ChaosLedger).
+import { setTimeout as sleep } from "node:timers/promises";
 import { type HttpOutcome, send } from "../net/httpClient.js";
 import { randomSource } from "../random.js";
 
@@ -240,7 +241,7 @@ export class ChaosLoad {
         if (this.freshCounts[replicaIndex]! >= this.shares[replicaIndex]!) return;
         this.freshCounts[replicaIndex]! += 1;
       }
-      if (outcome.kind === "error" && outcome.message === "ECONNREFUSED") await new Promise((resolve) => setTimeout(resolve, refusedPauseMs));
+      if (outcome.kind === "error" && outcome.message === "ECONNREFUSED") await sleep(refusedPauseMs);
     }
     this.freshCounts[replicaIndex]! -= 1;
   }

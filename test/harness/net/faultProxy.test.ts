@@ -3,6 +3,7 @@
 // stays open, nothing arrives, not even a close) that a heal undoes with nothing
 // lost; connections made during a cut never reach the server; reset is an RST.
 import { type Server, type Socket, connect, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { FaultProxy } from "./faultProxy.js";
 
@@ -55,11 +56,10 @@ async function until(condition: () => boolean, waitMs = 2_000): Promise<void> {
   const deadline = Date.now() + waitMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("FaultProxy", () => {
   it("forwards both ways and gives each directed pair its own port", async () => {
@@ -82,12 +82,12 @@ describe("FaultProxy", () => {
     await until(() => received() === "one,");
     proxy.cutBetween("a", "b");
     socket.write("two,");
-    await pause(300);
+    await sleep(300);
     expect(received()).toBe("one,");
     expect(closed()).toBeNull();
     // The server side closing is not seen through a cut either.
     echo.peers[0]!.end();
-    await pause(200);
+    await sleep(200);
     expect(closed()).toBeNull();
     proxy.healAll();
     await until(() => closed() !== null);
@@ -100,7 +100,7 @@ describe("FaultProxy", () => {
     const { socket, received } = await client(proxy.port("a", "b"));
     proxy.cutBetween("a", "b");
     for (let index = 0; index < 50; index++) socket.write(`${index},`);
-    await pause(200);
+    await sleep(200);
     expect(received()).toBe("");
     proxy.healBetween("a", "b");
     const expected = Array.from({ length: 50 }, (_, index) => `${index},`).join("");
@@ -113,7 +113,7 @@ describe("FaultProxy", () => {
     proxy.isolate("a");
     const { socket, received, closed } = await client(proxy.port("a", "b"));
     socket.write("lost?");
-    await pause(300);
+    await sleep(300);
     expect(echo.accepted()).toBe(0);
     expect(received()).toBe("");
     expect(closed()).toBeNull();

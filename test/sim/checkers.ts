@@ -8,8 +8,10 @@
 // nothing). A checkout's effect comes from the final state: an order that ends
 // paid was charged its final lines and total, once, by the actor whose token
 // right paid it; its first attempt and first acknowledgement bound when.
+import { batchOrder } from "../../crdt/batchRecord.js";
 import type { Actor, BoundedCounter } from "../../crdt/boundedCounter.js";
-import type { OrderState } from "../../crdt/orderState.js";
+import { sameGeneration } from "../../crdt/generation.js";
+import type { OrderLine, OrderState } from "../../crdt/orderState.js";
 import type { ShopState } from "../../crdt/shopState.js";
 import { type History, type Invocation, describeInvocation } from "./history.js";
 
@@ -104,6 +106,20 @@ export function payerOf(order: OrderState): Actor | undefined {
 
 // ---- once healed and quiet
 
+type AnyState = { counter(): BoundedCounter; equals(other: never): boolean };
+
+/** Every state of a kind as the shop serves it (batch keys that never changed included). */
+function statesOf(shop: ShopState, kind: "items" | "users" | "orders"): Map<string, AnyState> {
+  return new Map<string, AnyState>(kind === "items" ? shop.itemEntries() : kind === "users" ? shop.userEntries() : shop.orderEntries());
+}
+
+/** The lines an order started with: two from its batch_init record, none if it was created. */
+function initialLines(shop: ShopState, orderId: string, order: OrderState | undefined): readonly OrderLine[] {
+  if (order === undefined) return [];
+  const record = shop.batches.o.all.find((candidate) => sameGeneration(candidate.generation, order.generation));
+  return record === undefined ? [] : batchOrder(record, Number(orderId)).lines;
+}
+
 /** G3: every replica holds the same states. */
 export function checkConvergence(shops: readonly (readonly [string, ShopState])[]): Violation[] {
   const violations: Violation[] = [];
@@ -112,8 +128,8 @@ export function checkConvergence(shops: readonly (readonly [string, ShopState])[
   const [firstId, reference] = first;
   for (const [id, shop] of rest) {
     for (const kind of ["items", "users", "orders"] as const) {
-      const mine = reference[kind] as Map<string, { equals(other: never): boolean }>;
-      const theirs = shop[kind] as Map<string, { equals(other: never): boolean }>;
+      const mine = statesOf(reference, kind);
+      const theirs = statesOf(shop, kind);
       const ids = new Set([...mine.keys(), ...theirs.keys()]);
       for (const key of ids) {
         const a = mine.get(key);
@@ -148,9 +164,10 @@ export function unexplainedByLostIncarnations(replicaId: string, stale: ShopStat
   const violations: Violation[] = [];
   const fail = (key: string, message: string) => violations.push({ message: `${replicaId}: ${key} ${message}`, invocations: [], keys: [key] });
   for (const kind of ["items", "users", "orders"] as const) {
-    for (const [id, after] of final[kind] as Map<string, { counter(): BoundedCounter; equals(other: never): boolean }>) {
+    const staleStates = statesOf(stale, kind);
+    for (const [id, after] of statesOf(final, kind)) {
       const key = `${kind[0]}:${id}`;
-      const before = (stale[kind] as Map<string, { counter(): BoundedCounter; equals(other: never): boolean }>).get(id);
+      const before = staleStates.get(id);
       if (before !== undefined && before.equals(after as never)) continue;
       const counterAfter = after.counter();
       const counterBefore = before?.counter();
@@ -177,7 +194,7 @@ function rowOf(counter: BoundedCounter | undefined, actor: Actor): [number, numb
 export function checkNothingStranded(replicaId: string, actor: Actor, final: ShopState): Violation[] {
   const violations: Violation[] = [];
   for (const [kind, prefix] of [["items", "i:"], ["users", "u:"], ["orders", "o:"]] as const) {
-    for (const id of final[kind].keys()) {
+    for (const id of statesOf(final, kind).keys()) {
       const rights = final.counterAt(`${prefix}${id}`)?.rights(actor) ?? 0;
       if (rights > 0) violations.push({ message: `${replicaId} left (retired) but ${actor} still holds ${rights} rights of ${prefix}${id}: stranded`, invocations: [], keys: [`${prefix}${id}`] });
     }
@@ -227,6 +244,9 @@ export function checkHistory(history: History, final: ShopState, context: Histor
     else if (op.f === "subtractStock") addEffect({ key: `i:${op.item}`, delta: -op.amount, ...common });
     else if (op.f === "addFunds") addEffect({ key: `u:${op.user}`, delta: op.amount, ...common });
     else if (op.f === "pay") addEffect({ key: `u:${op.user}`, delta: -op.amount, ...common });
+    else if (op.f === "batchInitItems" || op.f === "batchInitUsers") {
+      for (let index = 0; index < op.count; index++) addEffect({ key: `${op.f === "batchInitItems" ? "i" : "u"}:${index}`, delta: op.amount, ...common });
+    }
   }
   violations.push(...checkOrders(all, final, context, certain, attempted, addEffect));
   violations.push(...checkFinalCounters(all, final, effects, certain));
@@ -248,6 +268,7 @@ function checkOrders(
   for (const invocation of all) {
     const op = invocation.op;
     if (op.f === "createItem") prices.set(op.item, op.price);
+    if (op.f === "batchInitItems") for (let index = 0; index < op.count; index++) prices.set(String(index), op.price);
     if (op.f !== "createOrder" && op.f !== "addItem" && op.f !== "checkout") continue;
     const list = byOrder.get(op.order) ?? [];
     list.push(invocation);
@@ -258,16 +279,18 @@ function checkOrders(
     const fail = (message: string, shown: readonly Invocation[]) =>
       violations.push({ message, invocations: shown.map((invocation) => invocation.index), keys: [key] });
     const order = final.order(orderId);
+    const initial = initialLines(final, orderId, order);
     const create = invocations.find((invocation) => invocation.op.f === "createOrder");
-    if (order === undefined || !order.paid) addLostCheckouts(invocations, order?.userId, context, attempted, prices, addEffect);
+    if (order === undefined || !order.paid) addLostCheckouts(invocations, order?.userId, initial, context, attempted, prices, addEffect);
     if (order === undefined) {
       if (create !== undefined && certain(create)) fail(`order ${orderId} was created (acknowledged) but is gone`, [create]);
       continue;
     }
     const adds = invocations.filter((invocation) => invocation.op.f === "addItem");
     const lines = order.lines.map(([item, quantity]) => `${item}x${quantity}`);
-    const acked = adds.filter(certain).map(lineOf);
-    const possible = adds.filter(attempted).map(lineOf);
+    const start = initial.map(([item, quantity]) => `${item}x${quantity}`);
+    const acked = [...start, ...adds.filter(certain).map(lineOf)];
+    const possible = [...start, ...adds.filter(attempted).map(lineOf)];
     if (!isSubMultiset(acked, lines)) fail(`order ${orderId} lost an acknowledged line: has [${lines.join(" ")}], acknowledged [${acked.join(" ")}]`, adds);
     if (!isSubMultiset(lines, possible)) fail(`order ${orderId} has a line nobody added: has [${lines.join(" ")}], attempted [${possible.join(" ")}]`, adds);
     let total = 0;
@@ -310,6 +333,7 @@ function checkOrders(
 function addLostCheckouts(
   invocations: readonly Invocation[],
   finalUserId: string | undefined,
+  initial: readonly OrderLine[],
   context: HistoryContext,
   attempted: (invocation: Invocation) => boolean,
   prices: ReadonlyMap<string, number>,
@@ -320,6 +344,7 @@ function addLostCheckouts(
   const create = invocations.find((invocation) => invocation.op.f === "createOrder");
   const userId = finalUserId ?? (create?.op.f === "createOrder" ? create.op.user : undefined);
   const quantities = new Map<string, number>();
+  for (const [item, quantity] of initial) quantities.set(item, (quantities.get(item) ?? 0) + quantity);
   for (const invocation of invocations) {
     if (invocation.op.f === "addItem" && attempted(invocation)) quantities.set(invocation.op.item, (quantities.get(invocation.op.item) ?? 0) + invocation.op.quantity);
   }
@@ -349,6 +374,11 @@ function checkFinalCounters(
     }
     if (op.f === "createUser" && final.user(op.user) === undefined) {
       violations.push({ message: `user ${op.user} was created (acknowledged) but is gone`, invocations: [invocation.index], keys: [`u:${op.user}`] });
+    }
+    if (op.f === "batchInitItems" || op.f === "batchInitUsers" || op.f === "batchInitOrders") {
+      const lookup = op.f === "batchInitItems" ? final.item.bind(final) : op.f === "batchInitUsers" ? final.user.bind(final) : final.order.bind(final);
+      const gone = Array.from({ length: op.count }, (_, index) => String(index)).filter((id) => lookup(id) === undefined);
+      if (gone.length > 0) violations.push({ message: `${op.f} was acknowledged but keys ${gone.join(", ")} are gone`, invocations: [invocation.index], keys: [] });
     }
   }
   const counters: [string, BoundedCounter][] = [
@@ -443,15 +473,16 @@ function checkReads(
     const mine = all.filter((invocation) => (invocation.op.f === "addItem" || invocation.op.f === "checkout") && invocation.op.order === orderId);
     const adds = mine.filter((invocation) => invocation.op.f === "addItem");
     const lines = value.lines.map(([item, quantity]) => `${item}x${quantity}`);
-    const possible = adds.filter((invocation) => attempted(invocation) && invocation.invokedAt < completedAt).map(lineOf);
-    const seen = adds.filter((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt)).map(lineOf);
+    // The sim makes one batch_init of orders at most: the final state's record is the one read.
+    const start = initialLines(final, orderId, final.order(orderId)).map(([item, quantity]) => `${item}x${quantity}`);
+    const possible = [...start, ...adds.filter((invocation) => attempted(invocation) && invocation.invokedAt < completedAt).map(lineOf)];
+    const seen = [...start, ...adds.filter((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt)).map(lineOf)];
     if (!isSubMultiset(lines, possible)) fail(`order has [${lines.join(" ")}], more than was attempted [${possible.join(" ")}]`, mine.map((invocation) => invocation.index));
     if (!isSubMultiset(seen, lines)) fail(`order has [${lines.join(" ")}], missing acknowledged [${seen.join(" ")}]`, mine.map((invocation) => invocation.index));
     const checkouts = mine.filter((invocation) => invocation.op.f === "checkout");
     if (value.paid && !checkouts.some((invocation) => attempted(invocation) && invocation.invokedAt < completedAt)) fail("order is paid before any checkout of it", []);
     const paidSurely = checkouts.find((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt));
     if (!value.paid && paidSurely !== undefined) fail(`order is unpaid after checkout #${paidSurely.index} was acknowledged`, [paidSurely.index]);
-    void final;
   }
   return violations;
 }

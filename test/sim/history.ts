@@ -16,7 +16,11 @@ export type Op =
   | { readonly f: "createOrder"; readonly order: string; readonly user: string }
   | { readonly f: "addItem"; readonly order: string; readonly item: string; readonly quantity: number }
   | { readonly f: "checkout"; readonly order: string }
-  | { readonly f: "readOrder"; readonly order: string };
+  | { readonly f: "readOrder"; readonly order: string }
+  // batch_init: keys "0".."count-1" (orders over items and users of those ids; `seed` draws their lines)
+  | { readonly f: "batchInitItems"; readonly count: number; readonly amount: number; readonly price: number }
+  | { readonly f: "batchInitUsers"; readonly count: number; readonly amount: number }
+  | { readonly f: "batchInitOrders"; readonly count: number; readonly itemCount: number; readonly userCount: number; readonly price: number; readonly seed: number };
 
 export type ReadValue =
   | { readonly kind: "item"; readonly stock: number; readonly price: number }
@@ -97,6 +101,12 @@ export function describeOp(op: Op): string {
     case "checkout":
     case "readOrder":
       return `${op.f}(${op.order})`;
+    case "batchInitItems":
+      return `batchInitItems(${op.count}, stock ${op.amount}, price ${op.price})`;
+    case "batchInitUsers":
+      return `batchInitUsers(${op.count}, credit ${op.amount})`;
+    case "batchInitOrders":
+      return `batchInitOrders(${op.count}, ${op.itemCount} items, ${op.userCount} users, price ${op.price})`;
   }
 }
 
@@ -120,25 +130,3 @@ export function describeInvocation(invocation: Invocation): string {
   return `#${invocation.index} ${times} client ${invocation.client} at ${invocation.replicaId} ${describeOp(invocation.op)} ${invocation.outcome}${describeValue(invocation.value)}${reason}`;
 }
 
-/** The state keys an operation touches (orders: the order only). */
-export function keysOf(op: Op): string[] {
-  switch (op.f) {
-    case "createItem":
-    case "addStock":
-    case "subtractStock":
-    case "readItem":
-      return [`i:${op.item}`];
-    case "createUser":
-    case "addFunds":
-    case "pay":
-    case "readUser":
-      return [`u:${op.user}`];
-    case "createOrder":
-      return [`o:${op.order}`, `u:${op.user}`];
-    case "addItem":
-      return [`o:${op.order}`, `i:${op.item}`];
-    case "checkout":
-    case "readOrder":
-      return [`o:${op.order}`];
-  }
-}

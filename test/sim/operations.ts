@@ -34,6 +34,12 @@ export async function perform(replica: Replica, op: Op): Promise<OperationResult
       return answer(await replica.mutate((shop) => shop.addItem(op.order, op.item, op.quantity)));
     case "checkout":
       return answer(await replica.mutate((shop) => shop.checkout(op.order)));
+    case "batchInitItems":
+      return answer(await replica.mutate((shop) => shop.batchInitItems(op.count, op.amount, op.price)));
+    case "batchInitUsers":
+      return answer(await replica.mutate((shop) => shop.batchInitUsers(op.count, op.amount)));
+    case "batchInitOrders":
+      return answer(await replica.mutate((shop) => shop.batchInitOrders(op.count, op.itemCount, op.userCount, op.price, () => op.seed)));
     case "readOrder": {
       const view = await replica.read((shop) => shop.findOrder(op.order));
       return {

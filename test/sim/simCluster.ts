@@ -11,7 +11,7 @@ import { Membership } from "../../cluster/membership.js";
 import { ShopState } from "../../crdt/shopState.js";
 import { Replica } from "../../node/replica.js";
 import { identityKey, membershipKey } from "../../node/storageLayout.js";
-import type { Random } from "./random.js";
+import type { Random } from "../harness/random.js";
 import type { Life, Scheduler } from "./scheduler.js";
 
 export interface ClusterSettings {
@@ -210,8 +210,8 @@ function newDatabase(): SimDatabase {
 export async function durableShop(slot: ReplicaSlot): Promise<ShopState> {
   const shop = new ShopState(slot.replica?.shop.actor ?? "durable", () => {});
   for await (const [key, value] of slot.db.iterator()) {
-    // The shop's states only: not the replica's own keys (~), nor idempotency and release records.
-    if (/^[iuo]:/.test(key)) shop.mergeEncoded(key, value, "disk");
+    // The shop's states and batch records only: not the replica's own keys (~), nor idempotency and release records.
+    if (/^[iuob]:/.test(key)) shop.mergeEncoded(key, value, "disk");
   }
   return shop;
 }

@@ -22,7 +22,7 @@ import {
 import { History, type Invocation, type Op, describeInvocation } from "./history.js";
 import { type Fault, type NemesisSettings, defaultFaultWeights, describeFault, planFaults } from "./nemesis.js";
 import { perform } from "./operations.js";
-import { Random } from "./random.js";
+import { Random } from "../harness/random.js";
 import { Scheduler, settle } from "./scheduler.js";
 import { type ClusterSettings, type ReplicaSlot, SimCluster, durableShop } from "./simCluster.js";
 
@@ -72,6 +72,11 @@ export interface Plan {
   readonly releaseLost: boolean;
   readonly items: number;
   readonly users: number;
+  /**
+   * Set up with batch_init (items, users and orders "0", "1", ...: keys computed from
+   * one record each until they change) instead of create and add; in 1 seed of 3.
+   */
+  readonly batchInit: boolean;
 }
 
 export interface SeedResult {
@@ -158,6 +163,7 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
     readYourWrites: ackWaitMsMax >= 2 * latencyMost + 1,
     faults,
     releaseLost: new Random(seed ^ 0x7e1ea5e).chance(0.5),
+    batchInit: new Random(seed ^ 0xba7c4).chance(1 / 3),
     items: random.int(2, 3),
     users: random.int(2, 3),
   };
@@ -267,16 +273,32 @@ class Run {
   // ---- clients
 
   private planClients(): void {
-    const setup: Op[] = [];
-    for (let index = 0; index < this.plan.items; index++) setup.push({ f: "createItem", item: `i${index}`, price: this.random.int(1, 4) });
-    for (let index = 0; index < this.plan.users; index++) setup.push({ f: "createUser", user: `u${index}` });
-    for (let index = 0; index < this.plan.items; index++) setup.push({ f: "addStock", item: `i${index}`, amount: this.random.int(3, 12) });
-    for (let index = 0; index < this.plan.users; index++) setup.push({ f: "addFunds", user: `u${index}`, amount: this.random.int(10, 40) });
+    const setup = this.plan.batchInit ? this.batchSetup() : this.createSetup();
     for (let index = 0; index < this.plan.clients; index++) {
       const client: Client = { index, random: this.random.fork(), queue: index === 0 ? setup : [], current: undefined };
       this.clients.push(client);
       this.scheduler.after(startMs + (index === 0 ? 0 : this.random.real(20, 60)), () => this.step(client));
     }
+  }
+
+  private createSetup(): Op[] {
+    const setup: Op[] = [];
+    for (let index = 0; index < this.plan.items; index++) setup.push({ f: "createItem", item: `i${index}`, price: this.random.int(1, 4) });
+    for (let index = 0; index < this.plan.users; index++) setup.push({ f: "createUser", user: `u${index}` });
+    for (let index = 0; index < this.plan.items; index++) setup.push({ f: "addStock", item: `i${index}`, amount: this.random.int(3, 12) });
+    for (let index = 0; index < this.plan.users; index++) setup.push({ f: "addFunds", user: `u${index}`, amount: this.random.int(10, 40) });
+    return setup;
+  }
+
+  /** The course's three batch_init calls; every order starts with two lines at `price` each. */
+  private batchSetup(): Op[] {
+    const { items, users } = this.plan;
+    const price = this.random.int(1, 4);
+    return [
+      { f: "batchInitItems", count: items, amount: this.random.int(3, 12), price },
+      { f: "batchInitUsers", count: users, amount: this.random.int(10, 40) },
+      { f: "batchInitOrders", count: this.random.int(4, 12), itemCount: items, userCount: users, price, seed: this.random.int(0, 2 ** 31) },
+    ];
   }
 
   private step(client: Client): void {
@@ -291,6 +313,7 @@ class Run {
     const life = slot.life;
     const op = client.queue.shift() ?? this.nextOp(client.random);
     if (op.f === "createOrder") this.orders.push(op.order);
+    if (op.f === "batchInitOrders") for (let index = 0; index < op.count; index++) this.orders.push(String(index));
     const invocation = this.history.invoke(client.index, slot.replicaId, replica.shop.actor, op, this.scheduler.now);
     client.current = invocation;
     perform(replica, op).then(
@@ -314,8 +337,9 @@ class Run {
   }
 
   private nextOp(random: Random): Op {
-    const item = `i${random.int(0, this.plan.items - 1)}`;
-    const user = `u${random.int(0, this.plan.users - 1)}`;
+    const [itemPrefix, userPrefix] = this.plan.batchInit ? ["", ""] : ["i", "u"];
+    const item = `${itemPrefix}${random.int(0, this.plan.items - 1)}`;
+    const user = `${userPrefix}${random.int(0, this.plan.users - 1)}`;
     // Recent orders mostly, so orders get lines and checkouts.
     const order = this.orders.length === 0 ? undefined : this.orders[Math.max(0, this.orders.length - 1 - random.int(0, 3))]!;
     const f = random.weighted(opWeights);
@@ -589,9 +613,7 @@ class Run {
       const shop = slot.replica?.shop;
       if (shop === undefined) continue;
       hash.update(`${slot.replicaId} ${shop.actor}\n`);
-      for (const [kind, prefix] of [["items", "i:"], ["users", "u:"], ["orders", "o:"]] as const) {
-        for (const id of [...shop[kind].keys()].sort()) hash.update(shop.encode(`${prefix}${id}`));
-      }
+      for (const key of [...shop.keptKeys()].sort()) hash.update(shop.encode(key));
     }
     return hash.digest("hex");
   }
@@ -601,7 +623,7 @@ class Run {
     const network = plan.cluster.network;
     const lines = [
       `seed ${plan.seed} ${this.violations.length === 0 ? "passed" : "failed"}; replay: node dist/scripts/simulate.js --seed ${plan.seed}${replayFlags(this.options)}`,
-      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, ${plan.cluster.statesPerFrame} states a frame at most, settle ${plan.settleMs.toFixed(0)} ms`,
+      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, ${plan.cluster.statesPerFrame} states a frame at most, settle ${plan.settleMs.toFixed(0)} ms${plan.batchInit ? ", set up by batch_init" : ""}`,
       ...(plan.readYourWrites ? [] : [`  ack wait under a round trip: reads are not held to G6`]),
       `  faults: ${plan.faults.length === 0 ? "none" : ""}`,
       ...plan.faults.map((fault) => `    ${describeFault(fault)}`),

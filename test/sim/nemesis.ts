@@ -3,7 +3,7 @@
 // majority), links that drop (down, then a reconnect), delays (a cut shorter than
 // the ping timeout, or slow links), crashes that keep storage and crashes that
 // lose it. Faults may overlap; at the end of the chaos everything heals.
-import type { Random } from "./random.js";
+import type { Random } from "../harness/random.js";
 
 export type Fault =
   | { readonly kind: "partition"; readonly shape: "alone" | "halves" | "bridge" | "ring"; readonly at: number; readonly durationMs: number; readonly cuts: readonly (readonly [string, string])[] }

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { SimulatedNetwork, type SimulatedTransport } from "./simulatedTransport.js";
-import { Random } from "./random.js";
+import { Random } from "../harness/random.js";
 import { Scheduler } from "./scheduler.js";
 
 interface Endpoint {

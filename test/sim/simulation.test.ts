@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { Replica } from "../../node/replica.js";
 import type { Op, ReadValue } from "./history.js";
 import { perform } from "./operations.js";
-import { Random } from "./random.js";
+import { Random } from "../harness/random.js";
 import { Scheduler } from "./scheduler.js";
 import { type ClusterSettings, SimCluster } from "./simCluster.js";
 import { runSeed } from "./simulation.js";

@@ -4,7 +4,7 @@ import type { Replica } from "../node/replica.js";
 import { adminAuth } from "./adminAuth.js";
 import { sendRefusal } from "./answers.js";
 
-export interface ClusterRoutesOptions {
+interface ClusterRoutesOptions {
   readonly replica: Replica;
   /** What the writes require; undefined closes them. */
   readonly adminToken: string | undefined;

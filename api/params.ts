@@ -5,7 +5,7 @@
 import { idLengthMax } from "../crdt/codec.js";
 
 /** Most keys one batch_init may write. */
-export const batchSizeMax = 1_000_000;
+const batchSizeMax = 1_000_000;
 
 export type ParamKind = "id" | "amount" | "batch-size";
 

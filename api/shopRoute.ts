@@ -15,7 +15,7 @@ type ParamValues<Kinds extends ParamKinds> = { readonly [Name in keyof Kinds]: K
 /** An object is sent as JSON (through `response` if given), a string as text/plain. */
 type Answer = object | string;
 
-export interface ShopRoute<Kinds extends ParamKinds> {
+interface ShopRoute<Kinds extends ParamKinds> {
   readonly method: "GET" | "POST";
   /** The path, its parameters in the order of `params`. */
   readonly url: string;

@@ -192,22 +192,11 @@ export class ShopState {
   }
 
   addStock(id: string, amount: number): Refusal | null {
-    const item = this.itemToChange(id);
-    if (item === undefined) return notFound("item", id);
-    const refusal = this.incrementSpread(item.stock, amount, 0);
-    if (refusal !== null) return counterRefusal(refusal, `stock of item ${id}`, amount, item.stock.value());
-    this.onChange(itemKey(id), "local");
-    return null;
+    return this.addTo(itemKey(id), this.itemToChange(id)?.stock, amount, "item", "stock");
   }
 
   subtractStock(id: string, amount: number): Refusal | null {
-    const item = this.itemToChange(id);
-    if (item === undefined) return notFound("item", id);
-    const shortage = this.shortage(item.stock, itemKey(id), amount, `stock of item ${id}`);
-    if (shortage !== null) return shortage;
-    assert(item.stock.decrement(this.actor, amount) === null, "checked rights cover the decrement");
-    this.onChange(itemKey(id), "local");
-    return null;
+    return this.takeFrom(itemKey(id), this.itemToChange(id)?.stock, amount, "item", "stock");
   }
 
   /** `wallClockMs`: the caller's clock, so that a later batch_init wins (see nextGeneration). */
@@ -226,21 +215,31 @@ export class ShopState {
   }
 
   addFunds(id: string, amount: number): Refusal | null {
-    const user = this.userToChange(id);
-    if (user === undefined) return notFound("user", id);
-    const refusal = this.incrementSpread(user.credit, amount, 0);
-    if (refusal !== null) return counterRefusal(refusal, `credit of user ${id}`, amount, user.credit.value());
-    this.onChange(userKey(id), "local");
-    return null;
+    return this.addTo(userKey(id), this.userToChange(id)?.credit, amount, "user", "credit");
   }
 
   pay(id: string, amount: number): Refusal | null {
-    const user = this.userToChange(id);
-    if (user === undefined) return notFound("user", id);
-    const shortage = this.shortage(user.credit, userKey(id), amount, `credit of user ${id}`);
+    return this.takeFrom(userKey(id), this.userToChange(id)?.credit, amount, "user", "credit");
+  }
+
+  /** add or add_funds: new rights spread as they are made. */
+  private addTo(key: StateKey, counter: BoundedCounter | undefined, amount: number, kind: string, what: string): Refusal | null {
+    const id = key.slice(2);
+    if (counter === undefined) return notFound(kind, id);
+    const refusal = this.incrementSpread(counter, amount, 0);
+    if (refusal !== null) return counterRefusal(refusal, `${what} of ${kind} ${id}`, amount, counter.value());
+    this.onChange(key, "local");
+    return null;
+  }
+
+  /** subtract or pay: this replica's own rights, or a refusal that says what is missing. */
+  private takeFrom(key: StateKey, counter: BoundedCounter | undefined, amount: number, kind: string, what: string): Refusal | null {
+    const id = key.slice(2);
+    if (counter === undefined) return notFound(kind, id);
+    const shortage = this.shortage(counter, key, amount, `${what} of ${kind} ${id}`);
     if (shortage !== null) return shortage;
-    assert(user.credit.decrement(this.actor, amount) === null, "checked rights cover the decrement");
-    this.onChange(userKey(id), "local");
+    assert(counter.decrement(this.actor, amount) === null, "checked rights cover the decrement");
+    this.onChange(key, "local");
     return null;
   }
 
@@ -404,32 +403,20 @@ export class ShopState {
 
   /** The counter that holds rights for `key` (stock, credit, or the order token), to read. */
   counterAt(key: StateKey): BoundedCounter | undefined {
-    const id = key.slice(2);
-    switch (key[0]) {
-      case "i":
-        return this.item(id)?.counter();
-      case "u":
-        return this.user(id)?.counter();
-      case "o":
-        return this.order(id)?.counter();
-      default:
-        return undefined;
-    }
+    return this.stateAt(key)?.counter();
   }
 
   /** The counter that holds rights for `key`, to change: a batch key is kept from now on. */
   private counterToChange(key: StateKey): BoundedCounter | undefined {
+    const state = this.stateAt(key);
+    if (state === undefined) return undefined;
+    const stored: Map<string, unknown> = key[0] === "i" ? this.items : key[0] === "u" ? this.users : this.orders;
+    return kept(stored, state, key.slice(2)).counter();
+  }
+
+  private stateAt(key: StateKey): ItemState | UserState | OrderState | undefined {
     const id = key.slice(2);
-    switch (key[0]) {
-      case "i":
-        return this.itemToChange(id)?.counter();
-      case "u":
-        return this.userToChange(id)?.counter();
-      case "o":
-        return this.orderToChange(id)?.counter();
-      default:
-        return undefined;
-    }
+    return key[0] === "i" ? this.item(id) : key[0] === "u" ? this.user(id) : key[0] === "o" ? this.order(id) : undefined;
   }
 
   private itemToChange(id: string): ItemState | undefined {
@@ -546,9 +533,8 @@ export class ShopState {
 
   /** The state of `key` as it is now (a batch key that never changed too). */
   encode(key: StateKey): Uint8Array {
-    const id = key.slice(2);
     if (key[0] === "b") return encodeBatchRecords(this.batches[batchKindOf(key)]);
-    const state = key[0] === "i" ? this.item(id) : key[0] === "u" ? this.user(id) : this.order(id);
+    const state = this.stateAt(key);
     assert(state !== undefined, `state ${key} exists to be encoded`);
     if (state instanceof ItemState) return encodeItem(state);
     if (state instanceof UserState) return encodeUser(state);
@@ -692,7 +678,7 @@ function current<T extends { readonly generation: Generation }>(
 }
 
 /** `state` (current), stored so that changes made to it are kept. */
-function kept<T>(stored: Map<string, T>, state: T | undefined, id: string): T | undefined {
+function kept<T>(stored: Map<string, unknown>, state: T, id: string): T {
   if (state !== undefined && stored.get(id) !== state) stored.set(id, state);
   return state;
 }

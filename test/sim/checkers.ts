@@ -8,7 +8,7 @@
 // nothing). A checkout's effect comes from the final state: an order that ends
 // paid was charged its final lines and total, once, by the actor whose token
 // right paid it; its first attempt and first acknowledgement bound when.
-import { batchOrder } from "../../crdt/batchRecord.js";
+import { type BatchRecord, batchOrder } from "../../crdt/batchRecord.js";
 import type { Actor, BoundedCounter } from "../../crdt/boundedCounter.js";
 import { sameGeneration } from "../../crdt/generation.js";
 import type { OrderLine, OrderState } from "../../crdt/orderState.js";
@@ -115,9 +115,12 @@ function statesOf(shop: ShopState, kind: "items" | "users" | "orders"): Map<stri
 
 /** The lines an order started with: two from its batch_init record, none if it was created. */
 function initialLines(shop: ShopState, orderId: string, order: OrderState | undefined): readonly OrderLine[] {
-  if (order === undefined) return [];
-  const record = shop.batches.o.all.find((candidate) => sameGeneration(candidate.generation, order.generation));
+  const record = batchRecordOf(shop, order);
   return record === undefined ? [] : batchOrder(record, Number(orderId)).lines;
+}
+
+function batchRecordOf(shop: ShopState, order: OrderState | undefined): BatchRecord | undefined {
+  return order === undefined ? undefined : shop.batches.o.all.find((candidate) => sameGeneration(candidate.generation, order.generation));
 }
 
 /** G3: every replica holds the same states. */
@@ -293,8 +296,12 @@ function checkOrders(
     const possible = [...start, ...adds.filter(attempted).map(lineOf)];
     if (!isSubMultiset(acked, lines)) fail(`order ${orderId} lost an acknowledged line: has [${lines.join(" ")}], acknowledged [${acked.join(" ")}]`, adds);
     if (!isSubMultiset(lines, possible)) fail(`order ${orderId} has a line nobody added: has [${lines.join(" ")}], attempted [${possible.join(" ")}]`, adds);
+    // A batch order's first lines cost what its record says, even if the items' own record was lost.
+    const batchPrice = batchRecordOf(final, order)?.price;
     let total = 0;
-    for (const [itemId, quantity] of order.lines) total += quantity * (final.item(itemId)?.price ?? Number.NaN);
+    for (const [index, [itemId, quantity]] of order.lines.entries()) {
+      total += quantity * (index < initial.length && batchPrice !== undefined ? batchPrice : (final.item(itemId)?.price ?? Number.NaN));
+    }
     if (total !== order.totalCost) fail(`order ${orderId} costs ${order.totalCost} but its lines cost ${total}`, adds);
     const checkouts = invocations.filter((invocation) => invocation.op.f === "checkout");
     if (!order.paid) {

@@ -6,6 +6,8 @@ import { sweep } from "./seedSweep.js";
 
 describe("simulated clusters, large runs", () => {
   sweep("large", 100_001, 150, { size: "large" });
+  // Disks lost in batch_init seeds: records lost with their maker while other records live on.
+  sweep("large, wipe-heavy", 2_000_001, 100, { size: "large", gossip: true, faultWeights: { wipe: 20, drop: 10 } });
   sweep("small", 200_001, 850, { size: "small" });
   sweep("small", 303_901, 3800, { size: "small" });
 });

@@ -249,7 +249,7 @@ export function decodeBatchRecords(kind: BatchKind, bytes: Uint8Array): BatchRec
 
 function readRecord(kind: BatchKind, entry: unknown): BatchRecord {
   if (!Array.isArray(entry) || entry.length !== 9) throw new DecodeError("a batch record has 9 fields");
-  const spreadActors = entry[3];
+  const spreadActors: unknown = entry[3];
   if (!Array.isArray(spreadActors) || spreadActors.length === 0 || spreadActors.length > spreadActorsMax) {
     throw new DecodeError(`a batch record spreads over 1..${spreadActorsMax} actors`);
   }

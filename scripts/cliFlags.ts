@@ -34,7 +34,7 @@ export function parseFlags<const T extends FlagOptions>(options: T, usage: strin
   const reader = flagReader(usage);
   let values: ParsedValues<T> | undefined;
   try {
-    values = parseArgs({ options, strict: true, allowPositionals: false }).values as ParsedValues<T>;
+    values = parseArgs({ options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     reader.fail((error as Error).message);
   }

@@ -60,7 +60,7 @@ describe("a 3-replica cluster", () => {
       const paid = (await client(round + 2).order(order)).paid;
       expect(paid).toBe(true);
       // 2xx only if the order ends up paid (it does); a 4xx would also be truthful only if it did not.
-      expect([first!.status, second!.status]).toEqual([200, 200]);
+      expect([first.status, second.status]).toEqual([200, 200]);
       for (const reader of clients) {
         expect((await reader.user(user)).credit).toBe(40);
         expect((await reader.item(item)).stock).toBe(8);

@@ -21,10 +21,10 @@ interface Manifest {
 
 /** The kubernetes-models class for each apiVersion/kind the file may hold. */
 const modelByKind: Record<string, (manifest: Manifest) => { validate(): void }> = {
-  "v1/Service": (manifest) => new Service(manifest as never),
-  "apps/v1/StatefulSet": (manifest) => new StatefulSet(manifest as never),
-  "networking.k8s.io/v1/Ingress": (manifest) => new Ingress(manifest as never),
-  "policy/v1/PodDisruptionBudget": (manifest) => new PodDisruptionBudget(manifest as never),
+  "v1/Service": (manifest) => new Service(manifest),
+  "apps/v1/StatefulSet": (manifest) => new StatefulSet(manifest),
+  "networking.k8s.io/v1/Ingress": (manifest) => new Ingress(manifest),
+  "policy/v1/PodDisruptionBudget": (manifest) => new PodDisruptionBudget(manifest),
 };
 
 function readManifests(text: string): Manifest[] {

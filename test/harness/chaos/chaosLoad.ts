@@ -231,7 +231,7 @@ export class ChaosLoad {
         stuck = true;
         this.freshCounts[replicaIndex]! -= 1;
         if (this.running && this.workerCounts[replicaIndex]! < workersMax) this.spawn(replicaIndex);
-      }, this.stuckAfterMs[replicaIndex]!);
+      }, this.stuckAfterMs[replicaIndex]);
       const outcome = await send(url, ...requestOf(op), this.options.timeoutMs);
       clearTimeout(stuckTimer);
       if (!(outcome.kind === "error" && outcome.message === "ECONNREFUSED")) this.noteAnswerTime(replicaIndex, this.now() - startedMs);

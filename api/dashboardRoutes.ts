@@ -56,7 +56,11 @@ export const dashboardRoutes: FastifyPluginCallback<OperationsRoutesOptions> = (
   app.get(
     "/data",
     {
-      schema: { summary: "What the dashboard shows: this replica's view, its running totals, the hottest keys", tags: ["operations"], response: { 200: dashboardDataSchema } },
+      schema: {
+        summary: "What the dashboard shows: this replica's view, its running totals, the hottest keys",
+        tags: ["operations"],
+        response: { 200: dashboardDataSchema },
+      },
     },
     async (_request, reply) => {
       const notReadyReason = readiness.notReadyReason() ?? (isRetired(replica) ? "retired" : undefined);

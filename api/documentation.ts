@@ -22,7 +22,7 @@ export function registerDocumentation(app: FastifyInstance): void {
         title: "escrow-shop",
         description:
           "The order / payment / stock shop served by every peer replica (API.md), plus the cluster view, admin routes " +
-          "(Authorization: Bearer <admin token>) and the operations routes. Refusals are 4xx with {\"error\": \"...\"}.",
+          '(Authorization: Bearer <admin token>) and the operations routes. Refusals are 4xx with {"error": "..."}.',
         version: "0.1.0",
       },
       tags: [

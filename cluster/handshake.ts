@@ -227,11 +227,7 @@ function sessionKeysOf(secret: string, self: Direction, transcript: Transcript):
 }
 
 /** The dialer's first frame and state; `nonce` must be fresh random bytes. */
-export function startDialer(
-  self: Credentials,
-  expectedPeer: PeerId,
-  nonce: Uint8Array,
-): { readonly hello: Uint8Array; readonly state: HandshakeState } {
+export function startDialer(self: Credentials, expectedPeer: PeerId, nonce: Uint8Array): { readonly hello: Uint8Array; readonly state: HandshakeState } {
   assertNonce(nonce);
   const hello = encodeHandshake({ type: "hello", replicaId: self.replicaId, actor: self.actor, nonce });
   return { hello, state: { role: "dialer", awaiting: "challenge", self, expectedPeer, nonce } };
@@ -283,10 +279,7 @@ function refused(reason: string): HandshakeStep {
   return { kind: "refused", reason };
 }
 
-function acceptorOnHello(
-  state: Extract<HandshakeState, { awaiting: "hello" }>,
-  hello: Extract<HandshakeFrame, { type: "hello" }>,
-): HandshakeStep {
+function acceptorOnHello(state: Extract<HandshakeState, { awaiting: "hello" }>, hello: Extract<HandshakeFrame, { type: "hello" }>): HandshakeStep {
   if (hello.replicaId === state.self.replicaId) return refused(`dialer claims our own replica id ${hello.replicaId}`);
   const problem = identityProblem(hello.replicaId, hello.actor);
   if (problem !== null) return refused(problem);
@@ -336,10 +329,7 @@ function dialerOnChallenge(
   return { kind: "reply", frame, next: { role: "dialer", awaiting: "welcome", peer: challenge.replicaId, actor: challenge.actor, keys } };
 }
 
-function acceptorOnProof(
-  state: Extract<HandshakeState, { awaiting: "proof" }>,
-  proof: Extract<HandshakeFrame, { type: "proof" }>,
-): HandshakeStep {
+function acceptorOnProof(state: Extract<HandshakeState, { awaiting: "proof" }>, proof: Extract<HandshakeFrame, { type: "proof" }>): HandshakeStep {
   const { transcript } = state;
   if (!proofIsValid(state.self.secret, "dialer", transcript, proof.proof)) {
     return refused(`replica ${transcript.dialerId} failed the proof (different cluster secret?)`);

@@ -106,8 +106,7 @@ export class Membership {
   /** A replica's membership, from its stored bytes, or fresh (sharing the base) without them. */
   static load(selfId: string, bytes?: Uint8Array, options: MembershipOptions = {}): Membership {
     checkReplicaId(selfId, "self id");
-    const loadOptions: Automerge.InitOptions<MembershipDocument> =
-      options.automergeActorHex === undefined ? {} : { actor: options.automergeActorHex };
+    const loadOptions: Automerge.InitOptions<MembershipDocument> = options.automergeActorHex === undefined ? {} : { actor: options.automergeActorHex };
     let doc: Automerge.Doc<MembershipDocument>;
     try {
       doc = Automerge.load<MembershipDocument>(bytes ?? baseDocumentBytes(), loadOptions);
@@ -147,10 +146,7 @@ export class Membership {
     const changed = this.#change((doc) => writeOwnEntry(doc.replicas, this.#selfId, self, fallbackState));
     const after = this.member(this.#selfId);
     assert(
-      after !== undefined &&
-        after.peerAddress === self.peerAddress &&
-        after.httpAddress === self.httpAddress &&
-        after.actor === self.actor,
+      after !== undefined && after.peerAddress === self.peerAddress && after.httpAddress === self.httpAddress && after.actor === self.actor,
       "own entry must read back as announced",
     );
     return changed;

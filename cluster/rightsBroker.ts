@@ -83,8 +83,7 @@ export class RightsBroker {
         const log = this.deps.log ?? ((level, line) => console.error(`${level}: ${line}`));
         log("warn", `rights request ${message.requestId} of ${peerId} failed: ${error instanceof Error ? error.message : String(error)}`);
       });
-    }
-    else if (message.type === "rightsGrant") this.granted(peerId, message.requestId, message.granted.length > 0);
+    } else if (message.type === "rightsGrant") this.granted(peerId, message.requestId, message.granted.length > 0);
   }
 
   /** Requests to `peerId` will get no answer: let their callers go on. */

@@ -51,13 +51,7 @@ import {
 import { type PeerMessage, ProtocolError, bytesPerFrameMax, decodeFrame, encodeMessage } from "./messages.js";
 import { RateLimitedLog } from "./rateLimitedLog.js";
 import type { PeerAddress, PeerId, Transport, TransportEvents } from "./transport.js";
-import {
-  UpgradeTicketChecker,
-  upgradeClockSkewMsMax,
-  upgradeNonceBytes,
-  upgradeTicket,
-  upgradeTicketHeader,
-} from "./upgradeTicket.js";
+import { UpgradeTicketChecker, upgradeClockSkewMsMax, upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "./upgradeTicket.js";
 
 export type LogLevel = "info" | "warn" | "error";
 export type LogFunction = (level: LogLevel, message: string) => void;
@@ -112,7 +106,6 @@ export const wsTransportLimitsDefaults: WsTransportLimits = {
   bytesUnauthenticatedPerConnectionMax: 4 * 1024,
   refusalLinesPerWindowMax: 10,
 };
-
 
 export interface WsTransportOptions {
   /** This replica's configured id. */
@@ -245,7 +238,10 @@ export class WsTransport implements Transport {
     if (options.secret.length < secretLengthMin) {
       throw new RangeError(`the cluster secret must have at least ${secretLengthMin} characters`);
     }
-    for (const [what, id] of [["selfId", options.selfId], ["selfActor", options.selfActor]] as const) {
+    for (const [what, id] of [
+      ["selfId", options.selfId],
+      ["selfActor", options.selfActor],
+    ] as const) {
       if (id.length === 0 || id.length > idLengthMax) throw new RangeError(`${what} must have 1..${idLengthMax} characters`);
     }
     if (!Number.isInteger(options.listenPort) || options.listenPort < 0 || options.listenPort > 65535) {
@@ -723,13 +719,7 @@ const closeReasons: Readonly<Record<number, string>> = {
   1011: "internal error",
 };
 
-function newConnection(
-  ws: WebSocket,
-  where: string,
-  handshake: HandshakeState,
-  dialPeer: PeerId | null,
-  rawSocket: Duplex | null,
-): Connection {
+function newConnection(ws: WebSocket, where: string, handshake: HandshakeState, dialPeer: PeerId | null, rawSocket: Duplex | null): Connection {
   return {
     ws,
     where,
@@ -784,7 +774,10 @@ export function addressKeyOf(address: string | undefined): string {
   const headGroups = head === "" ? [] : head.split(":");
   const tailGroups = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
   const groups = [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill("0"), ...tailGroups];
-  return `${groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.toLowerCase().replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
 function assertLimits(limits: WsTransportLimits): void {

@@ -71,7 +71,8 @@ export class BatchRecords {
   /** True if `record` would add nothing here: it is ours, or newer records answer every key it covers. */
   covers(record: BatchRecord): boolean {
     return this.records.some(
-      (kept) => sameGeneration(kept.generation, record.generation) || (compareGenerations(kept.generation, record.generation) > 0 && kept.count >= record.count),
+      (kept) =>
+        sameGeneration(kept.generation, record.generation) || (compareGenerations(kept.generation, record.generation) > 0 && kept.count >= record.count),
     );
   }
 

@@ -42,9 +42,7 @@ export function encodeOrder(order: OrderState): Uint8Array {
   const { counter, actor } = order.generation;
   const lines: Flat = [];
   for (const [itemId, quantity] of order.lines) lines.push(itemId, quantity);
-  return packr.pack([
-    formatVersion, counter, actor, order.userId, lines, order.totalCost, order.version, ...flattenCounter(order.token),
-  ]);
+  return packr.pack([formatVersion, counter, actor, order.userId, lines, order.totalCost, order.version, ...flattenCounter(order.token)]);
 }
 
 export function decodeItem(bytes: Uint8Array): ItemState {

@@ -57,7 +57,8 @@ function encodedOrder(record: IdempotencyRecord): string {
 
 /** Free text of its own bound (ids and actors: readId). */
 function readText(value: unknown, what: string, lengthMax: number): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > lengthMax) throw new DecodeError(`${what} must be a string of 1..${lengthMax} characters`);
+  if (typeof value !== "string" || value.length === 0 || value.length > lengthMax)
+    throw new DecodeError(`${what} must be a string of 1..${lengthMax} characters`);
   return value;
 }
 

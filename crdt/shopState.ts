@@ -3,7 +3,17 @@
 // from the caller. Every operation either refuses and changes nothing, or applies
 // completely and reports each changed key through `onChange` in the same
 // synchronous step, so a caller can commit them as one batch.
-import { type BatchKind, type BatchRecord, BatchRecords, batchItem, batchOrder, batchUser, decodeBatchRecords, encodeBatchRecords, handOut } from "./batchRecord.js";
+import {
+  type BatchKind,
+  type BatchRecord,
+  BatchRecords,
+  batchItem,
+  batchOrder,
+  batchUser,
+  decodeBatchRecords,
+  encodeBatchRecords,
+  handOut,
+} from "./batchRecord.js";
 import { type Actor, type BoundedCounter, type CounterRefusal, assert } from "./boundedCounter.js";
 import { decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, orderLinesMax } from "./codec.js";
 import { DecodeError } from "./codec.js";
@@ -260,14 +270,7 @@ export class ShopState {
   }
 
   /** `randomIndex(n)` gives an integer in [0, n): it draws the seed of the order lines. */
-  batchInitOrders(
-    count: number,
-    itemCount: number,
-    userCount: number,
-    itemPrice: number,
-    randomIndex: (n: number) => number,
-    wallClockMs = 0,
-  ): Refusal | null {
+  batchInitOrders(count: number, itemCount: number, userCount: number, itemPrice: number, randomIndex: (n: number) => number, wallClockMs = 0): Refusal | null {
     const generation = this.nextGeneration(wallClockMs);
     if (isRefusal(generation)) return generation;
     const seed = randomIndex(2 ** 32);

@@ -97,7 +97,9 @@ export function readAdminToken(tokenFile: string | undefined, tokenText: string 
     throw new Error(`the admin token must have ${adminTokenLengthMin} to ${adminTokenLengthMax} characters, ${source} has ${token.length}`);
   }
   if (!adminTokenPattern.test(token)) {
-    throw new Error(`the admin token may only hold visible ASCII characters without spaces (it is sent as "Authorization: Bearer <token>"); ${source} does not`);
+    throw new Error(
+      `the admin token may only hold visible ASCII characters without spaces (it is sent as "Authorization: Bearer <token>"); ${source} does not`,
+    );
   }
   return token;
 }
@@ -105,7 +107,10 @@ export function readAdminToken(tokenFile: string | undefined, tokenText: string 
 /** "r2=host:port,r3=host:port" */
 export function readPeers(text: string, selfId: string): PeerAddress[] {
   const peers: PeerAddress[] = [];
-  for (const part of text.split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0)) {
+  for (const part of text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)) {
     const match = /^([A-Za-z0-9_-]{1,32})=([^\s=]+):(\d{1,5})$/.exec(part);
     if (match === null) throw new Error(`a peer must be written id=host:port, got "${part}"`);
     const [, replicaId, host, port] = match as unknown as [string, string, string, string];

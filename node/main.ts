@@ -144,9 +144,7 @@ const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTrans
 if (peerTransport !== undefined) {
   replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
 }
-announcer.info(
-  `replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`,
-);
+announcer.info(`replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`);
 // The one ready signal: a parent that gave us an IPC channel reads it instead of scraping the log.
 if (process.send !== undefined) {
   const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };

@@ -183,7 +183,13 @@ export class Replica {
     this.clock = options.clock ?? realClock;
     this.transport = options.transport(actor);
     this.shop = new ShopState(actor, (key, origin, bytes) => this.keyChanged(key, origin, bytes));
-    this.idempotency = new IdempotencyStore({ actor, nowMs: () => Date.now(), markChanged: markLocal, windowMs: idempotencyWindowMs, recordsMax: idempotencyRecordsMax });
+    this.idempotency = new IdempotencyStore({
+      actor,
+      nowMs: () => Date.now(),
+      markChanged: markLocal,
+      windowMs: idempotencyWindowMs,
+      recordsMax: idempotencyRecordsMax,
+    });
     this.released = new ReleasedActors(markLocal);
     this.shop.peerStatePolicy = { ...openPeerStatePolicy, released: (releasedActor) => this.released.has(releasedActor) };
     this.stores = { shop: this.shop, idempotency: this.idempotency, released: this.released };
@@ -213,7 +219,11 @@ export class Replica {
       retryPauseMs: 5,
       log: options.log,
     });
-    this.drainHandshake = new DrainHandshake({ transport: this.transport, durable: () => this.commit.durable(), mergedUpTo: (peer) => this.replicator.mergedUpTo(peer) });
+    this.drainHandshake = new DrainHandshake({
+      transport: this.transport,
+      durable: () => this.commit.durable(),
+      mergedUpTo: (peer) => this.replicator.mergedUpTo(peer),
+    });
   }
 
   private replicatorDeps(): ReplicatorDeps {
@@ -245,7 +255,10 @@ export class Replica {
     const { stateKeys, cursors, setAside } = await loadStoredStates(this.db, (key, bytes) => mergeReplicated(this.stores, key, bytes, "disk"));
     if (setAside.length > 0) {
       const shown = setAside.slice(0, 10).join(", ");
-      this.options.log("warn", `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`);
+      this.options.log(
+        "warn",
+        `set aside ${setAside.length} stored records that do not decode (${shown}${setAside.length > 10 ? ", …" : ""}) under ${setAsideKeyPrefix}<key>; fetching every state again from the peers`,
+      );
     }
     this.replicator.loaded(stateKeys, cursors);
   }
@@ -549,7 +562,10 @@ export class Replica {
       .filter((member) => !up.some((peer) => peer.replicaId === member.replicaId))
       .map((member) => member.replicaId);
     if (waitingFor.length > 0) {
-      return { reason: "rights-elsewhere", message: `every other active member must be reachable to release rights as they last saw them; not reachable: ${waitingFor.join(", ")}` };
+      return {
+        reason: "rights-elsewhere",
+        message: `every other active member must be reachable to release rights as they last saw them; not reachable: ${waitingFor.join(", ")}`,
+      };
     }
     return null;
   }

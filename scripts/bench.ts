@@ -16,7 +16,10 @@ const reader = flagReader(usage);
 const modeNames: readonly ModeName[] = ["fresh", "course", "contention"];
 
 function listFlag<T>(name: string, text: string, parse: (item: string) => T | undefined): T[] {
-  const items = text.split(",").map((item) => item.trim()).filter((item) => item !== "");
+  const items = text
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
   const parsed = items.map((item) => parse(item) ?? reader.fail(`--${name}: "${item}" is not allowed`));
   if (parsed.length === 0) reader.fail(`--${name} is empty`);
   return parsed;
@@ -50,7 +53,13 @@ function readSettings(): BenchSettings & { readonly json: boolean } {
   const connections = reader.integerFlag("connections", parsed.connections, smoke ? 16 : 64, threads);
   return {
     n: reader.integerFlag("n", parsed.n ?? parsed.items, smoke ? 2000 : 100_000, 1),
-    wrk: { threads, connections, seconds: reader.integerFlag("seconds", parsed.seconds, smoke ? 1 : 10, 1), timeoutSeconds: 10, seed: reader.integerFlag("seed", parsed.seed, 1, 0) },
+    wrk: {
+      threads,
+      connections,
+      seconds: reader.integerFlag("seconds", parsed.seconds, smoke ? 1 : 10, 1),
+      timeoutSeconds: 10,
+      seed: reader.integerFlag("seed", parsed.seed, 1, 0),
+    },
     modes: [...new Set(listFlag("modes", parsed.modes, (item) => modeNames.find((name) => name === item)))],
     replicas: listFlag("replicas", parsed.replicas, (item) => (/^\d+$/.test(item) && Number(item) >= 1 && Number(item) <= 16 ? Number(item) : undefined)),
     contention: {

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   if (values["replicas-urls"] !== undefined && values["replicas-urls"] !== "none") {
-    flags.fail("--replicas-urls: only \"none\"; a chaos run starts its own replicas, since it must cut their links and kill them");
+    flags.fail('--replicas-urls: only "none"; a chaos run starts its own replicas, since it must cut their links and kill them');
   }
   const faults = (values.faults ?? faultNames.join(",")).split(",").map((name) => name.trim());
   for (const name of faults) if (!faultNames.includes(name as FaultName)) flags.fail(`unknown fault "${name}"`);
@@ -78,6 +78,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.stack ?? error.message : String(error));
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
   process.exit(1);
 });

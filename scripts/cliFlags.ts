@@ -46,4 +46,3 @@ export function parseFlags<const T extends FlagOptions>(options: T, usage: strin
 }
 
 type ParsedValues<T extends FlagOptions> = ReturnType<typeof parseArgs<{ options: T; strict: true; allowPositionals: false }>>["values"];
-

@@ -68,7 +68,9 @@ if (values.seed !== undefined) {
   const seed = flags.integerFlag("seed", values.seed, 0, 0);
   const result = await runSeed(seed, options);
   const { events, operations, virtualMs } = result.stats;
-  console.log(`seed ${seed}: ${result.ok ? "passed" : "FAILED"} (${operations} operations, ${events} events, ${virtualMs.toFixed(0)} virtual ms, fingerprint ${result.fingerprint.slice(0, 16)})`);
+  console.log(
+    `seed ${seed}: ${result.ok ? "passed" : "FAILED"} (${operations} operations, ${events} events, ${virtualMs.toFixed(0)} virtual ms, fingerprint ${result.fingerprint.slice(0, 16)})`,
+  );
   console.log(result.report);
   console.log(`${result.ok ? 1 : 0} passed, ${result.ok ? 0 : 1} failed`);
   process.exit(result.ok ? 0 : 1);
@@ -76,5 +78,11 @@ if (values.seed !== undefined) {
 
 const count = flags.integerFlag("seeds", values.seeds, 1000, 1);
 const from = flags.integerFlag("from", values.from, 1, 0);
-const { failed } = await runSeedRange(from, count, options, (line) => console.log(line), (line) => console.error(line));
+const { failed } = await runSeedRange(
+  from,
+  count,
+  options,
+  (line) => console.log(line),
+  (line) => console.error(line),
+);
 process.exit(failed === 0 ? 0 : 1);

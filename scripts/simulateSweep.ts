@@ -31,7 +31,10 @@ const values = parseFlags(
 const seedsPerMix = flags.integerFlag("seeds-per-mix", values["seeds-per-mix"], 5000, 1);
 const jobs = flags.integerFlag("jobs", values.jobs, availableParallelism(), 1);
 const chunk = flags.integerFlag("chunk", values.chunk, 250, 1);
-const chosen = values.mixes === undefined ? mixes : values.mixes.split(",").map((name) => mixes.find((mix) => mix.name === name) ?? flags.fail(`--mixes: unknown mix "${name}"`));
+const chosen =
+  values.mixes === undefined
+    ? mixes
+    : values.mixes.split(",").map((name) => mixes.find((mix) => mix.name === name) ?? flags.fail(`--mixes: unknown mix "${name}"`));
 
 const startedMs = performance.now();
 const results = await runSweep(chosen, seedsPerMix, jobs, chunk);
@@ -42,7 +45,9 @@ console.log("|---|---|---|---|---|---|");
 for (const mix of chosen) {
   const result = results.get(mix.name)!;
   const seeds = result.passed + result.failed;
-  console.log(`| ${mix.name} | ${mix.weights || "defaults"} | ${mix.firstSeed}..${mix.firstSeed + seedsPerMix - 1} | ${result.passed} | ${result.failed} | ${(result.cpuSeconds / seeds).toFixed(3)} |`);
+  console.log(
+    `| ${mix.name} | ${mix.weights || "defaults"} | ${mix.firstSeed}..${mix.firstSeed + seedsPerMix - 1} | ${result.passed} | ${result.failed} | ${(result.cpuSeconds / seeds).toFixed(3)} |`,
+  );
 }
 const replays = [...results.values()].flatMap((result) => result.replays);
 if (replays.length > 0) console.log(`\nFailing seeds, replay each with:\n${replays.map((line) => `  ${line}`).join("\n")}`);

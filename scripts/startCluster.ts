@@ -85,7 +85,11 @@ function startReplica(index: number): void {
     announced = true;
     const list = replicaIds.map((id, i) => `${id} http://localhost:${ownPorts[i]} ${dataDirs[i]}`).join(", ");
     console.log(`cluster of ${replicaCount} replicas serving http://localhost:${sharedPort} (${list}); each also serves /dashboard, /metrics, /ready`);
-    const clusterServing: ClusterServingMessage = { type: "cluster-serving", port: sharedPort, replicas: replicaIds.map((replicaId, i) => ({ replicaId, port: ownPorts[i]! })) };
+    const clusterServing: ClusterServingMessage = {
+      type: "cluster-serving",
+      port: sharedPort,
+      replicas: replicaIds.map((replicaId, i) => ({ replicaId, port: ownPorts[i]! })),
+    };
     process.send?.(clusterServing);
   });
   worker.on("exit", (code, signal) => {

@@ -326,7 +326,7 @@ describe("batch_init", () => {
     fresh = new ShopClient(await fleet.start());
   });
 
-  it("stock batch_init makes items \"0\"..\"n-1\" and answers {msg} as JSON", async () => {
+  it('stock batch_init makes items "0".."n-1" and answers {msg} as JSON', async () => {
     const body = expectJson(await fresh.post("/stock/batch_init/4/10/3"));
     expect(body).toEqual({ msg: expect.any(String) });
     for (const id of ["0", "1", "2", "3"]) expect(await fresh.item(id)).toEqual({ stock: 10, price: 3 });
@@ -341,7 +341,7 @@ describe("batch_init", () => {
     for (const id of ["0", "1", "2"]) expect(await fresh.item(id)).toEqual({ stock: 7, price: 2 });
   });
 
-  it("payment batch_init makes users \"0\"..\"n-1\" and overwrites what was there", async () => {
+  it('payment batch_init makes users "0".."n-1" and overwrites what was there', async () => {
     expect(expectJson(await fresh.post("/payment/batch_init/3/50"))).toEqual({ msg: expect.any(String) });
     for (const id of ["0", "1", "2"]) expect(await fresh.user(id)).toEqual({ user_id: id, credit: 50 });
     expectError(await fresh.get("/payment/find_user/3"), 404);

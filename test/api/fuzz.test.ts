@@ -32,7 +32,10 @@ beforeAll(async () => {
   const empty = await shop.createItem(7);
   const rich = await shop.fundedUser(1_000);
   const poor = await shop.createUser();
-  const open = await shop.orderWith(rich, [[stocked, 2], ["1", 1]]);
+  const open = await shop.orderWith(rich, [
+    [stocked, 2],
+    ["1", 1],
+  ]);
   const paid = await shop.orderWith(rich, [[stocked, 1]]);
   await shop.ok(`/orders/checkout/${paid}`);
   const unpayable = await shop.orderWith(poor, [[stocked, 1]]);
@@ -90,9 +93,42 @@ interface FuzzRequest {
 const rawUtf8 = (text: string): string => Buffer.from(text, "utf8").toString("latin1");
 
 const oddSegments = [
-  "", ".", "..", "%", "%zz", "%2", "%2F", "%2f%2e%2e", "%00", "%0A", "%C0%AF", "%FF%FE", "%E2%82%AC", "%F0%9F%98%80",
-  "a b", "a\tb", "a%20b", "<script>", "'", '"', "\\", "a;b", "a?b", "a#b", "~", "*", "%2e%2e", "null", "undefined",
-  "__proto__", "constructor", "toString", "hasOwnProperty", "\u0000", "\x7f", "\x80\xff",
+  "",
+  ".",
+  "..",
+  "%",
+  "%zz",
+  "%2",
+  "%2F",
+  "%2f%2e%2e",
+  "%00",
+  "%0A",
+  "%C0%AF",
+  "%FF%FE",
+  "%E2%82%AC",
+  "%F0%9F%98%80",
+  "a b",
+  "a\tb",
+  "a%20b",
+  "<script>",
+  "'",
+  '"',
+  "\\",
+  "a;b",
+  "a?b",
+  "a#b",
+  "~",
+  "*",
+  "%2e%2e",
+  "null",
+  "undefined",
+  "__proto__",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "\u0000",
+  "\x7f",
+  "\x80\xff",
 ];
 
 const idArb = (seeded: readonly string[]): fc.Arbitrary<string> =>
@@ -115,13 +151,60 @@ const numberArb: fc.Arbitrary<string> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom(
-      "0", "1", "9007199254740991", "9007199254740992", "9007199254740993", "4503599627370496", "99999999999999999",
-      "0000000000000001", "00000000000000001", "1000001", "1000000000", "-0", "-1", "+1", " 1", "1 ", "1.5", "1.0",
-      "1.", ".5", "1e3", "1E3", "1e-3", "0x1F", "0X10", "0b1", "0o7", "1_000", "1n", "Infinity", "-Infinity", "NaN",
-      "", "%31", "%31%30", "%2D1", "%2B1", "%20", "1%00", "1,5", "١٢", "０", "²", "0.0000001", "1e400", "-1e400",
+      "0",
+      "1",
+      "9007199254740991",
+      "9007199254740992",
+      "9007199254740993",
+      "4503599627370496",
+      "99999999999999999",
+      "0000000000000001",
+      "00000000000000001",
+      "1000001",
+      "1000000000",
+      "-0",
+      "-1",
+      "+1",
+      " 1",
+      "1 ",
+      "1.5",
+      "1.0",
+      "1.",
+      ".5",
+      "1e3",
+      "1E3",
+      "1e-3",
+      "0x1F",
+      "0X10",
+      "0b1",
+      "0o7",
+      "1_000",
+      "1n",
+      "Infinity",
+      "-Infinity",
+      "NaN",
+      "",
+      "%31",
+      "%31%30",
+      "%2D1",
+      "%2B1",
+      "%20",
+      "1%00",
+      "1,5",
+      "١٢",
+      "０",
+      "²",
+      "0.0000001",
+      "1e400",
+      "-1e400",
     ),
   },
-  { weight: 2, arbitrary: fc.tuple(fc.integer({ min: 1, max: 9 }), fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 6, maxLength: 29 })).map(([first, rest]) => `${first}${rest}`) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1, max: 9 }), fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 6, maxLength: 29 }))
+      .map(([first, rest]) => `${first}${rest}`),
+  },
   { weight: 1, arbitrary: fc.integer({ min: -1_000_000_000, max: -1 }).map(String) },
   { weight: 2, arbitrary: fc.double().map(String) },
   { weight: 1, arbitrary: fc.nat(999).map((n) => `0x${n.toString(16)}`) },
@@ -155,51 +238,85 @@ const oddMethods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", 
 function segmentArb(slot: string | Slot, ids: fc.Arbitrary<string>): fc.Arbitrary<string> {
   if (slot === "id") return fc.oneof({ weight: 5, arbitrary: ids }, { weight: 1, arbitrary: numberArb });
   if (slot === "number") return fc.oneof({ weight: 5, arbitrary: numberArb }, { weight: 1, arbitrary: ids });
-  return fc.oneof({ weight: 12, arbitrary: fc.constant(slot) }, { weight: 1, arbitrary: fc.constantFrom(slot.toUpperCase(), `${slot}%20`, encodeURIComponent(slot).replace(/[a-z]/, (c) => `%${c.charCodeAt(0).toString(16)}`)) });
+  return fc.oneof(
+    { weight: 12, arbitrary: fc.constant(slot) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        slot.toUpperCase(),
+        `${slot}%20`,
+        encodeURIComponent(slot).replace(/[a-z]/, (c) => `%${c.charCodeAt(0).toString(16)}`),
+      ),
+    },
+  );
 }
 
 /** A known route: its method (mostly) and its path with random segments, sometimes bent. */
 function knownRouteArb(ids: fc.Arbitrary<string>): fc.Arbitrary<{ method: string; target: string }> {
   return fc.constantFrom(...routes).chain((route) =>
-    fc.record({
-      method: fc.oneof({ weight: 8, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom(...oddMethods) }),
-      segments: fc.tuple(...route.parts.map((part) => segmentArb(part, ids))),
-      bend: fc.oneof(
-        { weight: 10, arbitrary: fc.constant("none") },
-        { weight: 1, arbitrary: fc.constantFrom("extra", "drop", "trailing", "double", "query", "fragment", "dots") },
-      ),
-      extra: ids,
-    }).map(({ method, segments, bend, extra }) => {
-      let parts = [...segments];
-      if (bend === "extra") parts.push(extra);
-      if (bend === "drop") parts = parts.slice(0, -1);
-      let target = `/${parts.join("/")}`;
-      if (bend === "trailing") target += "/";
-      if (bend === "double") target = target.replace("/", "//");
-      if (bend === "query") target += `?amount=1&${extra}`;
-      if (bend === "fragment") target += "#x";
-      if (bend === "dots") target = `/stock/../${parts.join("/")}`;
-      return { method, target };
-    }),
+    fc
+      .record({
+        method: fc.oneof({ weight: 8, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom(...oddMethods) }),
+        segments: fc.tuple(...route.parts.map((part) => segmentArb(part, ids))),
+        bend: fc.oneof(
+          { weight: 10, arbitrary: fc.constant("none") },
+          { weight: 1, arbitrary: fc.constantFrom("extra", "drop", "trailing", "double", "query", "fragment", "dots") },
+        ),
+        extra: ids,
+      })
+      .map(({ method, segments, bend, extra }) => {
+        let parts = [...segments];
+        if (bend === "extra") parts.push(extra);
+        if (bend === "drop") parts = parts.slice(0, -1);
+        let target = `/${parts.join("/")}`;
+        if (bend === "trailing") target += "/";
+        if (bend === "double") target = target.replace("/", "//");
+        if (bend === "query") target += `?amount=1&${extra}`;
+        if (bend === "fragment") target += "#x";
+        if (bend === "dots") target = `/stock/../${parts.join("/")}`;
+        return { method, target };
+      }),
   );
 }
 
 function requestArb(ids: fc.Arbitrary<string>): fc.Arbitrary<FuzzRequest> {
   const unknownRoute = fc.record({
     method: fc.constantFrom(...oddMethods),
-    target: fc.array(fc.oneof(ids, numberArb, fc.constantFrom("stock", "payment", "orders", "cluster", "find", "v1")), { maxLength: 7 }).map((parts) => `/${parts.join("/")}`),
+    target: fc
+      .array(fc.oneof(ids, numberArb, fc.constantFrom("stock", "payment", "orders", "cluster", "find", "v1")), { maxLength: 7 })
+      .map((parts) => `/${parts.join("/")}`),
   });
   const oddTarget = fc.record({
     method: fc.constantFrom(...oddMethods),
     target: fc.constantFrom(
-      "*", "", "/", "//", "stock/find/0", "http://127.0.0.1/stock/find/0", "/%", "/..", "/../../etc/passwd",
-      `/stock/find/${"z".repeat(20_000)}`, `/${"a/".repeat(2_000)}`, "/stock/find/0 HTTP/1.1\r\nX: y", "/\u0000",
+      "*",
+      "",
+      "/",
+      "//",
+      "stock/find/0",
+      "http://127.0.0.1/stock/find/0",
+      "/%",
+      "/..",
+      "/../../etc/passwd",
+      `/stock/find/${"z".repeat(20_000)}`,
+      `/${"a/".repeat(2_000)}`,
+      "/stock/find/0 HTTP/1.1\r\nX: y",
+      "/\u0000",
     ),
   });
   const contentTypes = [
-    "application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=xyz", "application/octet-stream", "", "garbage", "application/json; charset=utf-16",
-    "*/*", "text/html; charset=\x80\xff", "x".repeat(3_000),
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/octet-stream",
+    "",
+    "garbage",
+    "application/json; charset=utf-16",
+    "*/*",
+    "text/html; charset=\x80\xff",
+    "x".repeat(3_000),
   ];
   const headerArb = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...contentTypes).map((value) => ["Content-Type", value] as const) },
@@ -219,21 +336,26 @@ function requestArb(ids: fc.Arbitrary<string>): fc.Arbitrary<FuzzRequest> {
     { weight: 1, arbitrary: fc.constantFrom(4_096, 4_097, 10_000, 64 * 1024).map((size) => Buffer.alloc(size, "{")) },
     { weight: 1, arbitrary: fc.constant(Buffer.from([0xc0, 0xaf, 0xff, 0xfe, 0x00])) },
   );
-  return fc.record({
-    route: fc.oneof({ weight: 10, arbitrary: knownRouteArb(ids) }, { weight: 2, arbitrary: unknownRoute }, { weight: 1, arbitrary: oddTarget }),
-    version: fc.oneof({ weight: 10, arbitrary: fc.constant("HTTP/1.1") }, { weight: 1, arbitrary: fc.constantFrom("HTTP/1.0", "HTTP/2.0", "HTTP/1.1 ", "HTTP/9") }),
-    host: fc.oneof({ weight: 10, arbitrary: fc.constant("127.0.0.1") }, { weight: 1, arbitrary: fc.constantFrom(null, "", "a b", "x".repeat(300)) }),
-    headers: fc.array(headerArb, { maxLength: 2 }),
-    body: bodyArb,
-    chunked: fc.oneof({ weight: 10, arbitrary: fc.constant("no" as const) }, { weight: 1, arbitrary: fc.constantFrom("yes" as const, "broken" as const) }),
-  }).map(({ route, version, host, headers, body, chunked }) => ({
-    method: route.method,
-    target: route.target,
-    version,
-    headers: [...(host === null ? [] : [["Host", host] as const]), ...headers],
-    body,
-    chunked,
-  }));
+  return fc
+    .record({
+      route: fc.oneof({ weight: 10, arbitrary: knownRouteArb(ids) }, { weight: 2, arbitrary: unknownRoute }, { weight: 1, arbitrary: oddTarget }),
+      version: fc.oneof(
+        { weight: 10, arbitrary: fc.constant("HTTP/1.1") },
+        { weight: 1, arbitrary: fc.constantFrom("HTTP/1.0", "HTTP/2.0", "HTTP/1.1 ", "HTTP/9") },
+      ),
+      host: fc.oneof({ weight: 10, arbitrary: fc.constant("127.0.0.1") }, { weight: 1, arbitrary: fc.constantFrom(null, "", "a b", "x".repeat(300)) }),
+      headers: fc.array(headerArb, { maxLength: 2 }),
+      body: bodyArb,
+      chunked: fc.oneof({ weight: 10, arbitrary: fc.constant("no" as const) }, { weight: 1, arbitrary: fc.constantFrom("yes" as const, "broken" as const) }),
+    })
+    .map(({ route, version, host, headers, body, chunked }) => ({
+      method: route.method,
+      target: route.target,
+      version,
+      headers: [...(host === null ? [] : [["Host", host] as const]), ...headers],
+      body,
+      chunked,
+    }));
 }
 
 function encode(request: FuzzRequest): Buffer {

@@ -56,7 +56,14 @@ describe("the local cluster at one address", () => {
       const order = ((await post(`/orders/create/${user}`)).body as { order_id: string }).order_id;
       expect((await post(`/orders/addItem/${order}/${item}/1`)).status).toBe(200);
       expect((await post(`/orders/addItem/${order}/${item}/1`)).status).toBe(200);
-      expect((await get(`/orders/find/${order}`)).body).toMatchObject({ items: [[item, 1], [item, 1]], total_cost: 10, paid: false });
+      expect((await get(`/orders/find/${order}`)).body).toMatchObject({
+        items: [
+          [item, 1],
+          [item, 1],
+        ],
+        total_cost: 10,
+        paid: false,
+      });
       // 10 due, 5 of credit: refused, and nothing changes.
       expect((await post(`/orders/checkout/${order}`)).status).toBe(400);
       expect((await get(`/stock/find/${item}`)).body).toEqual({ stock: 35, price: 5 });

@@ -184,7 +184,11 @@ describe("Membership sync converges (G3)", () => {
     const replicas = cluster(["r1", "r2"]);
     expectConverged(replicas);
     expect(get(replicas, "r1").activeReplicaIds()).toEqual(["r1", "r2"]);
-    expect(get(replicas, "r2").view().map((member) => member.peerAddress)).toEqual(["r1.shop:7000", "r2.shop:7000"]);
+    expect(
+      get(replicas, "r2")
+        .view()
+        .map((member) => member.peerAddress),
+    ).toEqual(["r1.shop:7000", "r2.shop:7000"]);
   });
 
   it("three replicas with concurrent announces and state changes converge, the furthest state winning", () => {
@@ -681,7 +685,12 @@ describe("Membership random schedules (G3)", () => {
           simulation.run(step);
           simulation.checkRetiredKept();
         }
-        for (const [a, b] of [["r0", "r1"], ["r0", "r2"], ["r1", "r2"]] as const) simulation.reconnect(a, b);
+        for (const [a, b] of [
+          ["r0", "r1"],
+          ["r0", "r2"],
+          ["r1", "r2"],
+        ] as const)
+          simulation.reconnect(a, b);
         syncUntilQuiet(simulation.replicas);
         expectConverged(simulation.replicas);
         simulation.checkRetiredKept();

@@ -5,13 +5,35 @@ import { describe, expect, it } from "vitest";
 import { type PeerMessage, ProtocolError, decodeFrame, encodeMessage } from "../../cluster/messages.js";
 
 const samples: PeerMessage[] = [
-  { type: "states", seq: 7, entries: [["i:1", Buffer.from([1, 2])], ["o:abc", Buffer.from([3])]] },
+  {
+    type: "states",
+    seq: 7,
+    entries: [
+      ["i:1", Buffer.from([1, 2])],
+      ["o:abc", Buffer.from([3])],
+    ],
+  },
   { type: "states", seq: 0, entries: [["u:2", Buffer.from([4])]], batch: 8 },
   { type: "ack", seq: 9 },
   { type: "syncRequest", cursor: 0, mergedOnly: false },
-  { type: "syncRequest", cursor: 3, mergedOnly: true, known: [["r2/0a1b", 40], ["r3/9f", 2]] },
+  {
+    type: "syncRequest",
+    cursor: 3,
+    mergedOnly: true,
+    known: [
+      ["r2/0a1b", 40],
+      ["r3/9f", 2],
+    ],
+  },
   { type: "syncDone", upTo: 12 },
-  { type: "rightsRequest", requestId: 3, needs: [["u:5", 10], ["o:x", 1]] },
+  {
+    type: "rightsRequest",
+    requestId: 3,
+    needs: [
+      ["u:5", 10],
+      ["o:x", 1],
+    ],
+  },
   { type: "rightsGrant", requestId: 3, granted: [["u:5", 12]] },
   { type: "membership", sync: Buffer.from([9, 9]) },
   { type: "drainSeen", upTo: 41, retired: true },

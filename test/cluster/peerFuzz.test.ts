@@ -85,7 +85,10 @@ beforeAll(async () => {
   const items = [...model.stock.keys()];
   const users = [...model.credit.keys()];
   for (let index = 0; index < 3; index++) {
-    const lines: [string, number][] = [[items[index]!, 2], [items[index + 1]!, 1]];
+    const lines: [string, number][] = [
+      [items[index]!, 2],
+      [items[index + 1]!, 1],
+    ];
     const order = await clients[index]!.orderWith(users[index]!, lines);
     const totalCost = lines.reduce((sum, [item, quantity]) => sum + quantity * model.price.get(item)!, 0);
     model.orders.set(order, { user_id: users[index]!, items: lines, total_cost: totalCost });
@@ -207,15 +210,19 @@ async function expectReplicasMatchTheModel(): Promise<void> {
   });
   const viewOf = async (client: ShopClient): Promise<string> =>
     JSON.stringify({
-      stock: await Promise.all([...model.stock.keys()].map(async (id) => {
-        const item = await client.item(id);
-        return [id, item.stock, item.price];
-      })),
+      stock: await Promise.all(
+        [...model.stock.keys()].map(async (id) => {
+          const item = await client.item(id);
+          return [id, item.stock, item.price];
+        }),
+      ),
       credit: await Promise.all([...model.credit.keys()].map(async (id) => [id, (await client.user(id)).credit])),
-      orders: await Promise.all([...model.orders.keys()].map(async (id) => {
-        const { order_id, paid, user_id, items, total_cost } = await client.order(id);
-        return [id, { order_id, paid, user_id, items, total_cost }];
-      })),
+      orders: await Promise.all(
+        [...model.orders.keys()].map(async (id) => {
+          const { order_id, paid, user_id, items, total_cost } = await client.order(id);
+          return [id, { order_id, paid, user_id, items, total_cost }];
+        }),
+      ),
     });
   // Read-your-writes makes this immediate; the wait only covers a link that is still coming back.
   const views = await waitFor(async () => {
@@ -258,13 +265,21 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: fa
 
 const targetArb = fc.nat(2);
 const junkValueArb = fc.oneof(
-  fc.integer(), fc.double(), fc.string({ maxLength: 20 }), fc.uint8Array({ maxLength: 40 }), fc.constant(null), fc.boolean(),
-  fc.constant("x".repeat(200)), fc.constant(randomBytes(32)),
+  fc.integer(),
+  fc.double(),
+  fc.string({ maxLength: 20 }),
+  fc.uint8Array({ maxLength: 40 }),
+  fc.constant(null),
+  fc.boolean(),
+  fc.constant("x".repeat(200)),
+  fc.constant(randomBytes(32)),
 );
 const handshakeJunkArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.uint8Array({ maxLength: 120 }),
   fc.array(junkValueArb, { maxLength: 7 }).map((fields) => packr.pack(fields)),
-  fc.tuple(fc.constantFrom(0, 1, 2, 255), fc.constantFrom(0, 1, 2, 3, 4, -1), fc.array(junkValueArb, { maxLength: 5 })).map(([version, code, rest]) => packr.pack([version, code, ...rest])),
+  fc
+    .tuple(fc.constantFrom(0, 1, 2, 255), fc.constantFrom(0, 1, 2, 3, 4, -1), fc.array(junkValueArb, { maxLength: 5 }))
+    .map(([version, code, rest]) => packr.pack([version, code, ...rest])),
   // A hello that claims the replica's own id or an overlong one, or carries a short nonce.
   fc.constantFrom("r1", "r2", "r3", "", "z".repeat(129)).map((id) => packr.pack([1, 0, id, "actor", randomBytes(nonceBytes)])),
   fc.constant(packr.pack([1, 0, "r4", "actor", randomBytes(nonceBytes - 1)])),
@@ -275,17 +290,26 @@ const wsFrameArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 50 }).map((text) => encodeFrame(1, Buffer.from(text))) },
   {
     weight: 3,
-    arbitrary: fc.record({
-      opcode: fc.nat(15),
-      payload: fc.uint8Array({ maxLength: 200 }),
-      fin: fc.boolean(),
-      masked: fc.boolean(),
-      rsv: fc.nat(7),
-    }).map(({ opcode, payload, ...options }) => encodeFrame(opcode, payload, options)),
+    arbitrary: fc
+      .record({
+        opcode: fc.nat(15),
+        payload: fc.uint8Array({ maxLength: 200 }),
+        fin: fc.boolean(),
+        masked: fc.boolean(),
+        rsv: fc.nat(7),
+      })
+      .map(({ opcode, payload, ...options }) => encodeFrame(opcode, payload, options)),
   },
 );
 const attackArb: fc.Arbitrary<Attack> = fc.oneof(
-  fc.record({ kind: fc.constant("tcp" as const), target: targetArb, bytes: fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 500 }), fc.uint8Array({ maxLength: 200 }).map((tail) => Buffer.concat([Buffer.from("GET /cluster/v1 HTTP/1.1\r\n"), tail, Buffer.from("\r\n\r\n")]))) }),
+  fc.record({
+    kind: fc.constant("tcp" as const),
+    target: targetArb,
+    bytes: fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 500 }),
+      fc.uint8Array({ maxLength: 200 }).map((tail) => Buffer.concat([Buffer.from("GET /cluster/v1 HTTP/1.1\r\n"), tail, Buffer.from("\r\n\r\n")])),
+    ),
+  }),
   fc.record({
     kind: fc.constant("http" as const),
     target: targetArb,
@@ -309,7 +333,11 @@ const attackArb: fc.Arbitrary<Attack> = fc.oneof(
     proof: fc.constantFrom("random" as const, "otherSecret" as const, "reflected" as const, "empty" as const),
   }),
   fc.record({ kind: fc.constant("replay" as const), target: targetArb, capturedAt: targetArb }),
-  fc.record({ kind: fc.constant("ticket" as const), target: targetArb, ticket: fc.constantFrom<BadTicket>("none", "garbage", "otherSecret", "otherReplica", "stale", "future", "replayed") }),
+  fc.record({
+    kind: fc.constant("ticket" as const),
+    target: targetArb,
+    ticket: fc.constantFrom<BadTicket>("none", "garbage", "otherSecret", "otherReplica", "stale", "future", "replayed"),
+  }),
 );
 
 function badTicketHeaders(target: number, ticket: BadTicket): Record<string, string> {
@@ -413,10 +441,13 @@ async function sendAfterUpgrade(connection: RawConnection, attack: Attack): Prom
         acceptorNonce: challenge.nonce,
       };
       const proof =
-        attack.proof === "random" ? randomBytes(32)
-        : attack.proof === "otherSecret" ? proofOf("another secret, 16+ chars", "dialer", transcript)
-        : attack.proof === "reflected" ? challenge.proof
-        : new Uint8Array(0);
+        attack.proof === "random"
+          ? randomBytes(32)
+          : attack.proof === "otherSecret"
+            ? proofOf("another secret, 16+ chars", "dialer", transcript)
+            : attack.proof === "reflected"
+              ? challenge.proof
+              : new Uint8Array(0);
       connection.write(encodeFrame(2, encodeHandshake({ type: "proof", proof })));
       return;
     }
@@ -450,7 +481,11 @@ async function captureHandshake(index: number): Promise<void> {
   try {
     usedTickets[index] = ticketFor(index);
     expect(await connection.upgrade(linkPath, usedTickets[index])).toBe(true);
-    const { hello: helloFrame, state } = startDialer({ replicaId: rogueId, actor: `${rogueId}/captured`, secret }, cluster.members[index]!.replicaId, randomBytes(nonceBytes));
+    const { hello: helloFrame, state } = startDialer(
+      { replicaId: rogueId, actor: `${rogueId}/captured`, secret },
+      cluster.members[index]!.replicaId,
+      randomBytes(nonceBytes),
+    );
     connection.write(encodeFrame(2, helloFrame));
     const step = handshakeStep(state, (await connection.binaryFrame(0, refusalWaitMsMax))!);
     if (step.kind !== "reply") throw new Error(`the honest handshake failed: ${JSON.stringify(step)}`);
@@ -595,13 +630,35 @@ type RogueAction =
 
 const countArb = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER, 2 ** 40), fc.nat());
 const badValueArb = fc.constantFrom<unknown>(
-  -1, 0.5, 2 ** 53, 2 ** 64, -(2 ** 53), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, "7", null, true, [], new Map([["a", 1]]),
-  Buffer.from([1, 2]), "q".repeat(129), -0.000001,
+  -1,
+  0.5,
+  2 ** 53,
+  2 ** 64,
+  -(2 ** 53),
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  "7",
+  null,
+  true,
+  [],
+  new Map([["a", 1]]),
+  Buffer.from([1, 2]),
+  "q".repeat(129),
+  -0.000001,
 );
 const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("randomFrame" as const), target: targetArb, bytes: fc.uint8Array({ maxLength: 300 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("textFrame" as const), target: targetArb, text: fc.string({ maxLength: 40 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("truncated" as const), target: targetArb, keyIndex: fc.nat(), cut: fc.double({ min: 0, max: 0.999, noNaN: true }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("truncated" as const),
+      target: targetArb,
+      keyIndex: fc.nat(),
+      cut: fc.double({ min: 0, max: 0.999, noNaN: true }),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -611,8 +668,31 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
         fc.tuple(fc.constantFrom(0, 2, "1"), fc.nat(8), countArb, fc.constant([])),
         fc.tuple(fc.constant(1), fc.constantFrom(7, 8, -1, 1.5), countArb),
         fc.tuple(fc.constant(1), fc.constantFrom(1, 2, 3), badValueArb),
-        fc.tuple(fc.constant(1), fc.constant(0), countArb, fc.constantFrom<unknown>(["x:1", Buffer.from([1])], ["i:", Buffer.from([1])], [`i:${"k".repeat(200)}`, Buffer.from([1])], ["i:a", "not bytes"], ["i:a"], "entries")),
-        fc.tuple(fc.constant(1), fc.constant(4), countArb, fc.constantFrom<unknown>(["i:a", -5], ["i:a", 1.5], ["i:a", 2 ** 53], ["u:b"], Array.from({ length: 2_050 }, (_, i) => (i % 2 === 0 ? "i:a" : 1)))),
+        fc.tuple(
+          fc.constant(1),
+          fc.constant(0),
+          countArb,
+          fc.constantFrom<unknown>(
+            ["x:1", Buffer.from([1])],
+            ["i:", Buffer.from([1])],
+            [`i:${"k".repeat(200)}`, Buffer.from([1])],
+            ["i:a", "not bytes"],
+            ["i:a"],
+            "entries",
+          ),
+        ),
+        fc.tuple(
+          fc.constant(1),
+          fc.constant(4),
+          countArb,
+          fc.constantFrom<unknown>(
+            ["i:a", -5],
+            ["i:a", 1.5],
+            ["i:a", 2 ** 53],
+            ["u:b"],
+            Array.from({ length: 2_050 }, (_, i) => (i % 2 === 0 ? "i:a" : 1)),
+          ),
+        ),
         fc.tuple(fc.constant(1), fc.constant(6), badValueArb),
         fc.constant(Array.from({ length: 8_194 }, (_, i) => (i % 2 === 0 ? "i:a" : Buffer.from([1])))).map((entries) => [1, 0, 1, entries]),
         fc.constantFrom<unknown>({}, "string", 5, [], [1], null),
@@ -638,10 +718,16 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("rightsRequest" as const),
       target: targetArb,
-      needs: fc.array(fc.tuple(fc.nat(), fc.oneof(fc.constantFrom(Number.MAX_SAFE_INTEGER, 10 ** 15, 2 ** 40, 0, 1, 201, 5_001), fc.nat())), { minLength: 1, maxLength: 6 }),
+      needs: fc.array(fc.tuple(fc.nat(), fc.oneof(fc.constantFrom(Number.MAX_SAFE_INTEGER, 10 ** 15, 2 ** 40, 0, 1, 201, 5_001), fc.nat())), {
+        minLength: 1,
+        maxLength: 6,
+      }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("mistagged" as const), target: targetArb, how: fc.constantFrom("unsealed" as const, "flipped" as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("mistagged" as const), target: targetArb, how: fc.constantFrom("unsealed" as const, "flipped" as const) }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -689,9 +775,11 @@ function forge(key: string, bytes: Uint8Array, actor: string, how: Forgery, amou
     const generation = { counter: state.generation.counter + 1, actor: "zz-rogue" };
     const counter = state.counter().clone();
     state =
-      state instanceof ItemState ? new ItemState(generation, state.price, counter)
-      : state instanceof UserState ? new UserState(generation, counter)
-      : new OrderState(generation, state.userId, state.lines, state.totalCost, state.version, counter);
+      state instanceof ItemState
+        ? new ItemState(generation, state.price, counter)
+        : state instanceof UserState
+          ? new UserState(generation, counter)
+          : new OrderState(generation, state.userId, state.lines, state.totalCost, state.version, counter);
   }
   const counter: BoundedCounter = state.counter();
   const bump = (entries: Map<string, number>) => entries.set(actor, (entries.get(actor) ?? 0) + amount);
@@ -709,8 +797,7 @@ function forge(key: string, bytes: Uint8Array, actor: string, how: Forgery, amou
 function corrupt(bytes: Uint8Array, path: number, bad: unknown): Uint8Array {
   const fields = packr.unpack(bytes) as unknown[];
   const leaves: [unknown[], number][] = [];
-  const walk = (array: unknown[]) =>
-    array.forEach((value, index) => (Array.isArray(value) ? walk(value) : leaves.push([array, index])));
+  const walk = (array: unknown[]) => array.forEach((value, index) => (Array.isArray(value) ? walk(value) : leaves.push([array, index])));
   walk(fields);
   const [parent, index] = leaves[path % leaves.length]!;
   // A string leaf is an id or actor: another short string there would be a valid (if made-up) state.
@@ -813,10 +900,12 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
       const inFlightMax = 16;
       await fc.assert(
         fc.asyncProperty(attackArb, async (attack) => {
-          const running: Promise<void> = runAttack(attack).then(
-            (outcome) => void outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1),
-            (error: unknown) => void failures.push((error as Error).message),
-          ).finally(() => inFlight.delete(running));
+          const running: Promise<void> = runAttack(attack)
+            .then(
+              (outcome) => void outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1),
+              (error: unknown) => void failures.push((error as Error).message),
+            )
+            .finally(() => inFlight.delete(running));
           inFlight.add(running);
           while (inFlight.size >= inFlightMax) await Promise.race(inFlight);
           expect(failures).toEqual([]);
@@ -886,7 +975,9 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     await cluster.waitForMesh();
     await expectReplicasMatchTheModel();
     await restartSecondAndCheck();
-    console.log(`(b) ${actions} rogue actions; ${grants.length} grants to the rogue, largest ${Math.max(0, ...grants.map(([, amount]) => amount))}\n(b) log lines: ${JSON.stringify(logged)}`);
+    console.log(
+      `(b) ${actions} rogue actions; ${grants.length} grants to the rogue, largest ${Math.max(0, ...grants.map(([, amount]) => amount))}\n(b) log lines: ${JSON.stringify(logged)}`,
+    );
   }, 180_000);
 
   it("(b) an equivocating rogue: two states of its own row, each valid alone but not together, are not both taken (G1)", async () => {
@@ -934,7 +1025,12 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
 
   it("(c) issue 8: a hello with a bad id, a stranger's id (who took all rights and stranded them), or another replica's actor is refused; no replica dies", async () => {
     for (const link of rogueLinks) link?.close();
-    const impostors: [string, string][] = [["bad.id", "bad.id/x"], ["stranger", "stranger/x"], ["r4", "r2/x"], ["r4", "r4"]];
+    const impostors: [string, string][] = [
+      ["bad.id", "bad.id/x"],
+      ["stranger", "stranger/x"],
+      ["r4", "r2/x"],
+      ["r4", "r4"],
+    ];
     for (let index = 0; index < 3; index++) {
       for (const [replicaId, actor] of impostors) expect(await handshakeAs(index, replicaId, actor), `${replicaId} ${actor} at r${index + 1}`).toBe("refused");
     }
@@ -973,4 +1069,3 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     await expectReplicasMatchTheModel();
   }, 60_000);
 });
-

@@ -32,7 +32,10 @@ describe("releasing a lost incarnation's rights", () => {
 
     const path = `/cluster/release/${encodeURIComponent(lost)}`;
     expect((await cluster.member(0).post(path)).status).toBe(401);
-    expect((await cluster.member(0).post(`/cluster/release/${encodeURIComponent((await clusterView(cluster.member(1))).actor)}`, { headers: cluster.adminHeaders })).status).toBe(400);
+    expect(
+      (await cluster.member(0).post(`/cluster/release/${encodeURIComponent((await clusterView(cluster.member(1))).actor)}`, { headers: cluster.adminHeaders }))
+        .status,
+    ).toBe(400);
     const answer = await cluster.member(0).post(path, { headers: cluster.adminHeaders });
     expect(answer.status).toBe(200);
     expect(jsonOf(answer)).toMatchObject({ actor: lost, keysStillHeld: 0, memberRetired: null });

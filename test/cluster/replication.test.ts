@@ -53,10 +53,7 @@ describe("a 3-replica cluster", () => {
       const item = await client(round).stockedItem(5, 10);
       const user = await client(round + 1).fundedUser(50);
       const order = await client(round + 2).orderWith(user, [[item, 2]]);
-      const [first, second] = await Promise.all([
-        client(round).post(`/orders/checkout/${order}`),
-        client(round + 1).post(`/orders/checkout/${order}`),
-      ]);
+      const [first, second] = await Promise.all([client(round).post(`/orders/checkout/${order}`), client(round + 1).post(`/orders/checkout/${order}`)]);
       const paid = (await client(round + 2).order(order)).paid;
       expect(paid).toBe(true);
       // 2xx only if the order ends up paid (it does); a 4xx would also be truthful only if it did not.
@@ -85,9 +82,7 @@ describe("a 3-replica cluster", () => {
     for (const member of cluster.members) {
       const view = await clusterView(member.process);
       expect(view.replicaId).toBe(member.replicaId);
-      expect(view.peers.map((peer) => peer.replicaId).sort()).toEqual(
-        cluster.members.filter((other) => other !== member).map((other) => other.replicaId),
-      );
+      expect(view.peers.map((peer) => peer.replicaId).sort()).toEqual(cluster.members.filter((other) => other !== member).map((other) => other.replicaId));
       expect(view.peers.every((peer) => peer.up)).toBe(true);
     }
     // The membership document reaches every replica: each lists all three, active, with their incarnations.

@@ -3,13 +3,7 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  UpgradeTicketChecker,
-  upgradeClockSkewMsMax,
-  upgradeNonceBytes,
-  upgradeTicket,
-  upgradeTicketsRememberedMax,
-} from "../../cluster/upgradeTicket.js";
+import { UpgradeTicketChecker, upgradeClockSkewMsMax, upgradeNonceBytes, upgradeTicket, upgradeTicketsRememberedMax } from "../../cluster/upgradeTicket.js";
 
 const secret = "correct horse battery staple";
 const nowMs = 1_800_000_000_000;

@@ -224,8 +224,11 @@ describe("WsTransport authentication", () => {
     connectAll([a, b, lowBad, highBad]);
     await waitForMesh([a, b]);
     const atLeastTwice = async (who: Replica, pattern: RegExp): Promise<void> =>
-      waitFor(`${who.id} logs ${pattern} twice`, () => who.recorder.logged("warn", pattern).length >= 2, 15_000, () =>
-        who.recorder.dump(),
+      waitFor(
+        `${who.id} logs ${pattern} twice`,
+        () => who.recorder.logged("warn", pattern).length >= 2,
+        15_000,
+        () => who.recorder.dump(),
       );
     // The upgrade ticket is made with the secret: the acceptor refuses it before any WebSocket, with a 401.
     await atLeastTwice(a, /^dial z .*: refused, the peer refused our upgrade ticket \(HTTP 401\)/);
@@ -279,12 +282,7 @@ interface PlainWsResult {
   readonly opened: boolean;
 }
 
-function plainWs(
-  port: number,
-  path: string,
-  frames: ReadonlyArray<string | Uint8Array>,
-  headers: Record<string, string> = {},
-): Promise<PlainWsResult> {
+function plainWs(port: number, path: string, frames: ReadonlyArray<string | Uint8Array>, headers: Record<string, string> = {}): Promise<PlainWsResult> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`ws://${host}:${port}${path}`, { perMessageDeflate: false, handshakeTimeout: 5_000, headers });
     let received = 0;
@@ -430,8 +428,11 @@ describe("WsTransport and misbehaving authenticated peers", () => {
     const rogue = await RogueAcceptor.start(credentials, (link, index) => misdeeds[index]?.(link));
     cleanups.push(() => rogue.close());
     a.transport.setPeers([{ replicaId: "m", address: rogue.address }]);
-    await waitFor("the good message after the misdeeds", () => a.recorder.messagesFrom("m").length === 1, 15_000, () =>
-      a.recorder.dump(),
+    await waitFor(
+      "the good message after the misdeeds",
+      () => a.recorder.messagesFrom("m").length === 1,
+      15_000,
+      () => a.recorder.dump(),
     );
     expect(a.recorder.messagesFrom("m")).toEqual([{ type: "ack", seq: 42 }]);
     expect(a.recorder.count("up", "m")).toBe(misdeeds.length);
@@ -545,9 +546,19 @@ describe("WsTransport close", () => {
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     cleanups.push(async () => void child.kill("SIGKILL"));
-    await waitFor("the script closes its transports", () => output.includes("closed\n"), 20_000, () => output);
+    await waitFor(
+      "the script closes its transports",
+      () => output.includes("closed\n"),
+      20_000,
+      () => output,
+    );
     const closedAt = Date.now();
-    await waitFor("the process exits by itself", () => child.exitCode !== null, 5_000, () => output);
+    await waitFor(
+      "the process exits by itself",
+      () => child.exitCode !== null,
+      5_000,
+      () => output,
+    );
     expect(await exited).toBe(0);
     expect(Date.now() - closedAt).toBeLessThan(5_000);
   });
@@ -561,6 +572,11 @@ describe("WsTransport close", () => {
     await waitForMesh(replicas);
     expect(handles()).toBeGreaterThan(before);
     await Promise.all(replicas.map((made) => made.transport.close()));
-    await waitFor("handles released", () => handles() <= before, 5_000, () => process.getActiveResourcesInfo().join(","));
+    await waitFor(
+      "handles released",
+      () => handles() <= before,
+      5_000,
+      () => process.getActiveResourcesInfo().join(","),
+    );
   });
 });

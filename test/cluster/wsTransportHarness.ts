@@ -8,14 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket, { WebSocketServer } from "ws";
 import type { Actor } from "../../crdt/boundedCounter.js";
 import { FrameOpener, FrameSealer } from "../../cluster/frameAuth.js";
-import {
-  type Credentials,
-  type HandshakeState,
-  handshakeStep,
-  nonceBytes,
-  startAcceptor,
-  startDialer,
-} from "../../cluster/handshake.js";
+import { type Credentials, type HandshakeState, handshakeStep, nonceBytes, startAcceptor, startDialer } from "../../cluster/handshake.js";
 import type { PeerMessage } from "../../cluster/messages.js";
 import type { PeerAddress, PeerId, TransportEvents } from "../../cluster/transport.js";
 import { upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "../../cluster/upgradeTicket.js";
@@ -143,8 +136,11 @@ export async function waitForMesh(replicas: readonly Replica[]): Promise<void> {
   for (const replica of replicas) {
     for (const other of replicas) {
       if (other === replica) continue;
-      await waitFor(`${replica.id} sees ${other.id} up`, () => replica.recorder.isUp(other.id), waitMsDefault, () =>
-        replica.recorder.dump(),
+      await waitFor(
+        `${replica.id} sees ${other.id} up`,
+        () => replica.recorder.isUp(other.id),
+        waitMsDefault,
+        () => replica.recorder.dump(),
       );
     }
   }
@@ -263,7 +259,10 @@ export class RogueAcceptor {
     if (address === null || typeof address === "string") throw new Error("rogue server did not bind a port");
     const rogue = new RogueAcceptor(server, address.port);
     server.on("connection", (ws) => {
-      const link = new RogueLink(ws, startAcceptor(credentials, randomBytes(nonceBytes), () => true));
+      const link = new RogueLink(
+        ws,
+        startAcceptor(credentials, randomBytes(nonceBytes), () => true),
+      );
       link.authenticated.then(
         () => {
           rogue.links.push(link);

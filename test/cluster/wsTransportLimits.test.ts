@@ -73,8 +73,11 @@ describe("WsTransport limits before authentication", () => {
       const startedAt = Date.now();
       target.transport.setPeers([dialer.address]);
       dialer.transport.setPeers([target.address]);
-      await waitFor(`d${round} links with t under the flood`, () => dialer.recorder.isUp("t") && target.recorder.isUp(`d${round}`), 3_000, () =>
-        `${dialer.recorder.dump()}\n--- t:\n${target.recorder.dump().slice(-2_000)}`,
+      await waitFor(
+        `d${round} links with t under the flood`,
+        () => dialer.recorder.isUp("t") && target.recorder.isUp(`d${round}`),
+        3_000,
+        () => `${dialer.recorder.dump()}\n--- t:\n${target.recorder.dump().slice(-2_000)}`,
       );
       linkMs.push(Date.now() - startedAt);
       await dialer.transport.close();
@@ -152,7 +155,11 @@ describe("WsTransport limits before authentication", () => {
     const refused = target.recorder.logged("warn", /refused, no upgrade ticket$/);
     expect(refused.length).toBeGreaterThanOrEqual(10);
     expect(refused.length).toBeLessThan(attempts / 2);
-    await waitFor("the count of the lines left out", () => target.recorder.logged("warn", /^\d+ more ticket lines left out in the last \d+ ms$/).length > 0, 5_000);
+    await waitFor(
+      "the count of the lines left out",
+      () => target.recorder.logged("warn", /^\d+ more ticket lines left out in the last \d+ ms$/).length > 0,
+      5_000,
+    );
     const leftOut = target.recorder.logged("warn", /more ticket lines left out/).map((line) => Number(line.message.split(" ")[0]));
     expect(refused.length + leftOut.reduce((sum, count) => sum + count, 0)).toBe(attempts);
   });

@@ -189,8 +189,11 @@ describe("WsTransport under a man in the middle (after an honest handshake)", ()
         expect(sender.transport.send(receiver.id, ack(1))).toBe(true);
         await sleep(20);
         sender.transport.send(receiver.id, ack(2));
-        await waitFor("the receiver drops the link", () => receiver.recorder.count("down", sender.id) >= 1, 5_000, () =>
-          `delivered: ${JSON.stringify(receiver.recorder.messagesFrom(sender.id))}\n${receiver.recorder.dump()}`,
+        await waitFor(
+          "the receiver drops the link",
+          () => receiver.recorder.count("down", sender.id) >= 1,
+          5_000,
+          () => `delivered: ${JSON.stringify(receiver.recorder.messagesFrom(sender.id))}\n${receiver.recorder.dump()}`,
         );
         const delivered = receiver.recorder.messagesFrom(sender.id);
         const expected = { flip: [], inject: [], drop: [], replay: [ack(1), ack(2)] }[attack];
@@ -201,7 +204,9 @@ describe("WsTransport under a man in the middle (after an honest handshake)", ()
         await waitForMesh([a, b]);
         expect(proxy.connections).toBeGreaterThanOrEqual(2);
         expect(sender.transport.send(receiver.id, ack(3))).toBe(true);
-        await waitFor("a message on the new link", () => receiver.recorder.messagesFrom(sender.id).some((message) => message.type === "ack" && message.seq === 3));
+        await waitFor("a message on the new link", () =>
+          receiver.recorder.messagesFrom(sender.id).some((message) => message.type === "ack" && message.seq === 3),
+        );
         const all = receiver.recorder.messagesFrom(sender.id);
         expect(all.some((message) => message.type === "states")).toBe(false);
         expect(all.filter((message) => message.type === "ack" && message.seq === 1).length).toBeLessThanOrEqual(1);

@@ -51,10 +51,7 @@ export const counterByOpsArb: fc.Arbitrary<BoundedCounter> = fc.array(counterOpA
 });
 
 /** Any number a merge might meet, including ones no correct replica writes. */
-const rawAmountArb: fc.Arbitrary<number> = fc.oneof(
-  { weight: 4, arbitrary: fc.integer({ min: -3, max: 12 }) },
-  { weight: 1, arbitrary: fc.maxSafeInteger() },
-);
+const rawAmountArb: fc.Arbitrary<number> = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: -3, max: 12 }) }, { weight: 1, arbitrary: fc.maxSafeInteger() });
 
 /** A counter of arbitrary raw entries (rows are never empty, as in every real or decoded state). */
 export const rawCounterArb: fc.Arbitrary<BoundedCounter> = fc
@@ -80,8 +77,7 @@ export const rawCounterArb: fc.Arbitrary<BoundedCounter> = fc
 
 /** A local operation at replica `replica` (its actor is actorNames[replica]) or a delivery. */
 export type ReplicaStep =
-  | { readonly kind: "local"; readonly replica: number; readonly op: CounterOp }
-  | { readonly kind: "deliver"; readonly from: number; readonly to: number };
+  { readonly kind: "local"; readonly replica: number; readonly op: CounterOp } | { readonly kind: "deliver"; readonly from: number; readonly to: number };
 
 const replicaIndexArb = fc.integer({ min: 0, max: actorNames.length - 1 });
 
@@ -95,20 +91,18 @@ const replicaStepArb: fc.Arbitrary<ReplicaStep> = fc.oneof(
  * at the replica's own actor) and deliveries of current states. Every view is a
  * state some real replica holds, so every one is valid.
  */
-export const replicatedCountersArb: fc.Arbitrary<BoundedCounter[]> = fc
-  .array(replicaStepArb, { maxLength: 40 })
-  .map((steps) => {
-    const views = actorNames.map(() => new BoundedCounter());
-    for (const step of steps) {
-      if (step.kind === "deliver") {
-        views[step.to]!.merge(views[step.from]!);
-        continue;
-      }
-      const actor = actorNames[step.replica]!;
-      applyCounterOp(views[step.replica]!, { ...step.op, actor });
+export const replicatedCountersArb: fc.Arbitrary<BoundedCounter[]> = fc.array(replicaStepArb, { maxLength: 40 }).map((steps) => {
+  const views = actorNames.map(() => new BoundedCounter());
+  for (const step of steps) {
+    if (step.kind === "deliver") {
+      views[step.to]!.merge(views[step.from]!);
+      continue;
     }
-    return views;
-  });
+    const actor = actorNames[step.replica]!;
+    applyCounterOp(views[step.replica]!, { ...step.op, actor });
+  }
+  return views;
+});
 
 function pickThree<T>(views: fc.Arbitrary<T[]>): fc.Arbitrary<Triple<T>> {
   return fc
@@ -220,22 +214,14 @@ const lineArb: fc.Arbitrary<OrderLine> = fc.tuple(itemIdArb, fc.integer({ min: 0
 
 const rawOrderOfArb = (generation: fc.Arbitrary<Generation>): fc.Arbitrary<OrderState> =>
   fc
-    .tuple(
-      generation,
-      userIdArb,
-      fc.array(lineArb, { maxLength: 3 }),
-      fc.integer({ min: 0, max: 30 }),
-      fc.integer({ min: 0, max: 3 }),
-      rawCounterArb,
-    )
+    .tuple(generation, userIdArb, fc.array(lineArb, { maxLength: 3 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 3 }), rawCounterArb)
     .map(([gen, userId, lines, totalCost, version, token]) => new OrderState(gen, userId, lines, totalCost, version, token));
 
 export const orderArb: fc.Arbitrary<OrderState> = fc.oneof(orderByOpsOfArb(generationArb), rawOrderOfArb(generationArb));
 
 /** A local order operation at replica `replica`, or a delivery of its current state. */
 type OrderReplicaStep =
-  | { readonly kind: "local"; readonly replica: number; readonly op: OrderOp }
-  | { readonly kind: "deliver"; readonly from: number; readonly to: number };
+  { readonly kind: "local"; readonly replica: number; readonly op: OrderOp } | { readonly kind: "deliver"; readonly from: number; readonly to: number };
 
 const orderReplicaStepArb: fc.Arbitrary<OrderReplicaStep> = fc.oneof(
   fc.record({ kind: fc.constant("local" as const), replica: replicaIndexArb, op: orderOpArb }),
@@ -265,6 +251,4 @@ export const orderTripleArb: fc.Arbitrary<Triple<OrderState>> = generationArb.ch
 });
 
 /** Three views of one replicated order: states real replicas hold at once. */
-export const relatedOrderTripleArb: fc.Arbitrary<Triple<OrderState>> = generationArb.chain((generation) =>
-  pickThree(replicatedOrdersArb(generation)),
-);
+export const relatedOrderTripleArb: fc.Arbitrary<Triple<OrderState>> = generationArb.chain((generation) => pickThree(replicatedOrdersArb(generation)));

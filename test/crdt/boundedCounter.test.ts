@@ -23,7 +23,11 @@ describe("BoundedCounter operations", () => {
     expect(counter.rights("b")).toBe(0);
     expect(counter.rights("c")).toBe(2);
     expect(counter.rights("nobody")).toBe(0);
-    expect([...counter.rightsByActor()].sort()).toEqual([["a", 7], ["b", 0], ["c", 2]]);
+    expect([...counter.rightsByActor()].sort()).toEqual([
+      ["a", 7],
+      ["b", 0],
+      ["c", 2],
+    ]);
   });
 
   it("G1: a decrement beyond the actor's own rights is refused and changes nothing, even when the value would cover it", () => {

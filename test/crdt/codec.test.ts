@@ -6,17 +6,7 @@ import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { type Actor, BoundedCounter } from "../../crdt/boundedCounter.js";
-import {
-  DecodeError,
-  decodeItem,
-  decodeOrder,
-  decodeUser,
-  encodeItem,
-  encodeOrder,
-  encodeUser,
-  idLengthMax,
-  orderLinesMax,
-} from "../../crdt/codec.js";
+import { DecodeError, decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, idLengthMax, orderLinesMax } from "../../crdt/codec.js";
 import type { Generation } from "../../crdt/generation.js";
 import { ItemState } from "../../crdt/itemState.js";
 import { OrderState } from "../../crdt/orderState.js";
@@ -49,13 +39,11 @@ function rename(op: CounterOp, actors: readonly Actor[]): CounterOp {
   return { ...op, actor, to: actors[op.to.charCodeAt(0) - 97]! };
 }
 
-const counterArb: fc.Arbitrary<BoundedCounter> = fc
-  .tuple(actorsArb, fc.array(counterOpArb, { maxLength: 30 }))
-  .map(([actors, ops]) => {
-    const counter = new BoundedCounter();
-    for (const op of ops) applyCounterOp(counter, rename(op, actors));
-    return counter;
-  });
+const counterArb: fc.Arbitrary<BoundedCounter> = fc.tuple(actorsArb, fc.array(counterOpArb, { maxLength: 30 })).map(([actors, ops]) => {
+  const counter = new BoundedCounter();
+  for (const op of ops) applyCounterOp(counter, rename(op, actors));
+  return counter;
+});
 
 const itemArb = fc
   .tuple(generationArb, fc.oneof(fc.nat({ max: 100 }), fc.maxSafeNat()), counterArb)

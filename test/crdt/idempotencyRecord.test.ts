@@ -8,7 +8,10 @@ import { type IdempotencyRecord, decodeRecord, encodeRecord, mergeRecords } from
 
 const recordArb: fc.Arbitrary<IdempotencyRecord> = fc.record({
   fingerprint: fc.constantFrom("POST /payment/add_funds/u/5", "POST /stock/item/create/3", "POST /orders/checkout/o"),
-  refusal: fc.option(fc.record({ reason: fc.constantFrom("insufficient" as const, "not-found" as const, "paid" as const), message: fc.string({ minLength: 1, maxLength: 20 }) }), { nil: null }),
+  refusal: fc.option(
+    fc.record({ reason: fc.constantFrom("insufficient" as const, "not-found" as const, "paid" as const), message: fc.string({ minLength: 1, maxLength: 20 }) }),
+    { nil: null },
+  ),
   ids: fc.array(fc.uuid(), { maxLength: 2 }),
   recordedAtMs: fc.integer({ min: 0, max: 5 }),
   actor: fc.constantFrom("r1/a", "r2/b", "r3/c"),

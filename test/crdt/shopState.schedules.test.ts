@@ -56,7 +56,12 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkout" as const), replica: replicaArb, order: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant("deliver" as const), from: replicaArb, to: replicaArb, entry: fc.nat() }) },
-  fc.record({ kind: fc.constant("batchInit" as const), replica: replicaArb, of: fc.constantFrom("i" as const, "u" as const, "o" as const), amount: fc.integer({ min: 0, max: 30 }) }),
+  fc.record({
+    kind: fc.constant("batchInit" as const),
+    replica: replicaArb,
+    of: fc.constantFrom("i" as const, "u" as const, "o" as const),
+    amount: fc.integer({ min: 0, max: 30 }),
+  }),
   fc.record({ kind: fc.constant("grant" as const), replica: replicaArb, to: replicaArb, key: fc.nat(), amount: fc.integer({ min: 1, max: 5 }) }),
 );
 
@@ -110,7 +115,13 @@ function checkCounter(counter: BoundedCounter, what: string): void {
 
 function setUp(): [Replica[], Acknowledged] {
   const actors = Array.from({ length: replicaCount }, (_, index) => `r${index}`);
-  const replicas = actors.map((actor) => new Replica(actor, actors.filter((other) => other !== actor)));
+  const replicas = actors.map(
+    (actor) =>
+      new Replica(
+        actor,
+        actors.filter((other) => other !== actor),
+      ),
+  );
   const origin = replicas[0]!;
   for (const id of ["i0", "i1"]) origin.shop.createItem(id, itemPrices[id]!);
   for (const id of ["u0", "u1"]) origin.shop.createUser(id);
@@ -187,8 +198,7 @@ function generationOf(generation: Generation | undefined): string {
 /** Two items, two users or four orders (over those items and users), at the next generation. */
 function batchInit(shop: ShopState, acknowledged: Acknowledged, of: "i" | "u" | "o", amount: number): Refusal | null {
   const random = (n: number) => (amount * 7919) % n;
-  const result =
-    of === "i" ? shop.batchInitItems(2, amount, 4) : of === "u" ? shop.batchInitUsers(2, amount) : shop.batchInitOrders(4, 2, 2, 4, random);
+  const result = of === "i" ? shop.batchInitItems(2, amount, 4) : of === "u" ? shop.batchInitUsers(2, amount) : shop.batchInitOrders(4, 2, 2, 4, random);
   if (result !== null || of === "o") return result;
   for (const id of ["0", "1"]) {
     const generation = generationOf((of === "i" ? shop.item(id) : shop.user(id))!.generation);
@@ -256,7 +266,11 @@ function fullExchange(replicas: Replica[]): void {
  */
 function checkIdentical(replicas: Replica[]): void {
   const reference = replicas[0]!.shop;
-  const ids = (entries: Iterable<[string, unknown]>): string => [...entries].map(([id]) => id).sort().join(",");
+  const ids = (entries: Iterable<[string, unknown]>): string =>
+    [...entries]
+      .map(([id]) => id)
+      .sort()
+      .join(",");
   const keys = (shop: ShopState): string => [ids(shop.itemEntries()), ids(shop.userEntries()), ids(shop.orderEntries())].join("|");
   for (const { shop } of replicas) {
     expect(keys(shop)).toBe(keys(reference));
@@ -286,8 +300,7 @@ describe("ShopState under random schedules of 3 replicas exchanging encoded stat
 
         checkIdentical(replicas); // G3
         const { shop } = replicas[0]!;
-        const net = (added: Map<string, number>, taken: Map<string, number>, id: string): number =>
-          (added.get(id) ?? 0) - (taken.get(id) ?? 0);
+        const net = (added: Map<string, number>, taken: Map<string, number>, id: string): number => (added.get(id) ?? 0) - (taken.get(id) ?? 0);
         for (const id of itemIds) {
           const key = `${id}@${generationOf(shop.item(id)?.generation)}`;
           if (shop.item(id) !== undefined) expect(shop.findItem(id)).toMatchObject({ stock: net(acknowledged.stockAdded, acknowledged.stockTaken, key) }); // G2

@@ -190,7 +190,13 @@ describe("ShopState checkout", () => {
     expectRefusedWithoutChange(other, () => other.shop.checkout("O"), "rights-elsewhere");
     expectRefusedWithoutChange(other, () => other.shop.addItem("O", "A", 1), "rights-elsewhere");
     // What the replica must be handed: the order's token, and the stock and credit the first one holds.
-    expect(other.shop.checkout("O")).toMatchObject({ missing: [["i:A", 1], ["u:U", 10], ["o:O", 1]] });
+    expect(other.shop.checkout("O")).toMatchObject({
+      missing: [
+        ["i:A", 1],
+        ["u:U", 10],
+        ["o:O", 1],
+      ],
+    });
     expect(other.shop.addItem("O", "A", 1)).toMatchObject({ missing: [["o:O", 1]] });
   });
 
@@ -255,7 +261,16 @@ describe("ShopState addItem", () => {
     const { shop, changes } = stockedShop();
     expect(shop.addItem("O", "A", 2)).toBeNull();
     expect(shop.addItem("O", "B", 1)).toBeNull();
-    expect(shop.findOrder("O")).toEqual({ order_id: "O", paid: false, items: [["A", 2], ["B", 1]], user_id: "U", total_cost: 23 });
+    expect(shop.findOrder("O")).toEqual({
+      order_id: "O",
+      paid: false,
+      items: [
+        ["A", 2],
+        ["B", 1],
+      ],
+      user_id: "U",
+      total_cost: 23,
+    });
     expect(shop.order("O")!.version).toBe(2);
     expect(changes).toEqual(["o:O", "o:O"]);
   });

@@ -171,7 +171,18 @@ describe("equals of the states is not vacuous (so the law tests can fail)", () =
       (o) => new OrderState(o.generation, "u2", o.lines, o.totalCost, o.version, o.token),
       (o) => new OrderState(o.generation, o.userId, [["i2", 2]], o.totalCost, o.version, o.token),
       (o) => new OrderState(o.generation, o.userId, [["i1", 3]], o.totalCost, o.version, o.token),
-      (o) => new OrderState(o.generation, o.userId, [["i1", 2], ["i1", 2]], o.totalCost, o.version, o.token),
+      (o) =>
+        new OrderState(
+          o.generation,
+          o.userId,
+          [
+            ["i1", 2],
+            ["i1", 2],
+          ],
+          o.totalCost,
+          o.version,
+          o.token,
+        ),
       (o) => new OrderState(o.generation, o.userId, o.lines, 11, o.version, o.token),
       (o) => new OrderState(o.generation, o.userId, o.lines, o.totalCost, 2, o.token),
       (o) => new OrderState(o.generation, o.userId, o.lines, o.totalCost, o.version, counter(0)),

@@ -85,7 +85,10 @@ describe("docker-compose.yml", () => {
       expect(environment["CLUSTER_SECRET_FILE"]).toBe("/secrets/cluster-secret");
       expect(environment["ADMIN_TOKEN_FILE"]).toBe("/secrets/admin-token");
       // Never a secret in the environment, so never a fixed default either.
-      expect(Object.keys(environment).filter((key) => key === "CLUSTER_SECRET" || key === "ADMIN_TOKEN"), name).toEqual([]);
+      expect(
+        Object.keys(environment).filter((key) => key === "CLUSTER_SECRET" || key === "ADMIN_TOKEN"),
+        name,
+      ).toEqual([]);
       expect(replica.volumes, name).toEqual([`${name}-data:/data:rw`, "secrets:/secrets:ro"]);
     }
     const gateway = service(compose, "gateway");
@@ -169,34 +172,30 @@ describe("Dockerfile", () => {
     expect(lines).toEqual(["*", "!package.json", "!package-lock.json", "!tsconfig.json", ...runtimeFolders.map((folder) => `!${folder}`)]);
   });
 
-  it(
-    "compiles from the four source folders alone, and what it compiles imports production dependencies only",
-    () => {
-      // The build stage, by hand: package.json ("type": "module"), tsconfig.json and the four folders, nothing else.
-      const folder = temporaryFolder();
-      for (const file of ["package.json", "tsconfig.json"]) cpSync(join(repositoryRoot, file), join(folder, file));
-      for (const source of runtimeFolders) cpSync(join(repositoryRoot, source), join(folder, source), { recursive: true });
-      symlinkSync(join(repositoryRoot, "node_modules"), join(folder, "node_modules"));
-      const compiler = join(repositoryRoot, "node_modules/typescript/bin/tsc");
-      const build = spawnSync(process.execPath, [compiler, "-p", "tsconfig.json"], { cwd: folder, encoding: "utf8" });
-      expect(build.status, `tsc failed:\n${build.stdout}${build.stderr}`).toBe(0);
-      expect(readdirSync(join(folder, "dist")).sort()).toEqual(runtimeFolders);
-      expect(statSync(join(folder, "dist/node/main.js")).isFile()).toBe(true);
+  it("compiles from the four source folders alone, and what it compiles imports production dependencies only", () => {
+    // The build stage, by hand: package.json ("type": "module"), tsconfig.json and the four folders, nothing else.
+    const folder = temporaryFolder();
+    for (const file of ["package.json", "tsconfig.json"]) cpSync(join(repositoryRoot, file), join(folder, file));
+    for (const source of runtimeFolders) cpSync(join(repositoryRoot, source), join(folder, source), { recursive: true });
+    symlinkSync(join(repositoryRoot, "node_modules"), join(folder, "node_modules"));
+    const compiler = join(repositoryRoot, "node_modules/typescript/bin/tsc");
+    const build = spawnSync(process.execPath, [compiler, "-p", "tsconfig.json"], { cwd: folder, encoding: "utf8" });
+    expect(build.status, `tsc failed:\n${build.stdout}${build.stderr}`).toBe(0);
+    expect(readdirSync(join(folder, "dist")).sort()).toEqual(runtimeFolders);
+    expect(statSync(join(folder, "dist/node/main.js")).isFile()).toBe(true);
 
-      const manifest = JSON.parse(readFileSync(join(repositoryRoot, "package.json"), "utf8")) as { dependencies: Record<string, string> };
-      const allowed = new Set([...Object.keys(manifest.dependencies), ...builtinModules]);
-      const imported = new Set<string>();
-      for (const file of readdirSync(join(folder, "dist"), { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".js"))) {
-        const text = readFileSync(join(folder, "dist", file), "utf8");
-        for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?from\s+"([^".][^"]*)"|import\("([^".][^"]*)"\)/g)) {
-          imported.add(packageName(match[1] ?? match[2] ?? ""));
-        }
+    const manifest = JSON.parse(readFileSync(join(repositoryRoot, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const allowed = new Set([...Object.keys(manifest.dependencies), ...builtinModules]);
+    const imported = new Set<string>();
+    for (const file of readdirSync(join(folder, "dist"), { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".js"))) {
+      const text = readFileSync(join(folder, "dist", file), "utf8");
+      for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?from\s+"([^".][^"]*)"|import\("([^".][^"]*)"\)/g)) {
+        imported.add(packageName(match[1] ?? match[2] ?? ""));
       }
-      expect(imported.size).toBeGreaterThan(3);
-      expect([...imported].filter((name) => !allowed.has(name))).toEqual([]);
-    },
-    120_000,
-  );
+    }
+    expect(imported.size).toBeGreaterThan(3);
+    expect([...imported].filter((name) => !allowed.has(name))).toEqual([]);
+  }, 120_000);
 });
 
 /** "node:fs" → "fs", "@scope/name/sub" → "@scope/name", "name/sub" → "name". */

@@ -5,7 +5,13 @@ import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repositoryRoot } from "./deployFiles.js";
 
-const documents = ["README.md", "BENCHMARKS.md", ...readdirSync(join(repositoryRoot, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`)];
+const documents = [
+  "README.md",
+  "BENCHMARKS.md",
+  ...readdirSync(join(repositoryRoot, "docs"))
+    .filter((name) => name.endsWith(".md"))
+    .map((name) => `docs/${name}`),
+];
 
 /** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens. */
 function anchorOf(heading: string): string {

@@ -11,7 +11,6 @@ import { randomSource } from "../harness/random.js";
 const fleet = new ReplicaFleet();
 afterEach(() => fleet.cleanup());
 
-
 const seed = Number(process.env["TEST_SEED"] ?? 20240601);
 
 type Operation =

@@ -77,7 +77,7 @@ describe("client HTTP listeners", () => {
     socket.on("error", () => undefined);
     const answers = (): number => (received.match(/HTTP\/1\.1 200 /g) ?? []).length;
     const waitForAnswers = async (count: number): Promise<void> => {
-      for (const deadline = Date.now() + 5_000; answers() < count && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const deadline = Date.now() + 5_000; answers() < count && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20));
     };
     socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     await waitForAnswers(1);

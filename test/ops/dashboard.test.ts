@@ -116,7 +116,13 @@ describe("GET /dashboard in headless Chromium", () => {
     // the chart and the hot keys have something to show.
     const loadUntil = Date.now() + 5000;
     for (let index = 0; Date.now() < loadUntil && index < 300; index++) {
-      const lines: [string, number][] = index % 3 === 0 ? [[items[0]!, 1], [items[1]!, 1]] : [[items[0]!, 1]];
+      const lines: [string, number][] =
+        index % 3 === 0
+          ? [
+              [items[0]!, 1],
+              [items[1]!, 1],
+            ]
+          : [[items[0]!, 1]];
       const order = await shop.orderWith(users[index % users.length]!, lines);
       expect((await shop.post(`/orders/checkout/${order}`)).status).toBe(200);
     }

@@ -118,14 +118,19 @@ describe("operations routes of one replica", () => {
   it("every line a replica prints is pino JSON with its replica id, and request lines carry the request id", async () => {
     await replica.get("/stock/find/no-such-item");
     const lines = await waitFor(async () => {
-      const printed = replica.printed().split("\n").filter((line) => line.length > 0);
+      const printed = replica
+        .printed()
+        .split("\n")
+        .filter((line) => line.length > 0);
       return printed.some((line) => line.includes("no-such-item")) ? printed : undefined;
     });
     for (const line of lines) {
       const entry = JSON.parse(line) as Record<string, unknown>;
       expect(entry, line).toMatchObject({ level: expect.any(Number), replicaId: "r1", msg: expect.any(String) });
     }
-    const requestLine = lines.map((line) => JSON.parse(line) as { reqId?: string; req?: { url?: string } }).find((entry) => entry.req?.url === "/stock/find/no-such-item");
+    const requestLine = lines
+      .map((line) => JSON.parse(line) as { reqId?: string; req?: { url?: string } })
+      .find((entry) => entry.req?.url === "/stock/find/no-such-item");
     expect(requestLine?.reqId).toEqual(expect.any(String));
   });
 });

@@ -31,7 +31,8 @@ function run(extraTaken: number) {
     { f: "createOrder", order: "o1", user: "u1" },
     { f: "addItem", order: "o1", item: "i1", quantity: 2 },
     { f: "checkout", order: "o1" },
-  ] as const) ok(payer, op);
+  ] as const)
+    ok(payer, op);
   // The survivor got the item and the user (they changed again and travelled alone), and
   // an older, unpaid state of the order; the paid one was lost with r1's disk.
   const final = new ShopState(survivor, () => {});

@@ -44,7 +44,8 @@ export function checkReplica(replicaId: string, shop: ShopState, changed?: Reado
   let charged: Map<string, Map<Actor, number>> | undefined;
   // A payment's charges can only go missing where the order changed (states of
   // users and items only grow within a generation, and no run here makes a new one).
-  const orders = changed === undefined ? shop.orderEntries() : [...changed].filter((key) => key[0] === "o").map((key) => [key.slice(2), shop.order(key.slice(2))!] as const);
+  const orders =
+    changed === undefined ? shop.orderEntries() : [...changed].filter((key) => key[0] === "o").map((key) => [key.slice(2), shop.order(key.slice(2))!] as const);
   for (const [id, order] of orders) {
     const value = order.token.value();
     if (value !== 0 && value !== 1) fail(`o:${id}`, `token of order ${id} has value ${value}`);
@@ -139,7 +140,11 @@ export function checkConvergence(shops: readonly (readonly [string, ShopState])[
         const b = theirs.get(key);
         const stateKey = `${kind[0]}:${key}`;
         if (a === undefined || b === undefined) {
-          violations.push({ message: `${stateKey} is on ${a === undefined ? id : firstId} but not on ${a === undefined ? firstId : id}`, invocations: [], keys: [stateKey] });
+          violations.push({
+            message: `${stateKey} is on ${a === undefined ? id : firstId} but not on ${a === undefined ? firstId : id}`,
+            invocations: [],
+            keys: [stateKey],
+          });
         } else if (!a.equals(b as never)) {
           violations.push({ message: `${stateKey} differs between ${firstId} and ${id}`, invocations: [], keys: [stateKey] });
         }
@@ -196,10 +201,19 @@ function rowOf(counter: BoundedCounter | undefined, actor: Actor): [number, numb
 /** A replica that left for good holds no rights and no order token (they would be stranded). */
 export function checkNothingStranded(replicaId: string, actor: Actor, final: ShopState): Violation[] {
   const violations: Violation[] = [];
-  for (const [kind, prefix] of [["items", "i:"], ["users", "u:"], ["orders", "o:"]] as const) {
+  for (const [kind, prefix] of [
+    ["items", "i:"],
+    ["users", "u:"],
+    ["orders", "o:"],
+  ] as const) {
     for (const id of statesOf(final, kind).keys()) {
       const rights = final.counterAt(`${prefix}${id}`)?.rights(actor) ?? 0;
-      if (rights > 0) violations.push({ message: `${replicaId} left (retired) but ${actor} still holds ${rights} rights of ${prefix}${id}: stranded`, invocations: [], keys: [`${prefix}${id}`] });
+      if (rights > 0)
+        violations.push({
+          message: `${replicaId} left (retired) but ${actor} still holds ${rights} rights of ${prefix}${id}: stranded`,
+          invocations: [],
+          keys: [`${prefix}${id}`],
+        });
     }
   }
   return violations;
@@ -242,7 +256,13 @@ export function checkHistory(history: History, final: ShopState, context: Histor
   for (const invocation of all) {
     if (!attempted(invocation)) continue;
     const op = invocation.op;
-    const common = { actor: invocation.actor, certain: certain(invocation), from: invocation.invokedAt, ackedAt: invocation.completedAt, invocations: [invocation.index] };
+    const common = {
+      actor: invocation.actor,
+      certain: certain(invocation),
+      from: invocation.invokedAt,
+      ackedAt: invocation.completedAt,
+      invocations: [invocation.index],
+    };
     if (op.f === "addStock") addEffect({ key: `i:${op.item}`, delta: op.amount, ...common });
     else if (op.f === "subtractStock") addEffect({ key: `i:${op.item}`, delta: -op.amount, ...common });
     else if (op.f === "addFunds") addEffect({ key: `u:${op.user}`, delta: op.amount, ...common });
@@ -353,13 +373,21 @@ function addLostCheckouts(
   const quantities = new Map<string, number>();
   for (const [item, quantity] of initial) quantities.set(item, (quantities.get(item) ?? 0) + quantity);
   for (const invocation of invocations) {
-    if (invocation.op.f === "addItem" && attempted(invocation)) quantities.set(invocation.op.item, (quantities.get(invocation.op.item) ?? 0) + invocation.op.quantity);
+    if (invocation.op.f === "addItem" && attempted(invocation))
+      quantities.set(invocation.op.item, (quantities.get(invocation.op.item) ?? 0) + invocation.op.quantity);
   }
   let costMost = 0;
   for (const [itemId, quantity] of quantities) costMost += quantity * (prices.get(itemId) ?? 0);
   for (const actor of new Set(lostCheckouts.map((invocation) => invocation.actor))) {
     const mine = lostCheckouts.filter((invocation) => invocation.actor === actor);
-    const common = { actor, certain: false, from: Math.min(...mine.map((invocation) => invocation.invokedAt)), ackedAt: undefined, invocations: mine.map((invocation) => invocation.index), upTo: true };
+    const common = {
+      actor,
+      certain: false,
+      from: Math.min(...mine.map((invocation) => invocation.invokedAt)),
+      ackedAt: undefined,
+      invocations: mine.map((invocation) => invocation.index),
+      upTo: true,
+    };
     if (userId !== undefined && costMost > 0) addEffect({ key: `u:${userId}`, delta: -costMost, ...common });
     for (const [itemId, quantity] of quantities) addEffect({ key: `i:${itemId}`, delta: -quantity, ...common });
   }
@@ -385,7 +413,8 @@ function checkFinalCounters(
     if (op.f === "batchInitItems" || op.f === "batchInitUsers" || op.f === "batchInitOrders") {
       const lookup = op.f === "batchInitItems" ? final.item.bind(final) : op.f === "batchInitUsers" ? final.user.bind(final) : final.order.bind(final);
       const gone = Array.from({ length: op.count }, (_, index) => String(index)).filter((id) => lookup(id) === undefined);
-      if (gone.length > 0) violations.push({ message: `${op.f} was acknowledged but keys ${gone.join(", ")} are gone`, invocations: [invocation.index], keys: [] });
+      if (gone.length > 0)
+        violations.push({ message: `${op.f} was acknowledged but keys ${gone.join(", ")} are gone`, invocations: [invocation.index], keys: [] });
     }
   }
   const counters: [string, BoundedCounter][] = [
@@ -448,10 +477,15 @@ function checkReads(
     const strict = context.connectedWindows.some(([from, to]) => from + context.settleMs <= invokedAt && completedAt <= to);
     const mustSee = (actor: Actor, ackedAt: number | undefined) => ackedAt !== undefined && ackedAt < invokedAt && (strict || actor === read.actor);
     const fail = (message: string, shown: readonly number[]) =>
-      violations.push({ message: `${strict ? "connected " : ""}read #${read.index} at ${read.replicaId}: ${message}`, invocations: [read.index, ...shown], keys: [key] });
+      violations.push({
+        message: `${strict ? "connected " : ""}read #${read.index} at ${read.replicaId}: ${message}`,
+        invocations: [read.index, ...shown],
+        keys: [key],
+      });
     if (value.kind === "not-found") {
       const create = creates.get(key);
-      if (create !== undefined && certain(create) && mustSee(create.actor, create.completedAt)) fail(`${key} not found, though its creation #${create.index} was acknowledged before`, [create.index]);
+      if (create !== undefined && certain(create) && mustSee(create.actor, create.completedAt))
+        fail(`${key} not found, though its creation #${create.index} was acknowledged before`, [create.index]);
       continue;
     }
     if (value.kind === "item" || value.kind === "user") {
@@ -484,10 +518,19 @@ function checkReads(
     const start = initialLines(final, orderId, final.order(orderId)).map(([item, quantity]) => `${item}x${quantity}`);
     const possible = [...start, ...adds.filter((invocation) => attempted(invocation) && invocation.invokedAt < completedAt).map(lineOf)];
     const seen = [...start, ...adds.filter((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt)).map(lineOf)];
-    if (!isSubMultiset(lines, possible)) fail(`order has [${lines.join(" ")}], more than was attempted [${possible.join(" ")}]`, mine.map((invocation) => invocation.index));
-    if (!isSubMultiset(seen, lines)) fail(`order has [${lines.join(" ")}], missing acknowledged [${seen.join(" ")}]`, mine.map((invocation) => invocation.index));
+    if (!isSubMultiset(lines, possible))
+      fail(
+        `order has [${lines.join(" ")}], more than was attempted [${possible.join(" ")}]`,
+        mine.map((invocation) => invocation.index),
+      );
+    if (!isSubMultiset(seen, lines))
+      fail(
+        `order has [${lines.join(" ")}], missing acknowledged [${seen.join(" ")}]`,
+        mine.map((invocation) => invocation.index),
+      );
     const checkouts = mine.filter((invocation) => invocation.op.f === "checkout");
-    if (value.paid && !checkouts.some((invocation) => attempted(invocation) && invocation.invokedAt < completedAt)) fail("order is paid before any checkout of it", []);
+    if (value.paid && !checkouts.some((invocation) => attempted(invocation) && invocation.invokedAt < completedAt))
+      fail("order is paid before any checkout of it", []);
     const paidSurely = checkouts.find((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt));
     if (!value.paid && paidSurely !== undefined) fail(`order is unpaid after checkout #${paidSurely.index} was acknowledged`, [paidSurely.index]);
   }
@@ -527,15 +570,16 @@ export function describeViolations(violations: readonly Violation[], history: Hi
   const keys = new Set(violations.flatMap((violation) => violation.keys));
   const shown = new Set(violations.flatMap((violation) => violation.invocations));
   const relevant = history.invocations.filter((invocation) => shown.has(invocation.index) || keysTouch(invocation, keys));
-  lines.push(`history of ${[...keys].join(", ") || "the run"} (${relevant.length} of ${history.invocations.length} operations${relevant.length > linesMax ? `, last ${linesMax}` : ""}):`);
+  lines.push(
+    `history of ${[...keys].join(", ") || "the run"} (${relevant.length} of ${history.invocations.length} operations${relevant.length > linesMax ? `, last ${linesMax}` : ""}):`,
+  );
   for (const invocation of relevant.slice(-linesMax)) lines.push(`  ${describeInvocation(invocation)}`);
   return lines.join("\n");
 }
 
 function keysTouch(invocation: Invocation, keys: ReadonlySet<string>): boolean {
   const op = invocation.op;
-  const touched =
-    "item" in op ? [`i:${op.item}`] : "user" in op ? [`u:${op.user}`] : [];
+  const touched = "item" in op ? [`i:${op.item}`] : "user" in op ? [`u:${op.user}`] : [];
   if ("order" in op) touched.push(`o:${op.order}`);
   return touched.some((key) => keys.has(key));
 }

@@ -20,7 +20,14 @@ export type Op =
   // batch_init: keys "0".."count-1" (orders over items and users of those ids; `seed` draws their lines)
   | { readonly f: "batchInitItems"; readonly count: number; readonly amount: number; readonly price: number }
   | { readonly f: "batchInitUsers"; readonly count: number; readonly amount: number }
-  | { readonly f: "batchInitOrders"; readonly count: number; readonly itemCount: number; readonly userCount: number; readonly price: number; readonly seed: number };
+  | {
+      readonly f: "batchInitOrders";
+      readonly count: number;
+      readonly itemCount: number;
+      readonly userCount: number;
+      readonly price: number;
+      readonly seed: number;
+    };
 
 export type ReadValue =
   | { readonly kind: "item"; readonly stock: number; readonly price: number }
@@ -129,4 +136,3 @@ export function describeInvocation(invocation: Invocation): string {
   const reason = invocation.reason === undefined ? "" : ` (${invocation.reason})`;
   return `#${invocation.index} ${times} client ${invocation.client} at ${invocation.replicaId} ${describeOp(invocation.op)} ${invocation.outcome}${describeValue(invocation.value)}${reason}`;
 }
-

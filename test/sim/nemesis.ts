@@ -6,9 +6,22 @@
 import type { Random } from "../harness/random.js";
 
 export type Fault =
-  | { readonly kind: "partition"; readonly shape: "alone" | "halves" | "bridge" | "ring"; readonly at: number; readonly durationMs: number; readonly cuts: readonly (readonly [string, string])[] }
+  | {
+      readonly kind: "partition";
+      readonly shape: "alone" | "halves" | "bridge" | "ring";
+      readonly at: number;
+      readonly durationMs: number;
+      readonly cuts: readonly (readonly [string, string])[];
+    }
   | { readonly kind: "drop"; readonly at: number; readonly pair: readonly [string, string] }
-  | { readonly kind: "delay"; readonly at: number; readonly durationMs: number; readonly pair: readonly [string, string]; readonly how: "hold" | "slow"; readonly extraMs: number }
+  | {
+      readonly kind: "delay";
+      readonly at: number;
+      readonly durationMs: number;
+      readonly pair: readonly [string, string];
+      readonly how: "hold" | "slow";
+      readonly extraMs: number;
+    }
   | { readonly kind: "crash"; readonly at: number; readonly durationMs: number; readonly replicaId: string; readonly loseStorage: boolean }
   /** The replica leaves for good (Replica.leave); once retired it is stopped and never comes back. */
   | { readonly kind: "leave"; readonly at: number; readonly replicaId: string };

@@ -197,7 +197,8 @@ export class SimCluster {
     const peers = this.settings.replicaIds.filter((replicaId) => replicaId !== slot.replicaId);
     const notCaughtUp = await replica.catchUp(peers, this.settings.catchUpMsMax);
     if (!life.alive) return;
-    if (notCaughtUp.length > 0) this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "info", message: `serving before catching up with ${notCaughtUp.join(", ")}` });
+    if (notCaughtUp.length > 0)
+      this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "info", message: `serving before catching up with ${notCaughtUp.join(", ")}` });
     slot.serving = true;
   }
 }

@@ -59,7 +59,10 @@ describe("the simulated network", () => {
       pump();
       await run(1000);
       expect(network.fullyConnected()).toBe(true);
-      for (const [endpoint, peer] of [[a, "b"], [b, "a"]] as const) {
+      for (const [endpoint, peer] of [
+        [a, "b"],
+        [b, "a"],
+      ] as const) {
         expect(endpoint.log[0]).toBe(`up ${peer} ${peer}/1`);
         expect(endpoint.log.slice(1)).toEqual(Array.from({ length: 50 }, (_, index) => `from ${peer} ${index + 1}`));
       }

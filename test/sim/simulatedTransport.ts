@@ -82,7 +82,10 @@ class Link {
     a: SimulatedTransport,
     b: SimulatedTransport,
   ) {
-    for (const [self, other] of [[a, b], [b, a]] as const) {
+    for (const [self, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       this.ends.set(self.replicaId, { transport: self, state: "connecting", cancelDetect: undefined });
       this.directions.set(self.replicaId, new Direction(other.replicaId, self.replicaId));
     }
@@ -291,7 +294,10 @@ export class SimulatedNetwork {
     const [low, high] = key.split("|") as [PeerId, PeerId];
     const link = new Link(this.nextLinkId++, this.transports.get(low)!, this.transports.get(high)!);
     this.links.set(key, link);
-    for (const [self, other] of [[low, high], [high, low]] as const) {
+    for (const [self, other] of [
+      [low, high],
+      [high, low],
+    ] as const) {
       const transport = link.end(self).transport;
       const older = transport.links.get(other);
       // A side still up on an older link learns it was replaced before the new one is up.

@@ -103,7 +103,10 @@ describe("deterministic simulation", () => {
     await scenario.start();
     expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
     // r3 goes silent (a black hole: its links stay up until the ping timeout, 300-400 ms).
-    scenario.cluster.network.setCuts([["r3", "r1"], ["r3", "r2"]]);
+    scenario.cluster.network.setCuts([
+      ["r3", "r1"],
+      ["r3", "r2"],
+    ]);
     const startedAt = scenario.scheduler.now;
     const answeredAt: number[] = [];
     for (let index = 0; index < 9; index++) {
@@ -181,7 +184,13 @@ describe("deterministic simulation", () => {
     const leave = async () => {
       let answered: { report: Awaited<ReturnType<Replica["leave"]>>; seenAs: (string | undefined)[] } | undefined;
       void leaving.leave().then((report) => {
-        const seenAs = ["r1", "r2"].map((id) => scenario.replica(id).status().members.find((member) => member.replicaId === "r3")?.state);
+        const seenAs = ["r1", "r2"].map(
+          (id) =>
+            scenario
+              .replica(id)
+              .status()
+              .members.find((member) => member.replicaId === "r3")?.state,
+        );
         answered = { report, seenAs };
       });
       while (answered === undefined) await scenario.wait(10);

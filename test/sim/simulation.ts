@@ -458,7 +458,11 @@ class Run {
   /** Every link is up and every peer has acked all `replica` sent: nothing it acknowledged lives only on its disk. */
   private connectedAndAcked(replica: Replica): boolean {
     const peers = replica.status().peers;
-    return this.cluster.network.fullyConnected() && peers.length === this.plan.cluster.replicaIds.length - 1 && peers.every((peer) => peer.up && !peer.lagging && peer.lag === 0);
+    return (
+      this.cluster.network.fullyConnected() &&
+      peers.length === this.plan.cluster.replicaIds.length - 1 &&
+      peers.every((peer) => peer.up && !peer.lagging && peer.lag === 0)
+    );
   }
 
   /** The operator's release of each releasable lost incarnation, at the lowest serving replica; retried while it says wait. */
@@ -559,10 +563,18 @@ class Run {
     const answerMsMax = cluster.rightsWaitMsMax + cluster.ackWaitMsMax + 2 * cluster.flushDelayMs[1] + answerSlackMs;
     for (const invocation of this.history.invocations) {
       if (invocation.outcome === "pending") {
-        this.violations.push({ message: `operation #${invocation.index} never answered (${this.plan.quietMs} ms after heal)`, invocations: [invocation.index], keys: [] });
+        this.violations.push({
+          message: `operation #${invocation.index} never answered (${this.plan.quietMs} ms after heal)`,
+          invocations: [invocation.index],
+          keys: [],
+        });
       } else if (invocation.outcome !== "unknown" && invocation.completedAt! - invocation.invokedAt > answerMsMax) {
         const tookMs = invocation.completedAt! - invocation.invokedAt;
-        this.violations.push({ message: `operation #${invocation.index} took ${tookMs.toFixed(0)} ms to answer, over ${answerMsMax.toFixed(0)} ms`, invocations: [invocation.index], keys: [] });
+        this.violations.push({
+          message: `operation #${invocation.index} took ${tookMs.toFixed(0)} ms to answer, over ${answerMsMax.toFixed(0)} ms`,
+          invocations: [invocation.index],
+          keys: [],
+        });
       }
     }
     if (notRunning.length > 0) return;
@@ -582,7 +594,10 @@ class Run {
       for (const [index, slot] of slots.entries()) {
         this.violations.push(...unexplainedByLostIncarnations(`${slot.replicaId} after heal and quiet`, stale[index]!, slot.replica!.shop, gone));
       }
-      this.knownIssue("gap", diverged.map((violation) => ({ ...violation, message: `${violation.message} after heal and quiet time (until every link reconnected)` })));
+      this.knownIssue(
+        "gap",
+        diverged.map((violation) => ({ ...violation, message: `${violation.message} after heal and quiet time (until every link reconnected)` })),
+      );
     }
     for (const slot of slots) this.violations.push(...checkDurable(slot.replicaId, slot.replica!.shop, await durableShop(slot)));
     const context: HistoryContext = {
@@ -643,7 +658,11 @@ function replayFlags(options: SimulationOptions): string {
   if (options.strict === true) flags.push(" --strict");
   if (options.gossip === true) flags.push(" --gossip");
   if (options.faultWeights !== undefined) {
-    flags.push(` --weights ${Object.entries(options.faultWeights).map(([kind, weight]) => `${kind}=${weight}`).join(",")}`);
+    flags.push(
+      ` --weights ${Object.entries(options.faultWeights)
+        .map(([kind, weight]) => `${kind}=${weight}`)
+        .join(",")}`,
+    );
   }
   return flags.join("");
 }
@@ -678,7 +697,11 @@ function seedWebCrypto(random: Random): () => void {
 /** A copy of a replica's states, through their encoding. */
 function snapshot(shop: ShopState): ShopState {
   const copy = new ShopState(shop.actor, () => {});
-  for (const [kind, prefix] of [["items", "i:"], ["users", "u:"], ["orders", "o:"]] as const) {
+  for (const [kind, prefix] of [
+    ["items", "i:"],
+    ["users", "u:"],
+    ["orders", "o:"],
+  ] as const) {
     for (const id of shop[kind].keys()) copy.mergeEncoded(`${prefix}${id}`, shop.encode(`${prefix}${id}`), "disk");
   }
   return copy;

@@ -50,12 +50,7 @@ export class LocalCluster {
     return bearer(this.adminToken);
   }
 
-  static async start(
-    fleet: ReplicaFleet,
-    size: number,
-    extraArgs: readonly string[] = [],
-    options: LocalClusterOptions = {},
-  ): Promise<LocalCluster> {
+  static async start(fleet: ReplicaFleet, size: number, extraArgs: readonly string[] = [], options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const secretDir = await fleet.newDataDir();
     const secretFile = join(secretDir, "secret");
     await writeFile(secretFile, randomBytes(24).toString("hex"));
@@ -105,9 +100,7 @@ export class LocalCluster {
       const views = await Promise.all(running.map((member) => clusterView(member.process)));
       const complete = views.every((view) =>
         running.every(
-          (other) =>
-            other.replicaId === view.replicaId ||
-            view.peers.some((peer) => peer.replicaId === other.replicaId && peer.up && !peer.lagging),
+          (other) => other.replicaId === view.replicaId || view.peers.some((peer) => peer.replicaId === other.replicaId && peer.up && !peer.lagging),
         ),
       );
       if (complete) return;
@@ -139,4 +132,3 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, waitMsMax 
 export async function clusterView(replica: ReplicaProcess): Promise<ClusterView> {
   return jsonOf(await replica.request("GET", "/cluster")) as ClusterView;
 }
-

@@ -59,7 +59,10 @@ export function parseAnswer(bytes: Buffer): RawAnswer {
     rest = rest.subarray(headEnd + 4);
     if (status >= 100 && status < 200) continue;
     const header = (name: string): string =>
-      lines.find((line) => line.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim() ?? "";
+      lines
+        .find((line) => line.toLowerCase().startsWith(`${name}:`))
+        ?.slice(name.length + 1)
+        .trim() ?? "";
     const length = header("content-length");
     // The server may answer once more after the body (to bytes it could not parse): keep the first answer.
     const body = header("transfer-encoding").toLowerCase() === "chunked" ? unchunk(rest) : /^\d+$/.test(length) ? rest.subarray(0, Number(length)) : rest;

@@ -53,7 +53,9 @@ export class RawConnection {
 
   /** Sends a WebSocket upgrade request for `path` (with `headers`); resolves true on a 101 answer, false if refused or closed. */
   async upgrade(path: string, headers: Readonly<Record<string, string>> = {}): Promise<boolean> {
-    const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    const extra = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join("");
     this.write(
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
@@ -114,10 +116,7 @@ export class RawConnection {
   /** True if the server closed the connection within `waitMsMax`. */
   async closedWithin(waitMsMax: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([
-      this.closed.then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMsMax))),
-    ]);
+    const closed = await Promise.race([this.closed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMsMax)))]);
     clearTimeout(timer);
     return closed;
   }
@@ -138,7 +137,7 @@ export interface FrameOptions {
 export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameOptions = {}): Buffer {
   const fin = options.fin ?? true;
   const masked = options.masked ?? true;
-  const first = (fin ? 0x80 : 0) | ((options.rsv ?? 0) & 0x07) << 4 | (opcode & 0x0f);
+  const first = (fin ? 0x80 : 0) | (((options.rsv ?? 0) & 0x07) << 4) | (opcode & 0x0f);
   let header: Buffer;
   if (payload.length < 126) header = Buffer.from([first, (masked ? 0x80 : 0) | payload.length]);
   else if (payload.length < 65536) {

@@ -161,12 +161,7 @@ export class ReplicaFleet {
  * Spawns a replica and resolves once it says it serves. `track` gets the
  * process as soon as it exists, so even a start that fails is cleaned up.
  */
-async function startReplica(
-  replicaId: string,
-  dataDir: string,
-  extraArgs: readonly string[],
-  track: (started: Started) => void,
-): Promise<ReplicaProcess> {
+async function startReplica(replicaId: string, dataDir: string, extraArgs: readonly string[], track: (started: Started) => void): Promise<ReplicaProcess> {
   if (!existsSync(mainScriptPath)) {
     throw new Error(`${mainScriptPath} is missing: run \`npm run build\` first (\`npm test\` builds before it tests)`);
   }

@@ -132,11 +132,16 @@ export function replicaPidsById(launcherPid: number): Map<string, number> {
 
 /** scripts/startCluster.ts with `replicas` replicas on free ports, data under `dataRoot`. */
 export async function startCluster(replicaCount: number, dataRoot: string): Promise<ClusterUnderTest> {
-  const launcher = spawnTracked(process.execPath, [
-    `${scriptsDirectory}startCluster.js`,
-    ...["--replicas", String(replicaCount), "--port", "0", "--base-port", "0", "--peer-base-port", "0"],
-    ...["--data-root", dataRoot, "--host", "127.0.0.1"],
-  ], process.env, true);
+  const launcher = spawnTracked(
+    process.execPath,
+    [
+      `${scriptsDirectory}startCluster.js`,
+      ...["--replicas", String(replicaCount), "--port", "0", "--base-port", "0", "--peer-base-port", "0"],
+      ...["--data-root", dataRoot, "--host", "127.0.0.1"],
+    ],
+    process.env,
+    true,
+  );
   const output = keepOutput(launcher);
   const serving = await readyMessage(launcher, "cluster-serving", `the ${replicaCount}-replica cluster`, startWaitMsMax, output);
   const pids = replicaPidsById(launcher.pid!);

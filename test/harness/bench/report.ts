@@ -91,7 +91,16 @@ function loadTable(result: BenchResult): string[] {
   ];
   for (const cluster of result.clusters) {
     for (const mode of cluster.modes) {
-      lines.push(loadRow(`${cluster.replicas} replica${cluster.replicas === 1 ? "" : "s"}`, mode.mode, mode.wrk, fixed(mode.ratioToPlainFastify, 2), fixed(mode.cpuMsPerCheckout, 3), fixed(mode.cpuMsPerCheckoutWithSettle, 3)));
+      lines.push(
+        loadRow(
+          `${cluster.replicas} replica${cluster.replicas === 1 ? "" : "s"}`,
+          mode.mode,
+          mode.wrk,
+          fixed(mode.ratioToPlainFastify, 2),
+          fixed(mode.cpuMsPerCheckout, 3),
+          fixed(mode.cpuMsPerCheckoutWithSettle, 3),
+        ),
+      );
     }
   }
   return lines;
@@ -133,7 +142,7 @@ export function markdownReport(result: BenchResult): string {
   const header = [
     `wrk -t${s.threads} -c${s.connections} -d${s.seconds}s on the same machine (${s.cpus} cores; wrk takes about one), n = ${s.n.toLocaleString("en-US")} items, users and orders, ` +
       `Node ${s.nodeVersion}, wrk ${s.wrkVersion}, load average at start ${s.loadAverageAtStart.map((value) => value.toFixed(2)).join(" ")}.`,
-    "CPU per checkout: the launcher and every replica, from /proc, over the load (\"with settle\": until idle again after it).",
+    'CPU per checkout: the launcher and every replica, from /proc, over the load ("with settle": until idle again after it).',
     `Idle: the cluster below ${(s.idle.coreFractionMax * 100).toFixed(0)} % of one core for ${s.idle.windowMs} ms. "(all sent)": every order id was used before the time was up; the rate is over the shorter window.`,
     "",
   ];

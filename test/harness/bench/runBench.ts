@@ -16,16 +16,7 @@ import { writeFile, mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type QuietOptions, msUntilQuiet } from "./cpuQuiet.js";
-import {
-  type ClusterUnderTest,
-  clusterPids,
-  installStopOnSignals,
-  replicaPidsById,
-  startBaseline,
-  startCluster,
-  stopAll,
-  stopProcess,
-} from "./processes.js";
+import { type ClusterUnderTest, clusterPids, installStopOnSignals, replicaPidsById, startBaseline, startCluster, stopAll, stopProcess } from "./processes.js";
 import { cpuMsSum, rssMiB } from "./procStats.js";
 import { type BenchResult, type ClusterResult, type ContentionCheck, type ModeName, type ModeResult } from "./report.js";
 import { type ContentionShape, contentionInit, courseInit, stockSum, waitForOk } from "./shop.js";
@@ -93,7 +84,14 @@ async function prepareMode(mode: ModeName, cluster: ClusterUnderTest, settings: 
   return { kind: mode, orders: settings.n } as const;
 }
 
-async function measureMode(mode: ModeName, cluster: ClusterUnderTest, settings: BenchSettings, workDirectory: string, needsCourseInit: boolean, baselineRate: number): Promise<ModeResult> {
+async function measureMode(
+  mode: ModeName,
+  cluster: ClusterUnderTest,
+  settings: BenchSettings,
+  workDirectory: string,
+  needsCourseInit: boolean,
+  baselineRate: number,
+): Promise<ModeResult> {
   const label = `${cluster.replicas.length} replica(s), ${mode}`;
   const setupStarted = performance.now();
   const pick = await prepareMode(mode, cluster, settings, workDirectory, needsCourseInit);

@@ -7,7 +7,8 @@ import { spawnTracked } from "./processes.js";
 export const wrkScriptPath = fileURLToPath(new URL("../../../../test/harness/bench/checkout.lua", import.meta.url));
 
 /** How each connection picks the order to check out (see checkout.lua). */
-export type WrkPick = { readonly kind: "course"; readonly orders: number } | { readonly kind: "fresh"; readonly orders: number } | { readonly kind: "list"; readonly file: string };
+export type WrkPick =
+  { readonly kind: "course"; readonly orders: number } | { readonly kind: "fresh"; readonly orders: number } | { readonly kind: "list"; readonly file: string };
 
 export interface WrkSettings {
   readonly threads: number;
@@ -87,7 +88,13 @@ export function summarizeDoneLine(line: DoneLine): WrkResult {
     otherStatus: sumWhere((status) => status < 200 || (status >= 300 && status < 400) || status >= 600),
     statusCounts: line.statusCounts,
     socketErrors: line.errors,
-    latencyMs: { p50: toMs(line.latencyUs.p50), p90: toMs(line.latencyUs.p90), p99: toMs(line.latencyUs.p99), max: toMs(line.latencyUs.max), mean: toMs(line.latencyUs.mean) },
+    latencyMs: {
+      p50: toMs(line.latencyUs.p50),
+      p90: toMs(line.latencyUs.p90),
+      p99: toMs(line.latencyUs.p99),
+      max: toMs(line.latencyUs.max),
+      mean: toMs(line.latencyUs.mean),
+    },
     windowMs,
     durationMs: line.durationUs / 1000,
     ranOutOfOrders: line.allSent,
@@ -96,8 +103,22 @@ export function summarizeDoneLine(line: DoneLine): WrkResult {
 
 /** Runs wrk once against `url` and resolves with what its done() reported. */
 export async function runWrk(url: string, pick: WrkPick, settings: WrkSettings): Promise<WrkResult> {
-  const args = [`-t${settings.threads}`, `-c${settings.connections}`, `-d${settings.seconds}s`, `--timeout`, `${settings.timeoutSeconds}s`, "-s", wrkScriptPath, url];
-  const child = spawnTracked("wrk", args, { ...process.env, ...pickEnvironment(pick), BENCH_THREADS: String(settings.threads), BENCH_SEED: String(settings.seed) });
+  const args = [
+    `-t${settings.threads}`,
+    `-c${settings.connections}`,
+    `-d${settings.seconds}s`,
+    `--timeout`,
+    `${settings.timeoutSeconds}s`,
+    "-s",
+    wrkScriptPath,
+    url,
+  ];
+  const child = spawnTracked("wrk", args, {
+    ...process.env,
+    ...pickEnvironment(pick),
+    BENCH_THREADS: String(settings.threads),
+    BENCH_SEED: String(settings.seed),
+  });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));

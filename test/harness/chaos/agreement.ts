@@ -22,7 +22,12 @@ export interface Agreement {
  * Then reads every order at r1 for the ledger (an order never sent to checkout must
  * read unpaid there).
  */
-export async function waitForAgreement(cluster: ChaosCluster, options: ChaosOptions, touchedOrders: readonly string[], sinceHealMs: () => number): Promise<Agreement> {
+export async function waitForAgreement(
+  cluster: ChaosCluster,
+  options: ChaosOptions,
+  touchedOrders: readonly string[],
+  sinceHealMs: () => number,
+): Promise<Agreement> {
   let polls = 0;
   let differences: string[] = [];
   const keys = shopKeys(options.shape, touchedOrders);
@@ -60,7 +65,9 @@ async function linksCaughtUp(cluster: ChaosCluster): Promise<string[]> {
       if (other === replica) continue;
       const link = view.peers.find((peer) => peer.replicaId === other.replicaId && peer.actor.endsWith(other.incarnation));
       if (link === undefined || !link.up || link.lagging || link.lag > 0) {
-        why.push(`${replica.replicaId}'s link to ${other.replicaId}: ${link === undefined ? "never up" : `up ${link.up}, lagging ${link.lagging}, lag ${link.lag}`}`);
+        why.push(
+          `${replica.replicaId}'s link to ${other.replicaId}: ${link === undefined ? "never up" : `up ${link.up}, lagging ${link.lagging}, lag ${link.lag}`}`,
+        );
       }
     }
   }

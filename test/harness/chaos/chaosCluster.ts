@@ -293,4 +293,3 @@ async function stopProcess(replica: ChaosReplica): Promise<void> {
   await replica.exited;
   clearTimeout(timer);
 }
-

@@ -12,15 +12,33 @@ function record(kind: OpKind, id: string, amount: number, outcome: Outcome): OpR
 }
 
 function order(paid: boolean, user = "0"): OrderRead {
-  return { paid, items: [["0", 1], ["1", 1]], user_id: user, total_cost: 2 };
+  return {
+    paid,
+    items: [
+      ["0", 1],
+      ["1", 1],
+    ],
+    user_id: user,
+    total_cost: 2,
+  };
 }
 
 /** Initial values, orders unpaid, then `change` applied. */
 function agreed(change: (state: { stock: Map<string, number>; credit: Map<string, number>; orders: Map<string, OrderRead> }) => void): AgreedState {
   const state = {
-    stock: new Map([["0", 10], ["1", 10]]),
-    credit: new Map([["0", 100], ["1", 100]]),
-    orders: new Map([["0", order(false)], ["1", order(false)], ["2", order(false, "1")]]),
+    stock: new Map([
+      ["0", 10],
+      ["1", 10],
+    ]),
+    credit: new Map([
+      ["0", 100],
+      ["1", 100],
+    ]),
+    orders: new Map([
+      ["0", order(false)],
+      ["1", order(false)],
+      ["2", order(false, "1")],
+    ]),
   };
   change(state);
   return state;
@@ -50,7 +68,12 @@ describe("checkLedger", () => {
   });
 
   it("lets an unknown outcome count either way, a refused connection never", () => {
-    const records = [record("addStock", "0", 5, "unknown"), record("pay", "1", 4, "unknown"), record("checkout", "2", 0, "unknown"), record("addFunds", "0", 3, "refused")];
+    const records = [
+      record("addStock", "0", 5, "unknown"),
+      record("pay", "1", 4, "unknown"),
+      record("checkout", "2", 0, "unknown"),
+      record("addFunds", "0", 3, "refused"),
+    ];
     for (const happened of [false, true]) {
       const state = agreed((s) => {
         if (happened) {
@@ -62,12 +85,22 @@ describe("checkLedger", () => {
       expect(checkLedger(shape, records, state).violations).toBe(0);
     }
     // The refused add_funds did not happen: reading it applied is an invented increment.
-    expect(checkLedger(shape, records, agreed((s) => s.credit.set("0", 103))).examples.join()).toMatch(/credit of user 0 is 103.*invented/);
+    expect(
+      checkLedger(
+        shape,
+        records,
+        agreed((s) => s.credit.set("0", 103)),
+      ).examples.join(),
+    ).toMatch(/credit of user 0 is 103.*invented/);
   });
 
   it("catches a lost acknowledged increment, an invented decrement, and negatives (G1, G2)", () => {
     const records = [record("addStock", "0", 5, "2xx"), record("subtract", "1", 3, "4xx")];
-    const report = checkLedger(shape, records, agreed((s) => s.stock.set("0", 10).set("1", -3)));
+    const report = checkLedger(
+      shape,
+      records,
+      agreed((s) => s.stock.set("0", 10).set("1", -3)),
+    );
     expect(report.violations).toBe(3);
     expect(report.examples.join("\n")).toMatch(/stock of item 0 is 10, acknowledged writes allow \[15, 15\]: below/);
     expect(report.examples.join("\n")).toMatch(/stock of item 1 is -3: negative \(G1\)/);

@@ -153,7 +153,8 @@ function checkCounters(
     if (value < 0) violations.add(`${what} ${id} is ${value}: negative (G1)`);
     const [low, high] = (accounts.get(id) ?? new Account()).range(initial, takenByOrders.get(id) ?? 0);
     if (value < low || value > high) {
-      const why = value < low ? "below: an acknowledged increment lost or a decrement invented" : "above: an acknowledged decrement lost or an increment invented";
+      const why =
+        value < low ? "below: an acknowledged increment lost or a decrement invented" : "above: an acknowledged decrement lost or an increment invented";
       violations.add(`${what} ${id} is ${value}, acknowledged writes allow [${low}, ${high}]: ${why} (G2)`);
     }
   }

@@ -97,7 +97,6 @@ const refusedPauseMs = 20;
 const recordsMax = 2_000_000;
 const detailCharsMax = 200;
 
-
 interface PlannedOp {
   readonly kind: OpKind;
   readonly replicaIndex: number;
@@ -150,8 +149,12 @@ export class ChaosLoad {
     if (this.running) return;
     this.running = true;
     const replicas = this.options.urls().length;
-    if (this.options.concurrency < replicas) throw new RangeError(`concurrency ${this.options.concurrency} is below the ${replicas} replicas: some would get no load`);
-    this.shares = Array.from({ length: replicas }, (_, index) => Math.floor(this.options.concurrency / replicas) + (index < this.options.concurrency % replicas ? 1 : 0));
+    if (this.options.concurrency < replicas)
+      throw new RangeError(`concurrency ${this.options.concurrency} is below the ${replicas} replicas: some would get no load`);
+    this.shares = Array.from(
+      { length: replicas },
+      (_, index) => Math.floor(this.options.concurrency / replicas) + (index < this.options.concurrency % replicas ? 1 : 0),
+    );
     this.workerCounts = this.shares.map(() => 0);
     this.freshCounts = this.shares.map(() => 0);
     this.workerPeaks = this.shares.map(() => 0);
@@ -288,8 +291,7 @@ export class ChaosLoad {
           : status >= 400 && status < 500
             ? "4xx"
             : "5xx";
-    const detail =
-      outcome.kind === "answer" ? `${status} ${outcome.text.slice(0, detailCharsMax)}` : outcome.kind === "timeout" ? "timeout" : outcome.message;
+    const detail = outcome.kind === "answer" ? `${status} ${outcome.text.slice(0, detailCharsMax)}` : outcome.kind === "timeout" ? "timeout" : outcome.message;
     if (result === "2xx" && outcome.kind === "answer") this.checkRead(op, outcome.text);
     if (this.records.length < recordsMax) this.records.push({ ...op, outcome: result, status, startedMs, endedMs, detail });
   }

@@ -109,10 +109,14 @@ export function formatDetails(report: ChaosReport): string {
         `   ledger: writes ${writes.ok2xx} 2xx, ${writes.client4xx} 4xx, ${writes.unknown} unknown, ${writes.refused} conn. refused; ${fault.ledger.paidOrders} orders paid; ${fault.ledger.violations} violations`,
       );
     }
-    out.push(`   G5 2xx during the fault: ${fault.availability.map((a) => `${a.replicaId} ${a.reads} reads/${a.increments} incr/${a.decrements} decr`).join(", ")}`);
+    out.push(
+      `   G5 2xx during the fault: ${fault.availability.map((a) => `${a.replicaId} ${a.reads} reads/${a.increments} incr/${a.decrements} decr`).join(", ")}`,
+    );
     if (fault.scenario !== null) {
       const { checkouts } = fault.scenario;
-      out.push(`   scenario: ${checkouts.ok2xx} 2xx, ${checkouts.client4xx} 4xx, ${checkouts.timeouts + checkouts.errors} unknown of ${checkouts.total}; ${fault.scenario.inconsistencies} inconsistencies`);
+      out.push(
+        `   scenario: ${checkouts.ok2xx} 2xx, ${checkouts.client4xx} 4xx, ${checkouts.timeouts + checkouts.errors} unknown of ${checkouts.total}; ${fault.scenario.inconsistencies} inconsistencies`,
+      );
     }
     for (const problem of fault.problems) out.push(`   PROBLEM: ${problem}`);
   }

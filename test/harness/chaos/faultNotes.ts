@@ -77,7 +77,10 @@ export function slowNote(records: readonly OpRecord[], replicaIndexes: readonly 
   const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const parts = [...groups]
     .sort((a, b) => b[1].took.length - a[1].took.length)
-    .map(([key, { took, ended }]) => `${took.length}× ${key} (took median ${seconds(middle(took))}, max ${seconds(Math.max(...took))}; ended ${seconds(Math.min(...ended))}..${seconds(Math.max(...ended))})`);
+    .map(
+      ([key, { took, ended }]) =>
+        `${took.length}× ${key} (took median ${seconds(middle(took))}, max ${seconds(Math.max(...took))}; ended ${seconds(Math.min(...ended))}..${seconds(Math.max(...ended))})`,
+    );
   const label = replicaIndexes.map((index) => replicaIds[index]).join("+");
   return `${label} requests that took over ${slowMs} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
 }

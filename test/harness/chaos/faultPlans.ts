@@ -69,7 +69,12 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
     survivors: [1, 2],
     async run(context) {
       context.cluster.proxy.isolate("r1");
-      const pairs = [["r1", "r2"], ["r1", "r3"], ["r2", "r1"], ["r3", "r1"]] as const;
+      const pairs = [
+        ["r1", "r2"],
+        ["r1", "r3"],
+        ["r2", "r1"],
+        ["r3", "r1"],
+      ] as const;
       await Promise.all([sleep(context.faultMs), watchCutLinks(context, pairs, context.faultMs - 100)]);
       context.cluster.proxy.healAll();
     },
@@ -82,7 +87,10 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
     async run(context) {
       context.cluster.proxy.resetBetween("r1", "r3");
       context.cluster.proxy.cutBetween("r1", "r3");
-      const pairs = [["r1", "r3"], ["r3", "r1"]] as const;
+      const pairs = [
+        ["r1", "r3"],
+        ["r3", "r1"],
+      ] as const;
       await Promise.all([sleep(context.faultMs), watchCutLinks(context, pairs, context.faultMs - 100)]);
       context.cluster.proxy.healAll();
     },
@@ -97,7 +105,9 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
       await killMidCheckout(context, 1);
       await sleep(context.faultMs / 2 - (performance.now() - started));
       const replica = await context.cluster.restart("r2", "same");
-      context.note(`r2 restarted on its folder after ${Math.round(performance.now() - started)} ms, incarnation ${replica.incarnation} (same: ${replica.incarnations.length === 2 && replica.incarnations[0] === replica.incarnation})`);
+      context.note(
+        `r2 restarted on its folder after ${Math.round(performance.now() - started)} ms, incarnation ${replica.incarnation} (same: ${replica.incarnations.length === 2 && replica.incarnations[0] === replica.incarnation})`,
+      );
       await Promise.all([probeAfterRestart(context, "r2"), sleep(context.faultMs - (performance.now() - started))]);
     },
   },
@@ -128,13 +138,18 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
       try {
         await sleep(stopSeenWaitMs);
         context.note(`r3 frozen (SIGSTOP) with ${inFlight} request(s) in flight; process state ${context.cluster.processState("r3") ?? "unknown"}`);
-        const pairs = [["r1", "r3"], ["r2", "r3"]] as const;
+        const pairs = [
+          ["r1", "r3"],
+          ["r2", "r3"],
+        ] as const;
         await Promise.all([sleep(pausedMs - stopSeenWaitMs), watchCutLinks(context, pairs, pausedMs - stopSeenWaitMs - 100)]);
       } finally {
         context.cluster.resume("r3");
       }
       const stuck = context.load.inFlightAt(2);
-      context.note(`r3 thawed (SIGCONT) after ${Math.round(performance.now() - started)} ms with ${stuck} load request(s) waiting on it; process state ${context.cluster.processState("r3") ?? "unknown"}`);
+      context.note(
+        `r3 thawed (SIGCONT) after ${Math.round(performance.now() - started)} ms with ${stuck} load request(s) waiting on it; process state ${context.cluster.processState("r3") ?? "unknown"}`,
+      );
       await sleep(context.faultMs - (performance.now() - started));
     },
   },
@@ -163,7 +178,9 @@ async function probeAfterRestart({ cluster, shape, note }: FaultContext, replica
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
   });
   const summary = [...statuses].map(([status, count]) => `${count}× ${status}`).join(", ");
-  note(`G6 probe: ${replicaId}'s reads of the ${paths.length} existing items and users right after it served again (${Math.round(performance.now() - started)} ms): ${summary}`);
+  note(
+    `G6 probe: ${replicaId}'s reads of the ${paths.length} existing items and users right after it served again (${Math.round(performance.now() - started)} ms): ${summary}`,
+  );
 }
 
 /** Waits (up to 2 s) until the replica has a checkout in flight, then SIGKILLs it in the same tick. */

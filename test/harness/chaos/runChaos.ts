@@ -51,10 +51,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const [index, fault] of options.faults.entries()) {
       const report = await runFault(cluster, options, fault, index);
       reports.push(report);
-      options.log(`${fault}: ${report.inconsistencies} inconsistencies, converged in ${report.convergeMs === null ? "-" : `${Math.round(report.convergeMs)} ms`}`);
+      options.log(
+        `${fault}: ${report.inconsistencies} inconsistencies, converged in ${report.convergeMs === null ? "-" : `${Math.round(report.convergeMs)} ms`}`,
+      );
     }
   } catch (error) {
-    options.log(`aborted: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n${cluster.output()}`);
+    options.log(`aborted: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n${cluster.output()}`);
     throw error;
   } finally {
     await cluster.close();

@@ -4,12 +4,7 @@
 // everything read back with no pause. One replica must show zero inconsistencies.
 import { afterAll, describe, expect, it } from "vitest";
 import { ReplicaFleet } from "../../support/replicaProcess.js";
-import {
-  type ScenarioReport,
-  ScenarioSetupError,
-  defaultScenarioOptions,
-  runConsistencyScenario,
-} from "./consistencyScenario.js";
+import { type ScenarioReport, ScenarioSetupError, defaultScenarioOptions, runConsistencyScenario } from "./consistencyScenario.js";
 
 const fleet = new ReplicaFleet();
 afterAll(() => fleet.cleanup());
@@ -52,8 +47,6 @@ describe("checkout consistency scenario, one replica", () => {
   it("throws a setup error, not a report, when the shop cannot be reached", async () => {
     const replica = await fleet.start();
     await replica.stop();
-    await expect(
-      runConsistencyScenario({ ...defaultScenarioOptions, urls: [replica.url], seed, timeoutMs: 2_000 }),
-    ).rejects.toBeInstanceOf(ScenarioSetupError);
+    await expect(runConsistencyScenario({ ...defaultScenarioOptions, urls: [replica.url], seed, timeoutMs: 2_000 })).rejects.toBeInstanceOf(ScenarioSetupError);
   });
 });

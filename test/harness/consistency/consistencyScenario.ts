@@ -101,7 +101,6 @@ export class ScenarioSetupError extends Error {
   override readonly name = "ScenarioSetupError";
 }
 
-
 function jsonObject(text: string): Record<string, unknown> | null {
   try {
     const value = JSON.parse(text) as unknown;
@@ -336,10 +335,11 @@ function paidOrders(orderIds: readonly string[], orderUsers: readonly string[], 
     const userId = orderUsers[index] ?? "";
     const items = read.items;
     const line = Array.isArray(items) && items.length === 1 && Array.isArray(items[0]) ? (items[0] as unknown[]) : null;
-    const shapeOk =
-      read.userId === userId && line !== null && line.length === 2 && line[0] === itemId && line[1] === 1 && read.totalCost === itemPrice;
+    const shapeOk = read.userId === userId && line !== null && line.length === 2 && line[0] === itemId && line[1] === 1 && read.totalCost === itemPrice;
     if (!shapeOk) {
-      paid.shapeProblems.push(`order ${orderId}: user ${JSON.stringify(read.userId)} items ${JSON.stringify(items)} total_cost ${JSON.stringify(read.totalCost)}`);
+      paid.shapeProblems.push(
+        `order ${orderId}: user ${JSON.stringify(read.userId)} items ${JSON.stringify(items)} total_cost ${JSON.stringify(read.totalCost)}`,
+      );
     }
     if (read.paid) {
       paid.ids.add(orderId);

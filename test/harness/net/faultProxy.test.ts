@@ -60,7 +60,6 @@ async function until(condition: () => boolean, waitMs = 2_000): Promise<void> {
   }
 }
 
-
 describe("FaultProxy", () => {
   it("forwards both ways and gives each directed pair its own port", async () => {
     const echo = await echoServer();

@@ -82,18 +82,14 @@ export function send(baseUrl: string, method: string, path: string, timeoutMs: n
           length += chunk.length;
         });
         response.on("error", (error) => finish({ kind: "error", message: error.message, ms: elapsedMs() }));
-        response.on("end", () =>
-          finish({ kind: "answer", status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8"), ms: elapsedMs() }),
-        );
+        response.on("end", () => finish({ kind: "answer", status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8"), ms: elapsedMs() }));
       },
     );
     const timer = setTimeout(() => {
       finish({ kind: "timeout", ms: elapsedMs() });
       outgoing.destroy();
     }, timeoutMs);
-    outgoing.on("error", (error: NodeJS.ErrnoException) =>
-      finish({ kind: "error", message: error.code ?? error.message, ms: elapsedMs() }),
-    );
+    outgoing.on("error", (error: NodeJS.ErrnoException) => finish({ kind: "error", message: error.code ?? error.message, ms: elapsedMs() }));
     outgoing.end();
   });
 }

@@ -33,7 +33,8 @@ const simulate = fileURLToPath(new URL("../../../scripts/simulate.js", import.me
 export async function runSweep(chosen: readonly (typeof mixes)[number][], seedsPerMix: number, jobs: number, chunk: number): Promise<Map<MixName, MixResult>> {
   const chunks: Chunk[] = [];
   for (const mix of chosen) {
-    for (let offset = 0; offset < seedsPerMix; offset += chunk) chunks.push({ mix, from: mix.firstSeed + offset, count: Math.min(chunk, seedsPerMix - offset) });
+    for (let offset = 0; offset < seedsPerMix; offset += chunk)
+      chunks.push({ mix, from: mix.firstSeed + offset, count: Math.min(chunk, seedsPerMix - offset) });
   }
   const results = new Map<MixName, MixResult>(chosen.map((mix) => [mix.name, { passed: 0, failed: 0, cpuSeconds: 0, replays: [] }]));
   const startedMs = performance.now();

@@ -10,7 +10,6 @@
 // right paid it; its first attempt and first acknowledgement bound when.
 import { type BatchRecord, batchOrder } from "../../crdt/batchRecord.js";
 import type { Actor, BoundedCounter } from "../../crdt/boundedCounter.js";
-import { sameGeneration } from "../../crdt/generation.js";
 import type { OrderLine, OrderState } from "../../crdt/orderState.js";
 import type { ShopState } from "../../crdt/shopState.js";
 import { type History, type Invocation, describeInvocation } from "./history.js";
@@ -114,14 +113,36 @@ function statesOf(shop: ShopState, kind: "items" | "users" | "orders"): Map<stri
   return new Map<string, AnyState>(kind === "items" ? shop.itemEntries() : kind === "users" ? shop.userEntries() : shop.orderEntries());
 }
 
-/** The lines an order started with: two from its batch_init record, none if it was created. */
-function initialLines(shop: ShopState, orderId: string, order: OrderState | undefined): readonly OrderLine[] {
-  const record = batchRecordOf(shop, order);
-  return record === undefined ? [] : batchOrder(record, Number(orderId)).lines;
-}
-
-function batchRecordOf(shop: ShopState, order: OrderState | undefined): BatchRecord | undefined {
-  return order === undefined ? undefined : shop.batches.o.all.find((candidate) => sameGeneration(candidate.generation, order.generation));
+/**
+ * What order `orderId` started with, if a batch_init of orders attempted before
+ * `before` covers it (the sim makes one at most): its two lines (they depend on the
+ * seed and the index alone) and their price. From the history, not a final state:
+ * the record may be lost with every disk that held it.
+ */
+function batchStart(
+  all: readonly Invocation[],
+  orderId: string,
+  before = Number.POSITIVE_INFINITY,
+): { lines: readonly OrderLine[]; price: number } | undefined {
+  if (!/^(0|[1-9]\d*)$/.test(orderId)) return undefined;
+  const index = Number(orderId);
+  for (const invocation of all) {
+    const op = invocation.op;
+    if (op.f !== "batchInitOrders" || invocation.outcome === "fail" || invocation.invokedAt >= before || index >= op.count) continue;
+    const { count, price, itemCount, userCount, seed } = op;
+    const record: BatchRecord = {
+      generation: { counter: 0, actor: invocation.actor },
+      count,
+      spreadActors: [invocation.actor],
+      amount: 0,
+      price,
+      itemCount,
+      userCount,
+      seed,
+    };
+    return { lines: batchOrder(record, index).lines, price };
+  }
+  return undefined;
 }
 
 /** G3: every replica holds the same states. */
@@ -273,7 +294,7 @@ export function checkHistory(history: History, final: ShopState, context: Histor
   }
   violations.push(...checkOrders(all, final, context, certain, attempted, addEffect));
   violations.push(...checkFinalCounters(all, final, effects, certain));
-  violations.push(...checkReads(all, final, context, effects, certain, attempted));
+  violations.push(...checkReads(all, context, effects, certain, attempted));
   return violations;
 }
 
@@ -302,7 +323,8 @@ function checkOrders(
     const fail = (message: string, shown: readonly Invocation[]) =>
       violations.push({ message, invocations: shown.map((invocation) => invocation.index), keys: [key] });
     const order = final.order(orderId);
-    const initial = initialLines(final, orderId, order);
+    const batch = batchStart(all, orderId);
+    const initial = batch?.lines ?? [];
     const create = invocations.find((invocation) => invocation.op.f === "createOrder");
     if (order === undefined || !order.paid) addLostCheckouts(invocations, order?.userId, initial, context, attempted, prices, addEffect);
     if (order === undefined) {
@@ -317,10 +339,9 @@ function checkOrders(
     if (!isSubMultiset(acked, lines)) fail(`order ${orderId} lost an acknowledged line: has [${lines.join(" ")}], acknowledged [${acked.join(" ")}]`, adds);
     if (!isSubMultiset(lines, possible)) fail(`order ${orderId} has a line nobody added: has [${lines.join(" ")}], attempted [${possible.join(" ")}]`, adds);
     // A batch order's first lines cost what its record says, even if the items' own record was lost.
-    const batchPrice = batchRecordOf(final, order)?.price;
     let total = 0;
     for (const [index, [itemId, quantity]] of order.lines.entries()) {
-      total += quantity * (index < initial.length && batchPrice !== undefined ? batchPrice : (final.item(itemId)?.price ?? Number.NaN));
+      total += quantity * (batch !== undefined && index < initial.length ? batch.price : (final.item(itemId)?.price ?? Number.NaN));
     }
     if (total !== order.totalCost) fail(`order ${orderId} costs ${order.totalCost} but its lines cost ${total}`, adds);
     const checkouts = invocations.filter((invocation) => invocation.op.f === "checkout");
@@ -453,7 +474,6 @@ function checkFinalCounters(
  */
 function checkReads(
   all: readonly Invocation[],
-  final: ShopState,
   context: HistoryContext,
   effects: ReadonlyMap<string, readonly Effect[]>,
   certain: (invocation: Invocation) => boolean,
@@ -514,8 +534,7 @@ function checkReads(
     const mine = all.filter((invocation) => (invocation.op.f === "addItem" || invocation.op.f === "checkout") && invocation.op.order === orderId);
     const adds = mine.filter((invocation) => invocation.op.f === "addItem");
     const lines = value.lines.map(([item, quantity]) => `${item}x${quantity}`);
-    // The sim makes one batch_init of orders at most: the final state's record is the one read.
-    const start = initialLines(final, orderId, final.order(orderId)).map(([item, quantity]) => `${item}x${quantity}`);
+    const start = (batchStart(all, orderId, completedAt)?.lines ?? []).map(([item, quantity]) => `${item}x${quantity}`);
     const possible = [...start, ...adds.filter((invocation) => attempted(invocation) && invocation.invokedAt < completedAt).map(lineOf)];
     const seen = [...start, ...adds.filter((invocation) => certain(invocation) && mustSee(invocation.actor, invocation.completedAt)).map(lineOf)];
     if (!isSubMultiset(lines, possible))

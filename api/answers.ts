@@ -10,6 +10,7 @@ const statusByReason: Record<RefusalReason, number> = {
   paid: 400,
   overflow: 400,
   "rights-elsewhere": 409,
+  leaving: 409,
 };
 
 export function sendRefusal(reply: FastifyReply, refusal: Refusal): FastifyReply {

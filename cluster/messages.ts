@@ -148,34 +148,26 @@ function readKey(value: unknown, counters = false): StateKey {
 }
 
 function readEntries(value: unknown): StateEntry[] {
-  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > statesPerFrameMax) {
-    throw new ProtocolError(`states must be at most ${statesPerFrameMax} key/state pairs`);
-  }
-  const entries: StateEntry[] = [];
-  for (let index = 0; index < value.length; index += 2) {
-    const state: unknown = value[index + 1];
+  return readPairs(value, statesPerFrameMax, "states", "key/state", (key, state) => {
     if (!(state instanceof Uint8Array)) throw new ProtocolError("a state must be bytes");
-    entries.push([readKey(value[index]), state]);
-  }
-  return entries;
+    return [readKey(key), state];
+  });
 }
 
 function readKnown(value: unknown): ActorBatch[] {
-  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > knownPeersPerRequestMax) {
-    throw new ProtocolError(`known must be at most ${knownPeersPerRequestMax} actor/batch pairs`);
-  }
-  const known: ActorBatch[] = [];
-  for (let index = 0; index < value.length; index += 2) {
-    known.push([readId(value[index], "an actor"), readCount(value[index + 1])]);
-  }
-  return known;
+  return readPairs(value, knownPeersPerRequestMax, "known", "actor/batch", (actor, batch) => [readId(actor, "an actor"), readCount(batch)]);
 }
 
 function readNeeds(value: unknown): Need[] {
-  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > needsPerRequestMax) {
-    throw new ProtocolError(`needs must be at most ${needsPerRequestMax} key/amount pairs`);
+  return readPairs(value, needsPerRequestMax, "needs", "key/amount", (key, amount) => [readKey(key, true), readCount(amount)]);
+}
+
+/** A flat list [a0, b0, a1, b1, ...] of at most `pairsMax` pairs, each read by `read`. */
+function readPairs<T>(value: unknown, pairsMax: number, what: string, pair: string, read: (first: unknown, second: unknown) => T): T[] {
+  if (!Array.isArray(value) || value.length % 2 !== 0 || value.length / 2 > pairsMax) {
+    throw new ProtocolError(`${what} must be at most ${pairsMax} ${pair} pairs`);
   }
-  const needs: Need[] = [];
-  for (let index = 0; index < value.length; index += 2) needs.push([readKey(value[index], true), readCount(value[index + 1])]);
-  return needs;
+  const pairs: T[] = [];
+  for (let index = 0; index < value.length; index += 2) pairs.push(read(value[index], value[index + 1]));
+  return pairs;
 }

@@ -238,11 +238,10 @@ export class Replicator {
     peer.release();
   }
 
-  /** After a batch is durable: send what this replica changed itself to every up peer. */
+  /** After a batch is durable: send what this replica changed itself to every up peer (`entries`: replicated keys only). */
   batchDurable(seq: number, entries: readonly { key: StateKey; bytes: Uint8Array; local: boolean }[]): void {
     const local: StateEntry[] = [];
     for (const { key, bytes, local: isLocal } of entries) {
-      if (key.startsWith("~")) continue;
       this.changedAt.set(key, seq);
       if (isLocal) this.mergedAt.delete(key);
       else this.mergedAt.set(key, seq);

@@ -22,7 +22,8 @@ import { ItemState } from "./itemState.js";
 import { OrderState } from "./orderState.js";
 import { UserState } from "./userState.js";
 
-export type RefusalReason = "not-found" | "bad-reference" | "insufficient" | "paid" | "overflow" | "rights-elsewhere";
+/** "leaving": this replica is leaving the cluster (or has left) and takes no more writes. */
+export type RefusalReason = "not-found" | "bad-reference" | "insufficient" | "paid" | "overflow" | "rights-elsewhere" | "leaving";
 
 export interface Refusal {
   readonly reason: RefusalReason;

@@ -38,7 +38,7 @@ export function newId(guard?: RequestGuard): string {
 
 /** A refusal that may go away by itself (rights held elsewhere, a leaving replica) is not kept: a retry runs again. */
 export function isRecordable(refusal: Refusal | null): boolean {
-  return refusal === null || refusal.reason !== "rights-elsewhere";
+  return refusal === null || (refusal.reason !== "rights-elsewhere" && refusal.reason !== "leaving");
 }
 
 export interface IdempotencyStoreDeps {

@@ -27,6 +27,7 @@ import {
   cursorKey,
   encodeStored,
   membershipKey,
+  isReplicatedKey,
   mergeReplicated,
   readBatchSeq,
   setAsideKeyPrefix,
@@ -196,7 +197,11 @@ export class Replica {
     const values: StoredValues = { ...this.stores, membership: () => this.gossip.membership.save(), mergedUpTo: (peer) => this.replicator.mergedUpTo(peer) };
     this.commit = new GroupCommit(db, stored.batchSeq, {
       encode: (key) => encodeStored(values, key),
-      onDurable: (batch) => this.replicator.batchDurable(batch.seq, batch.entries),
+      onDurable: (batch) =>
+        this.replicator.batchDurable(
+          batch.seq,
+          batch.entries.filter((entry) => isReplicatedKey(entry.key)),
+        ),
       onWriteFailure: options.onWriteFailure,
       defer: options.defer ?? setImmediate,
       ...(options.onBatchWritten === undefined ? {} : { observe: options.onBatchWritten }),
@@ -618,13 +623,9 @@ export class Replica {
   }
 }
 
-/**
- * A leaving replica's refusal. It shares rights-elsewhere's 409, which docs/API.md
- * gives to "this replica is leaving the cluster, or has left"; a reason of its own
- * would need RefusalReason (crdt/shopState.ts) and its status (api/answers.ts).
- */
+/** A leaving replica's refusal: a 409 (docs/API.md: "this replica is leaving the cluster, or has left"). */
 function refusedWhileLeaving(message: string): Refusal {
-  return { reason: "rights-elsewhere", message };
+  return { reason: "leaving", message };
 }
 
 async function openDatabase(storage: ReplicaStorage): Promise<Database> {

@@ -34,9 +34,14 @@ const localKeyPrefix = "~";
 
 export type KeyFamily = "shop" | "idempotency" | "release" | "identity" | "batchSeq" | "membership" | "cursor" | "setAside";
 
+/** A key whose state replicates (every one but this replica's own `~` keys). */
+export function isReplicatedKey(key: string): boolean {
+  return !key.startsWith(localKeyPrefix);
+}
+
 /** The family of `key`; undefined for a local key no version wrote. */
 export function familyOf(key: string): KeyFamily | undefined {
-  if (!key.startsWith(localKeyPrefix)) {
+  if (isReplicatedKey(key)) {
     if (key.startsWith(idempotencyKeyPrefix)) return "idempotency";
     if (key.startsWith(releaseKeyPrefix)) return "release";
     return "shop";

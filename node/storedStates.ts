@@ -7,7 +7,7 @@ import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
 import type { StateKey } from "../crdt/shopState.js";
 import type { Database } from "./database.js";
-import { cursorKeyPrefix, decodeBatchNumber, setAsideKeyPrefix } from "./storageLayout.js";
+import { cursorKeyPrefix, decodeBatchNumber, familyOf, isReplicatedKey, setAsideKeyPrefix } from "./storageLayout.js";
 
 export interface StoredStates {
   readonly stateKeys: StateKey[];
@@ -23,10 +23,11 @@ export async function loadStoredStates(db: Database, merge: (key: StateKey, byte
   const cursors = new Map<Actor, number>();
   const bad: [key: string, value: Uint8Array][] = [];
   for await (const [key, value] of db.iterator()) {
-    if (key.startsWith(setAsideKeyPrefix)) continue;
+    const family = familyOf(key);
+    if (family === "setAside") continue;
     try {
-      if (key.startsWith(cursorKeyPrefix)) cursors.set(key.slice(cursorKeyPrefix.length), readCursor(value));
-      else if (!key.startsWith("~")) {
+      if (family === "cursor") cursors.set(key.slice(cursorKeyPrefix.length), readCursor(value));
+      else if (isReplicatedKey(key)) {
         merge(key, value);
         stateKeys.push(key);
       }

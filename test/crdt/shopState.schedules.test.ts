@@ -54,7 +54,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       quantity: fc.integer({ min: 1, max: 3 }),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkout" as const), replica: replicaArb, order: fc.nat() }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant("checkout" as const), replica: replicaArb, order: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant("deliver" as const), from: replicaArb, to: replicaArb, entry: fc.nat() }) },
   fc.record({
     kind: fc.constant("batchInit" as const),

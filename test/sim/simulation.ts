@@ -479,7 +479,8 @@ class Run {
     slot.replica!.release(actor).then(
       (report) => {
         if (!life.alive) return void this.scheduler.after(50, () => this.releaseLostIncarnations());
-        if (isRefusal(report) && report.reason === "rights-elsewhere") return void this.scheduler.after(100, () => this.releaseLostIncarnations());
+        const transient = isRefusal(report) && (report.reason === "rights-elsewhere" || report.reason === "leaving");
+        if (transient) return void this.scheduler.after(100, () => this.releaseLostIncarnations());
         this.releasable.shift();
         if (isRefusal(report)) this.fail(`release of ${actor} at ${slot.replicaId} refused: ${report.message}`);
         else {

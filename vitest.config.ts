@@ -11,6 +11,7 @@ const unitTests = [
   "test/cluster/{frameAuth,handshake,membership,messages,rateLimitedLog,upgradeTicket}.test.ts",
   "test/cluster/{wsTransportLimits,wsTransportMitm}.test.ts",
   "test/node/{config,idempotencyStore}.test.ts",
+  "test/api/hotKeys.test.ts",
   "test/harness/*.test.ts",
   "test/harness/chaos/{chaosLedger,chaosLoad,reducedService}.test.ts",
   "test/harness/net/*.test.ts",

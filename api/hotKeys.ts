@@ -11,13 +11,18 @@ export interface HotKey {
   readonly overcount: number;
 }
 
+/** One tracked key: its slot in the count arrays. */
 interface Entry {
-  count: number;
-  overcount: number;
+  readonly slot: number;
 }
 
 export class HotKeys {
   private readonly entries = new Map<string, Entry>();
+  // Per slot, in plain arrays: finding the smallest is a tight scan, with no
+  // allocation (a stream of new keys, as fresh checkouts make, scans on every touch).
+  private readonly keys: string[] = [];
+  private readonly counts: number[] = [];
+  private readonly overcounts: number[] = [];
 
   constructor(private readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
@@ -27,29 +32,30 @@ export class HotKeys {
   touch(key: string, amount = 1): void {
     const entry = this.entries.get(key);
     if (entry !== undefined) {
-      entry.count += amount;
+      this.counts[entry.slot]! += amount;
       return;
     }
-    if (this.entries.size < this.capacity) {
-      this.entries.set(key, { count: amount, overcount: 0 });
+    if (this.keys.length < this.capacity) {
+      this.entries.set(key, { slot: this.keys.length });
+      this.keys.push(key);
+      this.counts.push(amount);
+      this.overcounts.push(0);
       return;
     }
-    let smallestKey: string | undefined;
-    let smallest: Entry | undefined;
-    for (const [candidateKey, candidate] of this.entries) {
-      if (smallest === undefined || candidate.count < smallest.count) {
-        smallestKey = candidateKey;
-        smallest = candidate;
-      }
-    }
-    this.entries.delete(smallestKey!);
-    this.entries.set(key, { count: smallest!.count + amount, overcount: smallest!.count });
+    let slot = 0;
+    for (let index = 1; index < this.counts.length; index++) if (this.counts[index]! < this.counts[slot]!) slot = index;
+    const smallest = this.counts[slot]!;
+    this.entries.delete(this.keys[slot]!);
+    this.entries.set(key, { slot });
+    this.keys[slot] = key;
+    this.counts[slot] = smallest + amount;
+    this.overcounts[slot] = smallest;
   }
 
   /** The `limit` keys with the largest counts, largest first. */
   top(limit: number): HotKey[] {
-    return [...this.entries]
-      .map(([key, entry]) => ({ key, count: entry.count, overcount: entry.overcount }))
+    return this.keys
+      .map((key, slot) => ({ key, count: this.counts[slot]!, overcount: this.overcounts[slot]! }))
       .sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1))
       .slice(0, limit);
   }

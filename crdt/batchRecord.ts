@@ -52,6 +52,11 @@ export class BatchRecords {
     return this.records;
   }
 
+  /** The generation of the newest record, if any. */
+  get newest(): Generation | undefined {
+    return this.records[0]?.generation;
+  }
+
   /** The newest record covering key `id`, if the id is an index ("0", "17", never "017"). */
   recordFor(id: string): BatchRecord | undefined {
     if (this.records.length === 0) return undefined;

@@ -675,6 +675,9 @@ function current<T extends { readonly generation: Generation }>(
   make: (record: BatchRecord, index: number) => T,
 ): T | undefined {
   const state = stored.get(id);
+  // The common case, first: a state at least as new as every record of its kind.
+  const newest = batches.newest;
+  if (newest === undefined || (state !== undefined && compareGenerations(state.generation, newest) >= 0)) return state;
   const record = batches.recordFor(id);
   if (record === undefined) return state;
   if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) return state;

@@ -31,8 +31,12 @@ const { values } = parseArgs({
 });
 const replicaCount = Number(values.replicas);
 if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > 16) throw new Error("--replicas must be 1..16");
-/** A worker that dies is started again after this pause, on the same data folder. */
-const restartPauseMs = 500;
+/**
+ * A worker that dies is started again on the same data folder after a pause: short
+ * at first (a kill -9 costs little), doubling while it dies before serving (a crash
+ * loop does not spin), back to the first once it serves.
+ */
+const restartPauseMs = { first: 50, most: 5_000 };
 
 async function portsFrom(base: number, host: string): Promise<number[]> {
   const ports: number[] = [];
@@ -59,6 +63,7 @@ let stopping = false;
 /** Replicas that served since the launcher started; the cluster line is printed when all have. */
 const served = new Set<number>();
 let announced = false;
+const restartPauses = replicaIds.map(() => restartPauseMs.first);
 
 function startReplica(index: number): void {
   const worker = cluster.fork({
@@ -76,6 +81,7 @@ function startReplica(index: number): void {
   // Each replica says when it serves (caught up with its peers, shared port open).
   worker.on("message", (message: ServingMessage) => {
     if (message?.type !== "serving") return;
+    restartPauses[index] = restartPauseMs.first;
     if (announced) {
       console.log(`replica ${message.replicaId} serving again at http://localhost:${message.port} (incarnation ${message.incarnation})`);
       return;
@@ -96,7 +102,9 @@ function startReplica(index: number): void {
     workers.delete(worker);
     if (stopping) return;
     console.error(`replica ${replicaIds[index]} exited (${signal ?? code}); starting it again`);
-    setTimeout(() => startReplica(index), restartPauseMs);
+    const pause = restartPauses[index]!;
+    restartPauses[index] = Math.min(pause * 2, restartPauseMs.most);
+    setTimeout(() => startReplica(index), pause);
   });
 }
 

@@ -1,7 +1,7 @@
 // What the per-frame tag of a peer link costs (cluster/frameAuth.ts): frames/s and CPU
 // per frame through a real ws connection on loopback, with and without the tag, and
 // the tag alone (seal + open, no I/O).
-// Usage: npm run build && node dist/scripts/benchFrameMac.js [--frames 20000] [--rounds 3]
+// Usage: npm run build && node dist/test/harness/bench/frameMac.js [--frames 20000] [--rounds 3]
 // Both ends run in this one process, so "CPU per frame" is the sender's plus the
 // receiver's work: one seal and one open per frame with the tag, as on a real link.
 // Rounds alternate the two modes; each line is the median of the rounds.
@@ -10,8 +10,8 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import WebSocket, { WebSocketServer } from "ws";
-import { FrameOpener, FrameSealer } from "../cluster/frameAuth.js";
-import { sessionKeyBytes } from "../cluster/handshake.js";
+import { FrameOpener, FrameSealer } from "../../../cluster/frameAuth.js";
+import { sessionKeyBytes } from "../../../cluster/handshake.js";
 
 const { values } = parseArgs({ options: { frames: { type: "string", default: "20000" }, rounds: { type: "string", default: "3" } } });
 const framesPerRun = Number(values.frames);

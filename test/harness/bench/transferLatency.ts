@@ -1,6 +1,6 @@
 // Latency of a checkout whose rights are all at the replica it lands on, against
 // one that first needs an order token handed over by another replica.
-// Usage: node dist/scripts/benchTransferLatency.js [--checkouts 500]
+// Usage: node dist/test/harness/bench/transferLatency.js [--checkouts 500]
 // Starts its own 3-replica cluster on free ports, one request at a time on a
 // kept-alive connection, so the figures are the replicas' own latency.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
-import { readyMessage } from "../test/harness/readySignal.js";
+import { readyMessage } from "../readySignal.js";
 
 const { values } = parseArgs({ options: { checkouts: { type: "string", default: "500" } } });
 const checkouts = Number(values.checkouts);
 
 async function startCluster(dataRoot: string): Promise<{ child: ChildProcess; urls: string[] }> {
-  const script = fileURLToPath(new URL("startCluster.js", import.meta.url));
+  const script = fileURLToPath(new URL("../../../scripts/startCluster.js", import.meta.url));
   const child = spawn(process.execPath, [script, "--port", "0", "--base-port", "0", "--peer-base-port", "0", "--data-root", dataRoot], {
     stdio: ["ignore", "pipe", "inherit", "ipc"],
   });

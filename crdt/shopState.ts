@@ -514,13 +514,13 @@ export class ShopState {
     let merged: { changed: boolean; keptIncoming: boolean };
     switch (key[0]) {
       case "i":
-        merged = this.mergeInto(this.items, this.item(id), id, decodeItem(bytes), from);
+        merged = this.mergeInto(this.items, this.batches.i, batchItem, id, decodeItem(bytes), from);
         break;
       case "u":
-        merged = this.mergeInto(this.users, this.user(id), id, decodeUser(bytes), from);
+        merged = this.mergeInto(this.users, this.batches.u, batchUser, id, decodeUser(bytes), from);
         break;
       case "o":
-        merged = this.mergeInto(this.orders, this.order(id), id, decodeOrder(bytes), from);
+        merged = this.mergeInto(this.orders, this.batches.o, batchOrder, id, decodeOrder(bytes), from);
         break;
       case "b":
         merged = { changed: this.mergeBatches(batchKindOf(key), bytes, from), keptIncoming: false };
@@ -570,14 +570,15 @@ export class ShopState {
     return changed;
   }
 
-  /** `local`: the state as it is now (stored, or computed from its batch). */
   private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter; forgedAgainst(local: T, actor: Actor): string | null }>(
     states: Map<string, T>,
-    local: T | undefined,
+    batches: BatchRecords,
+    make: (record: BatchRecord, index: number) => T,
     id: string,
     incoming: T,
     from: "peer" | "disk",
   ): { changed: boolean; keptIncoming: boolean } {
+    const local = from === "disk" ? localAtLoad(states, batches, make, id, incoming) : current(states, batches, id, make);
     if (from === "peer") this.checkGeneration(id, incoming.generation);
     // This replica only sends its own row once it is durable, so no peer can know
     // more of it; an older generation is dropped by the merge and needs no check.
@@ -682,6 +683,24 @@ function current<T extends { readonly generation: Generation }>(
   if (record === undefined) return state;
   if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) return state;
   return make(record, Number(id));
+}
+
+/**
+ * The state to merge a stored one into, at load: a stored state of its record's
+ * generation or later holds all the record gives (it was made from it and rows only
+ * grow), so the computed state is not built for it; that keeps a restart from
+ * building one per kept key.
+ */
+function localAtLoad<T extends { readonly generation: Generation }>(
+  stored: ReadonlyMap<string, T>,
+  batches: BatchRecords,
+  make: (record: BatchRecord, index: number) => T,
+  id: string,
+  incoming: T,
+): T | undefined {
+  if (stored.has(id)) return current(stored, batches, id, make);
+  const record = batches.recordFor(id);
+  return record === undefined || compareGenerations(record.generation, incoming.generation) <= 0 ? undefined : make(record, Number(id));
 }
 
 /** `state` (current), stored so that changes made to it are kept. */

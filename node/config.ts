@@ -30,6 +30,23 @@ export const adminTokenLengthMax = 1024;
 /** Visible ASCII without spaces: sent as `Authorization: Bearer <token>`. */
 const adminTokenPattern = /^[\x21-\x7e]+$/;
 
+/** What `node dist/node/main.js --help` prints (README, "Configuration", has the table). */
+export const configUsage = `usage: node dist/node/main.js [flags]   (each flag also has an environment variable)
+  --replica-id ID          REPLICA_ID           this replica's name (default r1)
+  --host ADDRESS           HOST                 address to listen on (default 0.0.0.0)
+  --port N                 PORT                 HTTP port (default 8000; 0 picks one)
+  --shared-port N          SHARED_PORT          a second HTTP port shared by a local cluster
+  --peer-port N            PEER_PORT            replication port (default HTTP port + 1000)
+  --peers r1=h:p,r2=h:p    PEERS                the replicas' peer ports
+  --secret-file FILE       CLUSTER_SECRET_FILE  the cluster secret (or CLUSTER_SECRET); needed with peers
+  --admin-token-file FILE  ADMIN_TOKEN_FILE     the admin token (or ADMIN_TOKEN); without one admin routes answer 401
+  --data-dir DIR           DATA_DIR             LevelDB folder (default data/<replica-id>)
+  --ack-wait-ms N          ACK_WAIT_MS          longest wait for a peer's ack (default 1000)
+  --rights-wait-ms N       RIGHTS_WAIT_MS       longest wait for rights held by peers (default 2000)
+  --catch-up-ms N          CATCH_UP_MS          longest catch-up with the peers at start (default 5000)
+  --log-level LEVEL        LOG_LEVEL            log level (default warn)
+  --help                                        this text`;
+
 export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfig {
   const { values } = parseArgs({
     args: argv,

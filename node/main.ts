@@ -13,7 +13,7 @@ import { ReplicaMetrics } from "../api/replicaMetrics.js";
 import { isolatedTransport } from "../cluster/isolatedTransport.js";
 import { memberStatePolicy } from "../cluster/memberStatePolicy.js";
 import { WsTransport } from "../cluster/wsTransport.js";
-import { readConfig } from "./config.js";
+import { type ReplicaConfig, configUsage, readConfig } from "./config.js";
 import { observedTransport } from "./observedTransport.js";
 import { Replica } from "./replica.js";
 
@@ -47,7 +47,7 @@ const httpServerOptions: ServerOptions = {
 /** Open connections per listener; more are closed at once (each costs a socket and a few KiB). */
 const httpConnectionsMax = 4_096;
 
-const config = readConfig(process.argv.slice(2), process.env);
+const config = readConfigOrExit(process.argv.slice(2));
 const logger = pino({ level: config.logLevel, base: { replicaId: config.replicaId }, timestamp: pino.stdTimeFunctions.isoTime });
 /** The lines a process run by hand always prints (start, stop), whatever the level. */
 const announcer = cluster.isWorker ? logger : logger.child({}, { level: "info" });
@@ -159,4 +159,18 @@ function withConnectionsMax(server: Server): Server {
 function closeServer(server: Server | undefined): Promise<void> {
   if (server === undefined || !server.listening) return Promise.resolve();
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** The settings, or the usage (--help), or one clear line for a bad flag or setting: never a stack trace. */
+function readConfigOrExit(argv: string[]): ReplicaConfig {
+  if (argv.includes("--help")) {
+    console.log(configUsage);
+    process.exit(0);
+  }
+  try {
+    return readConfig(argv, process.env);
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}\n${configUsage}`);
+    process.exit(2);
+  }
 }

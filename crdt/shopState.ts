@@ -14,6 +14,7 @@ import {
   encodeBatchRecords,
   handOut,
 } from "./batchRecord.js";
+import { KeptStates } from "./keptStates.js";
 import { type Actor, type BoundedCounter, type CounterRefusal, assert } from "./boundedCounter.js";
 import { decodeItem, decodeOrder, decodeUser, encodeItem, encodeOrder, encodeUser, orderLinesMax } from "./codec.js";
 import { DecodeError } from "./codec.js";
@@ -98,13 +99,14 @@ export const openPeerStatePolicy: PeerStatePolicy = {
 export const rightsGrantedBeyondNeedMax = 2 ** 32;
 
 export class ShopState {
-  // States kept in memory: every key made by create, and the keys of a batch_init
-  // that changed since (or were merged); the others are computed from `batches`.
-  // Read through item(), user(), order(): an entry here can be older than a batch.
-  private readonly items = new Map<string, ItemState>();
-  private readonly users = new Map<string, UserState>();
-  private readonly orders = new Map<string, OrderState>();
   readonly batches = { i: new BatchRecords("i"), u: new BatchRecords("u"), o: new BatchRecords("o") } as const;
+  // Every key made by create, and the keys of a batch_init that changed since (or were
+  // merged); the others are computed from `batches` (crdt/keptStates.ts).
+  private readonly items = new KeptStates(this.batches.i, batchItem, decodeItem);
+  private readonly users = new KeptStates(this.batches.u, batchUser, decodeUser);
+  private readonly orders = new KeptStates(this.batches.o, batchOrder, decodeOrder);
+  /** Keys changed since a batch last took them to write: the bytes of that batch are not their state (settle). */
+  private readonly unsettled = new Set<StateKey>();
   /** Lamport clock of generations: above every generation seen. */
   private generationCounter = 0;
   /**
@@ -124,48 +126,65 @@ export class ShopState {
     this.spreadActors = [actor];
   }
 
+  /** Report a changed key: it is not settled (see settle) until a batch takes it again. */
+  private changed(key: StateKey, origin: ChangeOrigin, bytes?: Uint8Array): void {
+    this.unsettled.add(key);
+    this.onChange(key, origin, bytes);
+  }
+
+  /**
+   * These encodings were written (a durable batch): each kept state that did not
+   * change since it was encoded is held as its encoding alone from now on.
+   */
+  settle(written: readonly { readonly key: StateKey; readonly bytes: Uint8Array }[]): void {
+    for (const { key, bytes } of written) {
+      if (this.unsettled.has(key) || key[0] === "b") continue;
+      this.keptOf(key)?.settle(key.slice(2), bytes);
+    }
+  }
+
+  private keptOf(key: StateKey): KeptStates<ItemState> | KeptStates<UserState> | KeptStates<OrderState> | undefined {
+    return key[0] === "i" ? this.items : key[0] === "u" ? this.users : key[0] === "o" ? this.orders : undefined;
+  }
+
   // ---- states as they are now (not to be changed by the caller)
 
   item(id: string): ItemState | undefined {
-    return current(this.items, this.batches.i, id, batchItem);
+    return this.items.current(id);
   }
 
   user(id: string): UserState | undefined {
-    return current(this.users, this.batches.u, id, batchUser);
+    return this.users.current(id);
   }
 
   order(id: string): OrderState | undefined {
-    return current(this.orders, this.batches.o, id, batchOrder);
+    return this.orders.current(id);
   }
 
   /** Every item as it is now, batch keys included. */
   itemEntries(): Generator<[string, ItemState]> {
-    return entries(this.items, this.batches.i, batchItem);
+    return this.items.entries();
   }
 
   userEntries(): Generator<[string, UserState]> {
-    return entries(this.users, this.batches.u, batchUser);
+    return this.users.entries();
   }
 
   orderEntries(): Generator<[string, OrderState]> {
-    return entries(this.orders, this.batches.o, batchOrder);
+    return this.orders.entries();
   }
 
   /** Every key to send for a whole copy of this state: batch records first, then the states kept (not computed). */
   *keptKeys(): Generator<StateKey> {
     for (const kind of ["i", "u", "o"] as const) if (this.batches[kind].all.length > 0) yield batchKey(kind);
-    for (const [id, state] of this.items) if (this.item(id) === state) yield itemKey(id);
-    for (const [id, state] of this.users) if (this.user(id) === state) yield userKey(id);
-    for (const [id, state] of this.orders) if (this.order(id) === state) yield orderKey(id);
+    for (const id of this.items.keptIds()) yield itemKey(id);
+    for (const id of this.users.keptIds()) yield userKey(id);
+    for (const id of this.orders.keptIds()) yield orderKey(id);
   }
 
   /** How many keys of a kind exist, batch keys included. */
   stateCount(kind: BatchKind): number {
-    const batches = this.batches[kind];
-    const stored = kind === "i" ? this.items : kind === "u" ? this.users : this.orders;
-    let count = batches.keyCount();
-    for (const id of stored.keys()) if (batches.recordFor(id) === undefined) count += 1;
-    return count;
+    return this.keptOf(`${kind}:`)!.count();
   }
 
   // ---- reads
@@ -198,8 +217,8 @@ export class ShopState {
 
   createItem(id: string, price: number): void {
     assert(!this.items.has(id), `item ${id} is new`);
-    this.items.set(id, new ItemState(generationZero, price));
-    this.onChange(itemKey(id), "local");
+    this.items.keep(id, new ItemState(generationZero, price));
+    this.changed(itemKey(id), "local");
   }
 
   addStock(id: string, amount: number): Refusal | null {
@@ -221,8 +240,8 @@ export class ShopState {
 
   createUser(id: string): void {
     assert(!this.users.has(id), `user ${id} is new`);
-    this.users.set(id, new UserState(generationZero));
-    this.onChange(userKey(id), "local");
+    this.users.keep(id, new UserState(generationZero));
+    this.changed(userKey(id), "local");
   }
 
   addFunds(id: string, amount: number): Refusal | null {
@@ -239,7 +258,7 @@ export class ShopState {
     if (counter === undefined) return notFound(kind, id);
     const refusal = this.incrementSpread(counter, amount, 0);
     if (refusal !== null) return counterRefusal(refusal, `${what} of ${kind} ${id}`, amount, counter.value());
-    this.onChange(key, "local");
+    this.changed(key, "local");
     return null;
   }
 
@@ -250,7 +269,7 @@ export class ShopState {
     const shortage = this.shortage(counter, key, amount, `${what} of ${kind} ${id}`);
     if (shortage !== null) return shortage;
     assert(counter.decrement(this.actor, amount) === null, "checked rights cover the decrement");
-    this.onChange(key, "local");
+    this.changed(key, "local");
     return null;
   }
 
@@ -265,8 +284,8 @@ export class ShopState {
   createOrder(id: string, userId: string): Refusal | null {
     assert(!this.orders.has(id), `order ${id} is new`);
     if (this.user(userId) === undefined) return notFound("user", userId);
-    this.orders.set(id, this.newOrder(userId));
-    this.onChange(orderKey(id), "local");
+    this.orders.keep(id, this.newOrder(userId));
+    this.changed(orderKey(id), "local");
     return null;
   }
 
@@ -287,7 +306,7 @@ export class ShopState {
       if (!(error instanceof DecodeError)) throw error;
       return { reason: "overflow", message: `too many batch_init sizes of one kind are in use; one of at least the largest n replaces them` };
     }
-    this.onChange(batchKey(kind), "local");
+    this.changed(batchKey(kind), "local");
     return null;
   }
 
@@ -308,7 +327,7 @@ export class ShopState {
     order.lines.push([itemId, quantity]);
     order.totalCost = totalCost;
     order.version += 1;
-    this.onChange(orderKey(orderId), "local");
+    this.changed(orderKey(orderId), "local");
     return null;
   }
 
@@ -324,12 +343,12 @@ export class ShopState {
     if (!(plan instanceof CheckoutPlan)) return plan;
     for (const [itemId, quantity] of plan.quantities) {
       assert(plan.items.get(itemId)!.stock.decrement(this.actor, quantity) === null, "planned stock is held");
-      this.onChange(itemKey(itemId), "local");
+      this.changed(itemKey(itemId), "local");
     }
     assert(plan.user.credit.decrement(this.actor, order.totalCost) === null, "planned credit is held");
-    this.onChange(userKey(order.userId), "local");
+    this.changed(userKey(order.userId), "local");
     assert(order.token.decrement(this.actor, 1) === null && order.paid, "the held token pays the order");
-    this.onChange(orderKey(orderId), "local");
+    this.changed(orderKey(orderId), "local");
     return null;
   }
 
@@ -412,10 +431,7 @@ export class ShopState {
 
   /** The counter that holds rights for `key`, to change: a batch key is kept from now on. */
   private counterToChange(key: StateKey): BoundedCounter | undefined {
-    const state = this.stateAt(key);
-    if (state === undefined) return undefined;
-    const stored: Map<string, unknown> = key[0] === "i" ? this.items : key[0] === "u" ? this.users : this.orders;
-    return kept(stored, state, key.slice(2)).counter();
+    return this.keptOf(key)?.toChange(key.slice(2))?.counter();
   }
 
   private stateAt(key: StateKey): ItemState | UserState | OrderState | undefined {
@@ -424,15 +440,15 @@ export class ShopState {
   }
 
   private itemToChange(id: string): ItemState | undefined {
-    return kept(this.items, this.item(id), id);
+    return this.items.toChange(id);
   }
 
   private userToChange(id: string): UserState | undefined {
-    return kept(this.users, this.user(id), id);
+    return this.users.toChange(id);
   }
 
   private orderToChange(id: string): OrderState | undefined {
-    return kept(this.orders, this.order(id), id);
+    return this.orders.toChange(id);
   }
 
   /** Keys of every state whose counter gives this actor rights, as they are now. */
@@ -448,9 +464,9 @@ export class ShopState {
 
   /** Keys of every state whose counter gives `actor` rights (this replica's, or a released actor's). */
   *keysWithRightsOf(actor: Actor): Generator<StateKey> {
-    yield* keysHolding("i", this.items, this.batches.i, batchItem, actor);
-    yield* keysHolding("u", this.users, this.batches.u, batchUser, actor);
-    yield* keysHolding("o", this.orders, this.batches.o, batchOrder, actor);
+    for (const id of this.items.idsHolding(actor)) yield itemKey(id);
+    for (const id of this.users.idsHolding(actor)) yield userKey(id);
+    for (const id of this.orders.idsHolding(actor)) yield orderKey(id);
   }
 
   /**
@@ -471,7 +487,7 @@ export class ShopState {
     // Only rows with no room left keep rights back (the leave reports them as still held).
     assert(counter.rights(from) === rights - handed, "a hand-over moves exactly what it hands");
     if (handed === 0) return false;
-    this.onChange(key, "local");
+    this.changed(key, "local");
     return true;
   }
 
@@ -494,7 +510,7 @@ export class ShopState {
       const given = Math.min(spare, Math.max(amount, generous), counter.transferRoom(this.actor, requester));
       if (given <= 0) continue;
       assert(counter.transfer(this.actor, requester, given) === null, "spare rights can be handed on");
-      this.onChange(key, "local");
+      this.changed(key, "local");
       granted.push([key, given]);
     }
     return granted;
@@ -514,13 +530,13 @@ export class ShopState {
     let merged: { changed: boolean; keptIncoming: boolean };
     switch (key[0]) {
       case "i":
-        merged = this.mergeInto(this.items, this.batches.i, batchItem, id, decodeItem(bytes), from);
+        merged = this.mergeInto(this.items, id, decodeItem(bytes), bytes, from);
         break;
       case "u":
-        merged = this.mergeInto(this.users, this.batches.u, batchUser, id, decodeUser(bytes), from);
+        merged = this.mergeInto(this.users, id, decodeUser(bytes), bytes, from);
         break;
       case "o":
-        merged = this.mergeInto(this.orders, this.batches.o, batchOrder, id, decodeOrder(bytes), from);
+        merged = this.mergeInto(this.orders, id, decodeOrder(bytes), bytes, from);
         break;
       case "b":
         merged = { changed: this.mergeBatches(batchKindOf(key), bytes, from), keptIncoming: false };
@@ -529,10 +545,20 @@ export class ShopState {
         throw new RangeError(`unknown state key ${key}`);
     }
     if (merged.changed) {
-      if (merged.keptIncoming) this.onChange(key, "merged", bytes);
-      else this.onChange(key, "merged");
+      if (merged.keptIncoming) this.changed(key, "merged", bytes);
+      else this.changed(key, "merged");
     }
     return merged.changed;
+  }
+
+  /**
+   * The bytes a batch writes now for `key` (group commit, one batch in flight at a
+   * time): `received`, a peer's bytes that are exactly its state, or its encoding.
+   * Once that batch is durable, the key is settled to them unless it changed since.
+   */
+  encodeToWrite(key: StateKey, received: Uint8Array | undefined): Uint8Array {
+    this.unsettled.delete(key);
+    return received ?? this.encode(key);
   }
 
   /** The state of `key` as it is now (a batch key that never changed too). */
@@ -571,14 +597,13 @@ export class ShopState {
   }
 
   private mergeInto<T extends GenerationalState<T> & { counter(): BoundedCounter; forgedAgainst(local: T, actor: Actor): string | null }>(
-    states: Map<string, T>,
-    batches: BatchRecords,
-    make: (record: BatchRecord, index: number) => T,
+    states: KeptStates<T>,
     id: string,
     incoming: T,
+    bytes: Uint8Array,
     from: "peer" | "disk",
   ): { changed: boolean; keptIncoming: boolean } {
-    const local = from === "disk" ? localAtLoad(states, batches, make, id, incoming) : current(states, batches, id, make);
+    const local = from === "disk" ? states.currentAtLoad(id, incoming) : states.current(id);
     if (from === "peer") this.checkGeneration(id, incoming.generation);
     // This replica only sends its own row once it is durable, so no peer can know
     // more of it; an older generation is dropped by the merge and needs no check.
@@ -606,7 +631,8 @@ export class ShopState {
     if (incoming.generation.counter > this.generationCounter) this.generationCounter = incoming.generation.counter;
     const { kept, changed } = mergeGenerational(local, incoming);
     // A batch key that did not change stays computed; one that did is kept from now on.
-    if (changed && states.get(id) !== kept) states.set(id, kept);
+    if (changed && from === "disk" && kept === incoming) states.keepSettled(id, incoming, bytes);
+    else if (changed) states.keep(id, kept);
     return { changed, keptIncoming: kept === incoming };
   }
 
@@ -667,86 +693,6 @@ export class ShopState {
 
 /** A peer sent a state that claims changes only this replica could have made. */
 export class ForgedStateError extends DecodeError {}
-
-/** The state of `id` now: the stored one unless a newer batch record covers the key. */
-function current<T extends { readonly generation: Generation }>(
-  stored: ReadonlyMap<string, T>,
-  batches: BatchRecords,
-  id: string,
-  make: (record: BatchRecord, index: number) => T,
-): T | undefined {
-  const state = stored.get(id);
-  // The common case, first: a state at least as new as every record of its kind.
-  const newest = batches.newest;
-  if (newest === undefined || (state !== undefined && compareGenerations(state.generation, newest) >= 0)) return state;
-  const record = batches.recordFor(id);
-  if (record === undefined) return state;
-  if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) return state;
-  return make(record, Number(id));
-}
-
-/**
- * The state to merge a stored one into, at load: a stored state of its record's
- * generation or later holds all the record gives (it was made from it and rows only
- * grow), so the computed state is not built for it; that keeps a restart from
- * building one per kept key.
- */
-function localAtLoad<T extends { readonly generation: Generation }>(
-  stored: ReadonlyMap<string, T>,
-  batches: BatchRecords,
-  make: (record: BatchRecord, index: number) => T,
-  id: string,
-  incoming: T,
-): T | undefined {
-  if (stored.has(id)) return current(stored, batches, id, make);
-  const record = batches.recordFor(id);
-  return record === undefined || compareGenerations(record.generation, incoming.generation) <= 0 ? undefined : make(record, Number(id));
-}
-
-/** `state` (current), stored so that changes made to it are kept. */
-function kept<T>(stored: Map<string, unknown>, state: T, id: string): T {
-  if (state !== undefined && stored.get(id) !== state) stored.set(id, state);
-  return state;
-}
-
-function* entries<T extends { readonly generation: Generation }>(
-  stored: ReadonlyMap<string, T>,
-  batches: BatchRecords,
-  make: (record: BatchRecord, index: number) => T,
-): Generator<[string, T]> {
-  for (const [id, state] of stored) if (current(stored, batches, id, make) === state) yield [id, state];
-  for (const [record, first, end] of batches.ranges()) {
-    for (let index = first; index < end; index++) {
-      const state = stored.get(String(index));
-      if (state === undefined || compareGenerations(state.generation, record.generation) < 0) yield [String(index), make(record, index)];
-    }
-  }
-}
-
-/**
- * Keys of `kind` whose counter gives `actor` rights: stored states first, then
- * batch keys never changed (a record that names neither the actor as maker nor
- * among its spread actors gives it none, and is skipped whole).
- */
-function* keysHolding<T extends { readonly generation: Generation; counter(): BoundedCounter }>(
-  kind: BatchKind,
-  stored: ReadonlyMap<string, T>,
-  batches: BatchRecords,
-  make: (record: BatchRecord, index: number) => T,
-  actor: Actor,
-): Generator<StateKey> {
-  for (const [id, state] of stored) {
-    if (current(stored, batches, id, make) === state && state.counter().rights(actor) > 0) yield `${kind}:${id}`;
-  }
-  for (const [record, first, end] of batches.ranges()) {
-    if (record.generation.actor !== actor && !record.spreadActors.includes(actor)) continue;
-    for (let index = first; index < end; index++) {
-      const state = stored.get(String(index));
-      if (state !== undefined && compareGenerations(state.generation, record.generation) >= 0) continue;
-      if (make(record, index).counter().rights(actor) > 0) yield `${kind}:${index}`;
-    }
-  }
-}
 
 function batchKindOf(key: StateKey): BatchKind {
   const kind = key.slice(2);

@@ -25,8 +25,8 @@ export interface DurableBatch {
 }
 
 export interface GroupCommitDeps {
-  /** The bytes of a changed key, encoded at flush time. */
-  encode(key: StateKey): Uint8Array;
+  /** The bytes of a changed key at flush time: `received` (what a peer sent, if the state is exactly that), else encoded now. */
+  encode(key: StateKey, received: Uint8Array | undefined): Uint8Array;
   /** Each batch once durable, before any of its waiters resume (replication sends it). */
   onDurable(batch: DurableBatch): void;
   /** A failed write leaves memory ahead of disk: the replica must stop. */
@@ -135,7 +135,7 @@ export class GroupCommit {
     let anyLocal = false;
     for (const [key, local] of batch.keys) {
       anyLocal ||= local;
-      const bytes = batch.received.get(key) ?? this.deps.encode(key);
+      const bytes = this.deps.encode(key, batch.received.get(key));
       write.put(key, bytes);
       entries.push({ key, bytes, local });
     }

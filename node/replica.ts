@@ -196,12 +196,13 @@ export class Replica {
     this.stores = { shop: this.shop, idempotency: this.idempotency, released: this.released };
     const values: StoredValues = { ...this.stores, membership: () => this.gossip.membership.save(), mergedUpTo: (peer) => this.replicator.mergedUpTo(peer) };
     this.commit = new GroupCommit(db, stored.batchSeq, {
-      encode: (key) => encodeStored(values, key),
-      onDurable: (batch) =>
-        this.replicator.batchDurable(
-          batch.seq,
-          batch.entries.filter((entry) => isReplicatedKey(entry.key)),
-        ),
+      encode: (key, received) => encodeStored(values, key, received),
+      onDurable: (batch) => {
+        const replicated = batch.entries.filter((entry) => isReplicatedKey(entry.key));
+        this.replicator.batchDurable(batch.seq, replicated);
+        // Written states unchanged since are held as their encoding alone (crdt/keptStates.ts).
+        this.shop.settle(replicated);
+      },
       onWriteFailure: options.onWriteFailure,
       defer: options.defer ?? setImmediate,
       ...(options.onBatchWritten === undefined ? {} : { observe: options.onBatchWritten }),

@@ -103,7 +103,7 @@ export function decodeIdentity(bytes: Uint8Array): Identity {
 
 /** The in-memory holders of the replicated families, each merging and encoding its own keys. */
 export interface ReplicatedStores {
-  readonly shop: Pick<ShopState, "mergeEncoded" | "encode">;
+  readonly shop: Pick<ShopState, "mergeEncoded" | "encodeToWrite">;
   readonly idempotency: Pick<IdempotencyStore, "mergeEncoded" | "encode">;
   readonly released: Pick<ReleasedActors, "mergeEncoded" | "encode">;
 }
@@ -129,11 +129,11 @@ export function mergeReplicated(stores: ReplicatedStores, key: StateKey, bytes: 
   }
 }
 
-/** The bytes to write for a key marked changed. */
-export function encodeStored(values: StoredValues, key: string): Uint8Array {
+/** The bytes to write for a key marked changed (`received`: a peer's bytes that are exactly its state). */
+export function encodeStored(values: StoredValues, key: string, received: Uint8Array | undefined): Uint8Array {
   switch (familyOf(key)) {
     case "shop":
-      return values.shop.encode(key);
+      return values.shop.encodeToWrite(key, received);
     case "idempotency":
       return values.idempotency.encode(key);
     case "release":

@@ -695,15 +695,9 @@ function seedWebCrypto(random: Random): () => void {
   };
 }
 
-/** A copy of a replica's states, through their encoding. */
+/** A copy of a replica's states (batch records first), through their encoding. */
 function snapshot(shop: ShopState): ShopState {
   const copy = new ShopState(shop.actor, () => {});
-  for (const [kind, prefix] of [
-    ["items", "i:"],
-    ["users", "u:"],
-    ["orders", "o:"],
-  ] as const) {
-    for (const id of shop[kind].keys()) copy.mergeEncoded(`${prefix}${id}`, shop.encode(`${prefix}${id}`), "disk");
-  }
+  for (const key of shop.keptKeys()) copy.mergeEncoded(key, shop.encode(key), "disk");
   return copy;
 }

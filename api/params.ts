@@ -2,10 +2,8 @@
 // schema: ids by length, amounts and batch sizes by the formats below. Ajv never
 // coerces them (it would take "1e3" or " 2" as numbers); a route reads an amount
 // with Number() only after its format passed.
+import { batchCountMax as batchSizeMax } from "../crdt/batchRecord.js";
 import { idLengthMax } from "../crdt/codec.js";
-
-/** Most keys one batch_init may write. */
-const batchSizeMax = 1_000_000;
 
 export type ParamKind = "id" | "amount" | "batch-size";
 

@@ -547,6 +547,8 @@ export class ShopState {
     if (merged.changed) {
       if (merged.keptIncoming) this.changed(key, "merged", bytes);
       else this.changed(key, "merged");
+      // Read from disk: what is stored is its state already, nothing to write or settle.
+      if (from === "disk") this.unsettled.delete(key);
     }
     return merged.changed;
   }

@@ -3,7 +3,7 @@
 // record that covers them: the same state on every replica, because the record
 // names everything the eager batch_init used (its generation and maker, the
 // members the rights were spread over, the amounts, a seed for the order lines).
-// A key is stored, and shipped, only once it changes. docs/DESIGN.md, "batch_init".
+// A key is stored, and shipped, only once it changes. docs/DESIGN.md, "batch_init and generations".
 import { uniformInt } from "pure-rand/distribution/uniformInt";
 import { xoroshiro128plus } from "pure-rand/generator/xoroshiro128plus";
 import { type Actor, BoundedCounter, assert } from "./boundedCounter.js";

@@ -139,12 +139,13 @@ export class ShopState {
   settle(written: readonly { readonly key: StateKey; readonly bytes: Uint8Array }[]): void {
     for (const { key, bytes } of written) {
       if (this.unsettled.has(key) || key[0] === "b") continue;
-      this.keptOf(key)?.settle(key.slice(2), bytes);
+      this.keptOf(key[0])?.settle(key.slice(2), bytes);
     }
   }
 
-  private keptOf(key: StateKey): KeptStates<ItemState> | KeptStates<UserState> | KeptStates<OrderState> | undefined {
-    return key[0] === "i" ? this.items : key[0] === "u" ? this.users : key[0] === "o" ? this.orders : undefined;
+  /** The states of a kind, by its key letter ("i", "u", "o"). */
+  private keptOf(kind: string | undefined): KeptStates<ItemState> | KeptStates<UserState> | KeptStates<OrderState> | undefined {
+    return kind === "i" ? this.items : kind === "u" ? this.users : kind === "o" ? this.orders : undefined;
   }
 
   // ---- states as they are now (not to be changed by the caller)
@@ -184,7 +185,7 @@ export class ShopState {
 
   /** How many keys of a kind exist, batch keys included. */
   stateCount(kind: BatchKind): number {
-    return this.keptOf(`${kind}:`)!.count();
+    return this.keptOf(kind)!.count();
   }
 
   // ---- reads
@@ -222,11 +223,11 @@ export class ShopState {
   }
 
   addStock(id: string, amount: number): Refusal | null {
-    return this.addTo(itemKey(id), this.itemToChange(id)?.stock, amount, "item", "stock");
+    return this.addTo(itemKey(id), this.items.toChange(id)?.stock, amount, "item", "stock");
   }
 
   subtractStock(id: string, amount: number): Refusal | null {
-    return this.takeFrom(itemKey(id), this.itemToChange(id)?.stock, amount, "item", "stock");
+    return this.takeFrom(itemKey(id), this.items.toChange(id)?.stock, amount, "item", "stock");
   }
 
   /** `wallClockMs`: the caller's clock, so that a later batch_init wins (see nextGeneration). */
@@ -245,11 +246,11 @@ export class ShopState {
   }
 
   addFunds(id: string, amount: number): Refusal | null {
-    return this.addTo(userKey(id), this.userToChange(id)?.credit, amount, "user", "credit");
+    return this.addTo(userKey(id), this.users.toChange(id)?.credit, amount, "user", "credit");
   }
 
   pay(id: string, amount: number): Refusal | null {
-    return this.takeFrom(userKey(id), this.userToChange(id)?.credit, amount, "user", "credit");
+    return this.takeFrom(userKey(id), this.users.toChange(id)?.credit, amount, "user", "credit");
   }
 
   /** add or add_funds: new rights spread as they are made. */
@@ -311,7 +312,7 @@ export class ShopState {
   }
 
   addItem(orderId: string, itemId: string, quantity: number): Refusal | null {
-    const order = this.orderToChange(orderId);
+    const order = this.orders.toChange(orderId);
     if (order === undefined) return notFound("order", orderId);
     const item = this.item(itemId);
     if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} does not exist` };
@@ -336,7 +337,7 @@ export class ShopState {
    * and the order token, or nothing. A paid order is answered as done again.
    */
   checkout(orderId: string): Refusal | null {
-    const order = this.orderToChange(orderId);
+    const order = this.orders.toChange(orderId);
     if (order === undefined) return notFound("order", orderId);
     if (order.paid) return null;
     const plan = this.planCheckout(orderId, order);
@@ -354,11 +355,11 @@ export class ShopState {
 
   /** What a checkout would take, or why it cannot happen here and now. */
   private planCheckout(orderId: string, order: OrderState): CheckoutPlan | Refusal {
-    const user = this.userToChange(order.userId);
+    const user = this.users.toChange(order.userId);
     if (user === undefined) return { reason: "bad-reference", message: `user ${order.userId} of order ${orderId} does not exist` };
     const plan = new CheckoutPlan(user);
     for (const [itemId, quantity] of order.lines) {
-      const item = this.itemToChange(itemId);
+      const item = this.items.toChange(itemId);
       if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} of order ${orderId} does not exist` };
       plan.items.set(itemId, item);
       const summed = (plan.quantities.get(itemId) ?? 0) + quantity;
@@ -426,29 +427,12 @@ export class ShopState {
 
   /** The counter that holds rights for `key` (stock, credit, or the order token), to read. */
   counterAt(key: StateKey): BoundedCounter | undefined {
-    return this.stateAt(key)?.counter();
+    return this.keptOf(key[0])?.current(key.slice(2))?.counter();
   }
 
   /** The counter that holds rights for `key`, to change: a batch key is kept from now on. */
   private counterToChange(key: StateKey): BoundedCounter | undefined {
-    return this.keptOf(key)?.toChange(key.slice(2))?.counter();
-  }
-
-  private stateAt(key: StateKey): ItemState | UserState | OrderState | undefined {
-    const id = key.slice(2);
-    return key[0] === "i" ? this.item(id) : key[0] === "u" ? this.user(id) : key[0] === "o" ? this.order(id) : undefined;
-  }
-
-  private itemToChange(id: string): ItemState | undefined {
-    return this.items.toChange(id);
-  }
-
-  private userToChange(id: string): UserState | undefined {
-    return this.users.toChange(id);
-  }
-
-  private orderToChange(id: string): OrderState | undefined {
-    return this.orders.toChange(id);
+    return this.keptOf(key[0])?.toChange(key.slice(2))?.counter();
   }
 
   /** Keys of every state whose counter gives this actor rights, as they are now. */
@@ -566,7 +550,7 @@ export class ShopState {
   /** The state of `key` as it is now (a batch key that never changed too). */
   encode(key: StateKey): Uint8Array {
     if (key[0] === "b") return encodeBatchRecords(this.batches[batchKindOf(key)]);
-    const state = this.stateAt(key);
+    const state = this.keptOf(key[0])?.current(key.slice(2));
     assert(state !== undefined, `state ${key} exists to be encoded`);
     if (state instanceof ItemState) return encodeItem(state);
     if (state instanceof UserState) return encodeUser(state);

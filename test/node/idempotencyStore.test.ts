@@ -3,7 +3,7 @@
 // not taken in again; two records of one key merge to the same one everywhere.
 import { describe, expect, it } from "vitest";
 import { encodeRecord } from "../../crdt/idempotencyRecord.js";
-import { IdempotencyStore, type RequestGuard } from "../../node/idempotency.js";
+import { IdempotencyStore, type RequestGuard, isRecordable } from "../../node/idempotency.js";
 
 function setUp(recordsMax = 10) {
   let nowMs = 1_000;
@@ -14,6 +14,13 @@ function setUp(recordsMax = 10) {
 }
 
 describe("the idempotency store", () => {
+  it("keeps outcomes and lasting refusals, never one that may go away by itself (rights elsewhere, a leaving replica)", () => {
+    expect(isRecordable(null)).toBe(true);
+    expect(isRecordable({ reason: "insufficient", message: "not enough stock" })).toBe(true);
+    expect(isRecordable({ reason: "rights-elsewhere", message: "held by other replicas" })).toBe(false);
+    expect(isRecordable({ reason: "leaving", message: "this replica is leaving" })).toBe(false);
+  });
+
   it("forgets records past the window, on disk too", () => {
     const { store, marked, guard, advance } = setUp();
     store.record(guard("a"), null);

@@ -19,8 +19,9 @@
 // [label, version, direction, both ids, both actors]). Fresh nonces make fresh keys
 // per link; the direction in the info makes a frame reflected back to its sender fail.
 //
-// Who may link: the acceptor answers only a hello whose replica id is one it was
-// told to accept (the configured peers), and both sides only an actor that is an
+// Who may link: the acceptor answers only a hello whose replica id it was told to
+// accept (the configured peers, or any id not retired when joins are open: a joiner
+// proves the secret like any peer), and both sides only an actor that is an
 // incarnation of the replica id it comes with (`<replica id>/<incarnation>`,
 // peerIds.ts). The replica id and actor of an up link are thus a member's, as far
 // as the shared secret can tell: rights and rows are bound to them later on.
@@ -93,7 +94,8 @@ export type HandshakeState =
       readonly role: "dialer";
       readonly awaiting: "challenge";
       readonly self: Credentials;
-      readonly expectedPeer: PeerId;
+      /** Null when dialing a seed address, whose replica id is not known yet (a join). */
+      readonly expectedPeer: PeerId | null;
       readonly nonce: Uint8Array;
     }
   | {
@@ -226,8 +228,11 @@ function sessionKeysOf(secret: string, self: Direction, transcript: Transcript):
   return { send: sessionKeyOf(secret, self, transcript), receive: sessionKeyOf(secret, other, transcript) };
 }
 
-/** The dialer's first frame and state; `nonce` must be fresh random bytes. */
-export function startDialer(self: Credentials, expectedPeer: PeerId, nonce: Uint8Array): { readonly hello: Uint8Array; readonly state: HandshakeState } {
+/**
+ * The dialer's first frame and state; `nonce` must be fresh random bytes. `expectedPeer`
+ * null: a seed address, where any replica but this one may answer.
+ */
+export function startDialer(self: Credentials, expectedPeer: PeerId | null, nonce: Uint8Array): { readonly hello: Uint8Array; readonly state: HandshakeState } {
   assertNonce(nonce);
   const hello = encodeHandshake({ type: "hello", replicaId: self.replicaId, actor: self.actor, nonce });
   return { hello, state: { role: "dialer", awaiting: "challenge", self, expectedPeer, nonce } };
@@ -235,7 +240,7 @@ export function startDialer(self: Credentials, expectedPeer: PeerId, nonce: Uint
 
 /**
  * The acceptor's state before the dialer's hello; `nonce` must be fresh random bytes.
- * `acceptsPeer` says which replica ids may link (the configured peers).
+ * `acceptsPeer` says which replica ids may link.
  */
 export function startAcceptor(self: Credentials, nonce: Uint8Array, acceptsPeer: (replicaId: PeerId) => boolean): HandshakeState {
   assertNonce(nonce);
@@ -283,7 +288,7 @@ function acceptorOnHello(state: Extract<HandshakeState, { awaiting: "hello" }>, 
   if (hello.replicaId === state.self.replicaId) return refused(`dialer claims our own replica id ${hello.replicaId}`);
   const problem = identityProblem(hello.replicaId, hello.actor);
   if (problem !== null) return refused(problem);
-  if (!state.acceptsPeer(hello.replicaId)) return refused(`replica ${hello.replicaId} is not a configured peer`);
+  if (!state.acceptsPeer(hello.replicaId)) return refused(`replica ${hello.replicaId} may not link (not a peer, or retired)`);
   if (Buffer.from(hello.nonce).equals(state.nonce)) return refused("dialer reflected our nonce");
   const transcript: Transcript = {
     dialerId: hello.replicaId,
@@ -307,9 +312,10 @@ function dialerOnChallenge(
   state: Extract<HandshakeState, { awaiting: "challenge" }>,
   challenge: Extract<HandshakeFrame, { type: "challenge" }>,
 ): HandshakeStep {
-  if (challenge.replicaId !== state.expectedPeer) {
+  if (state.expectedPeer !== null && challenge.replicaId !== state.expectedPeer) {
     return refused(`dialed replica ${state.expectedPeer} but ${challenge.replicaId} answered`);
   }
+  if (challenge.replicaId === state.self.replicaId) return refused(`the seed answered with our own replica id ${challenge.replicaId}`);
   const problem = identityProblem(challenge.replicaId, challenge.actor);
   if (problem !== null) return refused(problem);
   if (Buffer.from(challenge.nonce).equals(state.nonce)) return refused("acceptor reflected our nonce");

@@ -1,11 +1,11 @@
 // The cluster membership: which replicas exist, where they listen, and whether each is
-// active, draining or retired (retired is final). A small Automerge document, one copy
+// joining, active, draining or retired (in that order; retired is final). A small Automerge document, one copy
 // per replica; no I/O here. The document, its rules and bounds: docs/DESIGN.md,
 // "The membership document".
 import * as Automerge from "@automerge/automerge";
 import { assert } from "../crdt/boundedCounter.js";
 
-export type MemberState = "active" | "draining" | "retired";
+export type MemberState = "joining" | "active" | "draining" | "retired";
 
 export interface MemberView {
   readonly replicaId: string;
@@ -64,7 +64,8 @@ export const changesAcceptedMax = 2 * changesWrittenMax;
 /** Largest sync message accepted; a full history of changesAcceptedMax changes fits. */
 export const bytesPerSyncMessageMax = 4 * 1024 * 1024;
 
-export const memberStates: readonly MemberState[] = ["active", "draining", "retired"];
+/** In the order a member goes through them: of two concurrent states, the later one wins. */
+export const memberStates: readonly MemberState[] = ["joining", "active", "draining", "retired"];
 const replicaIdPattern = /^[A-Za-z0-9_-]{1,32}$/;
 const actorPattern = /^[\x21-\x7e]{1,128}$/;
 const addressPattern = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/;
@@ -133,16 +134,17 @@ export class Membership {
 
   /**
    * Write this replica's own entry: addresses and incarnation. A new entry starts
-   * active; an existing one keeps its state (a restart does not undo an operator's
-   * draining, and nothing revives a retired replica: check member(selfId)).
-   * Returns whether the document changed (false when nothing differed).
+   * as `firstState` (active for a replica of the configured cluster, joining for one
+   * that joins a running cluster); an existing one keeps its state (a restart does not
+   * undo an operator's draining, and nothing revives a retired replica: check
+   * member(selfId)). Returns whether the document changed (false when nothing differed).
    */
-  announce(self: Announcement): boolean {
+  announce(self: Announcement, firstState: "active" | "joining" = "active"): boolean {
     checkAnnouncement(self);
     this.#announced = { peerAddress: self.peerAddress, httpAddress: self.httpAddress, actor: self.actor };
     const existing = this.member(this.#selfId);
     if (existing === undefined) this.#checkCanJoin();
-    const fallbackState = existing?.state ?? "active";
+    const fallbackState = existing?.state ?? firstState;
     const changed = this.#change((doc) => writeOwnEntry(doc.replicas, this.#selfId, self, fallbackState));
     const after = this.member(this.#selfId);
     assert(
@@ -153,8 +155,8 @@ export class Membership {
   }
 
   /**
-   * Set a replica's state. Throws RangeError for an unknown replica or state, and
-   * for leaving retired. Returns whether the document changed.
+   * Set a replica's state. Throws RangeError for an unknown replica or state, for
+   * leaving retired, and for going back to joining. Returns whether the document changed.
    */
   setState(replicaId: string, state: MemberState): boolean {
     if (!memberStates.includes(state)) {
@@ -164,6 +166,7 @@ export class Membership {
     if (current === undefined) throw new RangeError(`unknown replica ${JSON.stringify(replicaId)}: it has not announced itself`);
     if (current.state === state) return false;
     if (current.state === "retired") throw new RangeError(`replica ${replicaId} is retired, which is final: it cannot become ${state}`);
+    if (state === "joining") throw new RangeError(`replica ${replicaId} is ${current.state}: only a new entry is joining`);
     const changed = this.#change((doc) => {
       for (const copy of entryCopies(doc.replicas, replicaId)) copy.state = new Automerge.ImmutableString(state);
     });

@@ -22,8 +22,8 @@ export class MembershipGossip {
     return new MembershipGossip(Membership.load(selfId, stored), deps);
   }
 
-  announce(self: Announcement): void {
-    if (this.membership.announce(self)) this.changed();
+  announce(self: Announcement, firstState: "active" | "joining" = "active"): void {
+    if (this.membership.announce(self, firstState)) this.changed();
   }
 
   /** Change a member's state (see Membership.setState for what is allowed). */

@@ -5,9 +5,10 @@
 // transfer is durable and its state was sent on the same ordered link, so the
 // grant never arrives before the rights it announces.
 //
-// Who gets rights: only an up peer (the transport authenticated it, and links only
-// configured peers) whose actor is an incarnation of its replica id, the one its
-// handshake announced. Gossip may not show that incarnation yet (a replica back on
+// Who gets rights: only an up peer (the transport authenticated it) that is a
+// configured peer or a member of the membership document, not retired (a replica
+// that links to join gets rights once it is in the document), and whose actor is an
+// incarnation of its replica id, the one its handshake announced. Gossip may not show that incarnation yet (a replica back on
 // an empty disk): the authenticated link is what counts, as for its states.
 //
 // Grants are bounded (ShopState.grantRights): what is asked plus at most 2^32, and
@@ -32,6 +33,8 @@ export interface RightsBrokerDeps {
   durable(): Promise<number>;
   /** The peers worth asking: up, and not silent (a lagging peer's grants would not come). */
   responsivePeers(): readonly { replicaId: PeerId; actor: Actor }[];
+  /** Whether `peerId` may receive rights: a member (or configured peer), never a stranger whose link merely authenticated. */
+  mayReceiveRights(peerId: PeerId): boolean;
   /** Pause after a round that brought nothing, so a contended key is not hammered. */
   readonly retryPauseMs: number;
   /** Where a grant that failed is reported (default: stderr). */
@@ -145,7 +148,7 @@ export class RightsBroker {
   }
 
   private async grant(peerId: PeerId, peerActor: Actor, requestId: number, needs: readonly Need[]): Promise<void> {
-    if (!isActorOf(peerActor, peerId)) {
+    if (!isActorOf(peerActor, peerId) || !this.deps.mayReceiveRights(peerId)) {
       this.deps.transport.send(peerId, { type: "rightsGrant", requestId, granted: [] });
       return;
     }

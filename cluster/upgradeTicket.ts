@@ -6,7 +6,9 @@
 //   mac = HMAC-SHA256(secret, pack([label, 1, acceptor's replica id, timestamp, nonce]))
 //
 // A ticket is good only at the replica it names, within upgradeClockSkewMsMax of the
-// acceptor's clock, and once (its nonce is remembered until it is stale). It proves
+// acceptor's clock, and once (its nonce is remembered until it is stale). A replica
+// that joins dials a seed address whose id it does not know yet: its ticket names
+// `seedTicketTarget` instead, which every replica takes. It proves
 // nothing about who dials: the handshake after it does that. Pure: the clock and the
 // nonce are passed in.
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -21,6 +23,9 @@ export const upgradeClockSkewMsMax = 30_000;
 export const upgradeTicketsRememberedMax = 4096;
 export const upgradeNonceBytes = 16;
 
+/** What a ticket to a seed address names: not a replica id, so it never collides with one. */
+export const seedTicketTarget = "*";
+
 const ticketLabel = "escrow-shop cluster link upgrade";
 const ticketVersion = 1;
 const ticketLengthMax = 160;
@@ -31,8 +36,8 @@ function macOf(secret: string, acceptorId: PeerId, timestampMs: number, nonce: U
   return createHmac("sha256", Buffer.from(secret, "utf8")).update(input).digest();
 }
 
-/** The ticket a dialer sends to `acceptorId` at `nowMs`; `nonce` must be fresh random bytes. */
-export function upgradeTicket(secret: string, acceptorId: PeerId, nowMs: number, nonce: Uint8Array): string {
+/** The ticket a dialer sends to `acceptorId` (or seedTicketTarget) at `nowMs`; `nonce` must be fresh random bytes. */
+export function upgradeTicket(secret: string, acceptorId: PeerId | typeof seedTicketTarget, nowMs: number, nonce: Uint8Array): string {
   if (nonce.length !== upgradeNonceBytes) throw new RangeError(`an upgrade nonce must be ${upgradeNonceBytes} bytes`);
   const timestampMs = Math.floor(nowMs);
   const mac = macOf(secret, acceptorId, timestampMs, nonce);
@@ -59,8 +64,9 @@ export class UpgradeTicketChecker {
     const timestampMs = Number(timestampText);
     const nonce = Buffer.from(nonceText, "base64url");
     const mac = Buffer.from(macText, "base64url");
-    const expected = macOf(this.secret, this.selfId, timestampMs, nonce);
-    if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return "upgrade ticket with a wrong mac";
+    if (!this.macMatches(mac, timestampMs, nonce, this.selfId) && !this.macMatches(mac, timestampMs, nonce, seedTicketTarget)) {
+      return "upgrade ticket with a wrong mac";
+    }
     const skewMs = timestampMs - nowMs;
     if (Math.abs(skewMs) > upgradeClockSkewMsMax) {
       return `stale upgrade ticket (${Math.round(skewMs / 1000)} s from our clock: check the replicas' clocks)`;
@@ -70,6 +76,11 @@ export class UpgradeTicketChecker {
     if (this.seen.size >= upgradeTicketsRememberedMax) return "too many fresh upgrade tickets";
     this.seen.set(nonceText, timestampMs);
     return null;
+  }
+
+  private macMatches(mac: Buffer, timestampMs: number, nonce: Uint8Array, target: string): boolean {
+    const expected = macOf(this.secret, target, timestampMs, nonce);
+    return mac.length === expected.length && timingSafeEqual(mac, expected);
   }
 
   /** Drops the tickets that are refused as stale anyway. */

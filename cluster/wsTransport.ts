@@ -1,10 +1,12 @@
 // The real Transport: a full mesh of WebSocket links (ws) between replicas.
 //
 // - A replica dials every configured peer whose id sorts after its own (plain JS string
-//   order) and accepts authenticated links from configured peers only (a hello naming
-//   any other replica id is refused). If two links to one peer ever
-//   exist, the newer wins and the older is closed. Dials retry forever with
-//   exponential backoff plus jitter, until close().
+//   order) and accepts authenticated links from the peers `acceptsPeer` names (by
+//   default the configured ones; a hello naming any other replica id is refused). A
+//   replica that joins also dials its seed addresses, whose ids it does not know yet,
+//   until its first link is up. If two links to one peer ever exist, the newer wins
+//   and the older is closed. Dials retry forever with exponential backoff plus
+//   jitter, until close().
 // - Before any WebSocket work, an accepted connection must send, within upgradeTimeoutMs,
 //   an upgrade request on linkPath carrying a fresh upgrade ticket for this replica
 //   (upgradeTicket.ts: an HMAC of the secret, single use). Until it is authenticated it
@@ -51,7 +53,7 @@ import {
 import { type PeerMessage, ProtocolError, bytesPerFrameMax, decodeFrame, encodeMessage } from "./messages.js";
 import { RateLimitedLog } from "./rateLimitedLog.js";
 import type { PeerAddress, PeerId, Transport, TransportEvents } from "./transport.js";
-import { UpgradeTicketChecker, upgradeClockSkewMsMax, upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "./upgradeTicket.js";
+import { UpgradeTicketChecker, seedTicketTarget, upgradeClockSkewMsMax, upgradeNonceBytes, upgradeTicket, upgradeTicketHeader } from "./upgradeTicket.js";
 
 export type LogLevel = "info" | "warn" | "error";
 export type LogFunction = (level: LogLevel, message: string) => void;
@@ -117,6 +119,10 @@ export interface WsTransportOptions {
   readonly listenPort: number;
   /** The other replicas; may be empty and given later with setPeers(). */
   readonly peers: readonly PeerAddress[];
+  /** host:port of members to dial until the first link is up, whatever their id (a join). */
+  readonly seeds?: readonly string[];
+  /** Which replica ids may link to us; default: the peers of the last setPeers(). */
+  readonly acceptsPeer?: (replicaId: PeerId) => boolean;
   /** The cluster secret, at least secretLengthMin characters. Never sent. */
   readonly secret: string;
   readonly log: LogFunction;
@@ -141,6 +147,13 @@ const chunksBufferedMax = 256 * 1024;
 const autoPongsPendingMax = 60;
 const unauthorizedAnswer = "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 const addressPattern = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
+
+/** Dial targets of seed addresses are keyed by this prefix and the address: never a replica id. */
+const seedKeyPrefix = "seed ";
+
+function isSeedKey(key: string): boolean {
+  return key.startsWith(seedKeyPrefix);
+}
 
 /** Reconnect delay after `attempt` failed dials: min·2^attempt capped at max, minus up to half by `random01`. */
 export function reconnectDelayMs(attempt: number, timing: WsTransportTiming, random01: number): number {
@@ -220,8 +233,9 @@ export class WsTransport implements Transport {
   private listening: Promise<void> | null = null;
   private socketsGone: (() => void) | null = null;
   private readonly dialTargets = new Map<PeerId, DialTarget>();
-  /** Every configured peer: the replica ids whose hello is answered. */
+  /** Every configured peer: the replica ids whose hello is answered by default. */
   private configuredPeers = new Set<PeerId>();
+  private readonly acceptsPeer: (replicaId: PeerId) => boolean;
   private readonly links = new Map<PeerId, Connection>();
   private lastEncoded: { message: PeerMessage | null; bytes: Uint8Array } = { message: null, bytes: new Uint8Array() };
   /** Every WebSocket not yet closed, either role. */
@@ -259,7 +273,12 @@ export class WsTransport implements Transport {
     this.tickets = new UpgradeTicketChecker(options.secret, options.selfId);
     this.wsServer = new WebSocketServer(serverOptions(this.timing));
     this.wsServer.on("wsClientError", (error, socket) => this.refuseTcp(socket, "http", `bad WebSocket upgrade: ${error.message}`));
+    this.acceptsPeer = options.acceptsPeer ?? ((replicaId) => this.configuredPeers.has(replicaId));
     this.setPeers(options.peers);
+    for (const address of options.seeds ?? []) {
+      assertAddress(address);
+      this.dialTargets.set(`${seedKeyPrefix}${address}`, { address, attempt: 0, timer: null, ws: null });
+    }
   }
 
   /** The bound listen port (useful with listenPort 0); throws before start(). */
@@ -286,7 +305,7 @@ export class WsTransport implements Transport {
     }
     this.configuredPeers = configured;
     for (const [peer, target] of this.dialTargets) {
-      if (wanted.get(peer) !== target.address) this.stopDialing(peer, target);
+      if (!isSeedKey(peer) && wanted.get(peer) !== target.address) this.stopDialing(peer, target);
     }
     for (const [peer, address] of wanted) {
       if (this.dialTargets.has(peer)) continue;
@@ -413,12 +432,14 @@ export class WsTransport implements Transport {
     }, delayMs);
   }
 
+  /** `peer`: a replica id, or a seed's key (its id unknown until its challenge). */
   private dial(peer: PeerId, target: DialTarget): void {
-    const ticket = upgradeTicket(this.credentials.secret, peer, Date.now(), randomBytes(upgradeNonceBytes));
+    const seed = isSeedKey(peer);
+    const ticket = upgradeTicket(this.credentials.secret, seed ? seedTicketTarget : peer, Date.now(), randomBytes(upgradeNonceBytes));
     const ws = new WebSocket(`ws://${target.address}${linkPath}`, clientOptions(this.timing, ticket));
     target.ws = ws;
-    const { hello, state } = startDialer(this.credentials, peer, randomBytes(nonceBytes));
-    const connection = newConnection(ws, `dial ${peer} at ${target.address}`, state, peer, null);
+    const { hello, state } = startDialer(this.credentials, seed ? null : peer, randomBytes(nonceBytes));
+    const connection = newConnection(ws, `dial ${seed ? "seed" : peer} at ${target.address}`, state, peer, null);
     connection.deadline = setTimeout(() => this.refuse(connection, this.notAuthenticatedReason()), this.timing.handshakeTimeoutMs);
     ws.once("open", () => {
       connection.opened = true;
@@ -513,7 +534,7 @@ export class WsTransport implements Transport {
     if (ticketProblem !== null) return this.refuseTcp(socket, "ticket", ticketProblem, unauthorizedAnswer);
     this.startHandshakeBudget(socket, entry);
     this.wsServer.handleUpgrade(request, socket, head, (ws) => {
-      const state = startAcceptor(this.credentials, randomBytes(nonceBytes), (replicaId) => this.configuredPeers.has(replicaId));
+      const state = startAcceptor(this.credentials, randomBytes(nonceBytes), this.acceptsPeer);
       const connection = newConnection(ws, entry.where, state, null, socket);
       connection.opened = true;
       entry.connection = connection;
@@ -604,6 +625,9 @@ export class WsTransport implements Transport {
       target.ws = null;
       target.attempt = 0;
     }
+    // A join needs one link: the members' addresses come with the membership document.
+    for (const [key, seed] of this.dialTargets) if (isSeedKey(key) && seed !== target) this.stopDialing(key, seed);
+    if (target !== undefined && connection.dialPeer !== null && isSeedKey(connection.dialPeer)) this.dialTargets.delete(connection.dialPeer);
     const older = this.links.get(peer);
     if (older !== undefined) this.dropLink(older, "info", "replaced by a newer link", 1000);
     connection.up = true;
@@ -693,8 +717,8 @@ export class WsTransport implements Transport {
       target.ws = null;
       target.attempt += 1;
     }
-    const peer = connection.dialPeer ?? connection.peer;
-    if (peer !== null) this.scheduleDial(peer);
+    // A seed's link is that member's link too: dial it again if it is ours to dial.
+    for (const peer of new Set([connection.dialPeer, connection.peer])) if (peer !== null) this.scheduleDial(peer);
     this.checkSocketsGone();
   }
 

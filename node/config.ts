@@ -1,5 +1,6 @@
 // Replica settings from flags, then environment variables, then defaults.
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import type { PeerAddress } from "../cluster/transport.js";
 
@@ -12,6 +13,10 @@ export interface ReplicaConfig {
   readonly sharedPort: number | undefined;
   readonly peerPort: number;
   readonly peers: readonly PeerAddress[];
+  /** host:port of running members' peer ports: a replica not in `peers` joins through them. */
+  readonly join: readonly string[];
+  /** The host name peers and clients reach this replica by, written into the membership document. */
+  readonly advertiseHost: string;
   readonly clusterSecret: string | undefined;
   /** The token that admin routes (writes under /cluster) require; none configured closes them. */
   readonly adminToken: string | undefined;
@@ -38,6 +43,9 @@ export const configUsage = `usage: node dist/node/main.js [flags]   (each flag a
   --shared-port N          SHARED_PORT          a second HTTP port shared by a local cluster
   --peer-port N            PEER_PORT            replication port (default HTTP port + 1000)
   --peers r1=h:p,r2=h:p    PEERS                the replicas' peer ports
+  --join h:p[,h:p]         JOIN                 join a running cluster through a member's peer port
+  --advertise-host NAME    ADVERTISE_HOST       host peers reach this replica by (default: its
+                                                --peers entry, else --host, else the host name)
   --secret-file FILE       CLUSTER_SECRET_FILE  the cluster secret (or CLUSTER_SECRET); needed with peers
   --admin-token-file FILE  ADMIN_TOKEN_FILE     the admin token (or ADMIN_TOKEN); without one admin routes answer 401
   --data-dir DIR           DATA_DIR             LevelDB folder (default data/<replica-id>)
@@ -57,6 +65,8 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
       "shared-port": { type: "string" },
       "peer-port": { type: "string" },
       peers: { type: "string" },
+      join: { type: "string" },
+      "advertise-host": { type: "string" },
       "secret-file": { type: "string" },
       "admin-token-file": { type: "string" },
       "data-dir": { type: "string" },
@@ -71,23 +81,29 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): ReplicaConfi
   if (!replicaIdPattern.test(replicaId)) throw new Error(`replica id must match ${replicaIdPattern}, got "${replicaId}"`);
   const port = readPort("port", values.port ?? env.PORT ?? "8000");
   const sharedPortText = values["shared-port"] ?? env.SHARED_PORT;
-  const peers = readPeers(values.peers ?? env.PEERS ?? "", replicaId);
+  const peersText = values.peers ?? env.PEERS ?? "";
+  const peers = readPeers(peersText, replicaId);
+  // A replica named in --peers founded the cluster: --join is for the others (one setting can serve a whole StatefulSet).
+  const join = ownPeerHost(peersText, replicaId) === undefined ? readAddresses("join", values.join ?? env.JOIN ?? "") : [];
   const secretFile = values["secret-file"] ?? env.CLUSTER_SECRET_FILE;
   const clusterSecret = secretFile !== undefined ? readFileSync(secretFile, "utf8").trim() : env.CLUSTER_SECRET;
-  if (peers.length > 0 && (clusterSecret === undefined || clusterSecret.length < clusterSecretLengthMin)) {
+  if ((peers.length > 0 || join.length > 0) && (clusterSecret === undefined || clusterSecret.length < clusterSecretLengthMin)) {
     throw new Error(`a replica with peers needs a cluster secret of at least ${clusterSecretLengthMin} characters (CLUSTER_SECRET or --secret-file)`);
   }
+  const host = values.host ?? env.HOST ?? "0.0.0.0";
   const adminToken = readAdminToken(values["admin-token-file"] ?? env.ADMIN_TOKEN_FILE, env.ADMIN_TOKEN);
   if (adminToken !== undefined && adminToken === clusterSecret) {
     throw new Error("the admin token must differ from the cluster secret: whoever holds the cluster secret may join the peer mesh");
   }
   return {
     replicaId,
-    host: values.host ?? env.HOST ?? "0.0.0.0",
+    host,
     port,
     sharedPort: sharedPortText === undefined ? undefined : readPort("shared port", sharedPortText),
     peerPort: readPort("peer port", values["peer-port"] ?? env.PEER_PORT ?? String(port === 0 ? 0 : port + 1000)),
     peers,
+    join,
+    advertiseHost: values["advertise-host"] ?? env.ADVERTISE_HOST ?? ownPeerHost(peersText, replicaId) ?? (isWildcard(host) ? hostname() : host),
     clusterSecret,
     adminToken,
     dataDir: values["data-dir"] ?? env.DATA_DIR ?? `data/${replicaId}`,
@@ -136,6 +152,35 @@ export function readPeers(text: string, selfId: string): PeerAddress[] {
     peers.push({ replicaId, address: `${host}:${readPort("peer port", port)}` });
   }
   return peers;
+}
+
+/** "host:port,host:port" */
+function readAddresses(what: string, text: string): string[] {
+  const addresses = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+  for (const address of addresses) {
+    const match = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(address);
+    if (match === null) throw new Error(`${what} takes host:port addresses, got "${address}"`);
+    if (readPort(`${what} port`, match[2]!) === 0) throw new Error(`${what} needs a real port, got "${address}"`);
+  }
+  return addresses;
+}
+
+/** The host of this replica's own entry in --peers, if it lists itself. */
+function ownPeerHost(peersText: string, selfId: string): string | undefined {
+  const own = peersText.split(",").find((entry) => entry.trim().startsWith(`${selfId}=`));
+  return own === undefined
+    ? undefined
+    : own
+        .trim()
+        .slice(selfId.length + 1)
+        .replace(/:\d+$/, "");
+}
+
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "[::]";
 }
 
 function readPort(what: string, text: string): number {

@@ -12,6 +12,8 @@ import { Readiness } from "../api/readiness.js";
 import { ReplicaMetrics } from "../api/replicaMetrics.js";
 import { isolatedTransport } from "../cluster/isolatedTransport.js";
 import { memberStatePolicy } from "../cluster/memberStatePolicy.js";
+import type { MemberView } from "../cluster/membership.js";
+import type { PeerAddress } from "../cluster/transport.js";
 import { WsTransport } from "../cluster/wsTransport.js";
 import { type ReplicaConfig, configUsage, readConfig } from "./config.js";
 import { observedTransport } from "./observedTransport.js";
@@ -55,21 +57,32 @@ const log = (level: "info" | "warn" | "error", message: string) => logger[level]
 if (config.adminToken === undefined) log("warn", "no admin token (ADMIN_TOKEN, ADMIN_TOKEN_FILE or --admin-token-file): admin routes answer 401");
 const metrics = new ReplicaMetrics();
 let peerTransport: WsTransport | undefined;
+const configuredIds = new Set(config.peers.map((peer) => peer.replicaId));
+/** The members as the document last showed them: who may link, and whom to dial. */
+let members: readonly MemberView[] = [];
 const replica = await Replica.open({
   replicaId: config.replicaId,
   dataDir: config.dataDir,
   transport: (actor) => {
-    if (config.peers.length === 0) return isolatedTransport;
+    if (config.peers.length === 0 && config.join.length === 0) return isolatedTransport;
     peerTransport = new WsTransport({
       selfId: config.replicaId,
       selfActor: actor,
       listenHost: config.host,
       listenPort: config.peerPort,
       peers: config.peers,
+      seeds: config.join,
+      // Any replica id but a retired member's may link: a new one joins (docs/DESIGN.md, "Joining").
+      acceptsPeer: (replicaId) => configuredIds.has(replicaId) || members.find((member) => member.replicaId === replicaId)?.state !== "retired",
       secret: config.clusterSecret!,
       log,
     });
     return observedTransport(peerTransport, (direction, message) => metrics.peerMessage(direction, message));
+  },
+  configuredPeerIds: [...configuredIds],
+  onMembersChanged: (view) => {
+    members = view;
+    peerTransport?.setPeers(peersToDial(config, view));
   },
   ackWaitMsMax: config.ackWaitMsMax,
   rightsWaitMsMax: config.rightsWaitMsMax,
@@ -93,8 +106,12 @@ replica.shop.peerStatePolicy = memberStatePolicy({
   released: (actor) => replica.isReleased(actor),
 });
 
-const peerIds = config.peers.map((peer) => peer.replicaId);
-const readiness = new Readiness(peerIds.length > 0 ? "catching-up" : "serving", peerIds, config.catchUpMsMax);
+// Catch up with the configured peers and every member the stored document lists (a replica that joined has no --peers).
+const memberIdsNow = members.filter((member) => member.state !== "retired").map((member) => member.replicaId);
+const peerIds = [...new Set([...configuredIds, ...memberIdsNow])].filter((replicaId) => replicaId !== config.replicaId);
+// A replica not named in --peers with no entry of its own yet (or one still joining) joins through --join.
+const joining = config.join.length > 0 && (replica.ownMembership() ?? "joining") === "joining";
+const readiness = new Readiness(peerTransport !== undefined ? "catching-up" : "serving", joining ? config.join : peerIds, config.catchUpMsMax);
 // A local cluster shares one client port: Node's cluster module hands each new
 // connection to one of the replicas, with no proxy hop.
 const sharedServer = config.sharedPort === undefined ? undefined : withConnectionsMax(createServer(httpServerOptions));
@@ -133,7 +150,17 @@ process.on("SIGINT", () => void stop("SIGINT"));
 // Serve clients only once caught up with the peers (or after a bound, if some are
 // unreachable): a restarted replica must not answer from a stale state. Until then
 // the shop routes wait, and only the operations routes (/health, /ready...) answer.
-const notCaughtUp = await replica.catchUp(peerIds, config.catchUpMsMax);
+const advertised = {
+  httpAddress: `${config.advertiseHost}:${port}`,
+  peerAddress: `${config.advertiseHost}:${peerTransport?.port ?? config.peerPort}`,
+  actor: replica.shop.actor,
+};
+const joinStartedAt = performance.now();
+const notCaughtUp = joining
+  ? await replica.join(advertised, config.catchUpMsMax, (waitedMs) =>
+      log("warn", `joining: no member reached through ${config.join.join(", ")} after ${Math.round(waitedMs / 1000)} s; still trying`),
+    )
+  : await replica.catchUp(peerIds, config.catchUpMsMax);
 // A stop during the catch-up owns the rest: it closes everything and exits.
 if (stopping) await new Promise<never>(() => {});
 readiness.catchUpEnded(notCaughtUp);
@@ -141,14 +168,22 @@ if (notCaughtUp.length > 0) log("warn", `serving before catching up with ${notCa
 if (sharedServer !== undefined) await new Promise<void>((resolve) => sharedServer.listen({ host: config.host, port: config.sharedPort }, resolve));
 const peerPart = peerTransport === undefined ? "" : `, peers on port ${peerTransport.port}`;
 // A replica without peers is a cluster of one: there is nobody to announce itself to.
-if (peerTransport !== undefined) {
-  replica.announce({ httpAddress: `${config.host}:${port}`, peerAddress: `${config.host}:${peerTransport.port}`, actor: replica.shop.actor });
-}
+if (peerTransport !== undefined) replica.announce(advertised);
+if (joining) announcer.info(`replica ${config.replicaId} joined the cluster in ${Math.round(performance.now() - joinStartedAt)} ms`);
 announcer.info(`replica ${config.replicaId} (incarnation ${replica.identity.incarnation}) serving http://localhost:${port} from ${config.dataDir}${peerPart}`);
 // The one ready signal: a parent that gave us an IPC channel reads it instead of scraping the log.
 if (process.send !== undefined) {
   const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
   process.send(serving);
+}
+
+/** The configured peers, with the document's members: their addresses as they announced them (the document wins). */
+function peersToDial(settings: ReplicaConfig, view: readonly MemberView[]): PeerAddress[] {
+  const dial = new Map(settings.peers.map((peer) => [peer.replicaId, peer.address]));
+  for (const member of view) {
+    if (member.replicaId !== settings.replicaId && member.state !== "retired") dial.set(member.replicaId, member.peerAddress);
+  }
+  return [...dial].map(([replicaId, address]) => ({ replicaId, address }));
 }
 
 function withConnectionsMax(server: Server): Server {

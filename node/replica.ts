@@ -59,6 +59,14 @@ export interface ReplicaSettings {
   readonly onWriteFailure: (error: unknown) => void;
   /** Told of every group-commit batch written (metrics). */
   readonly onBatchWritten?: (batch: BatchWritten) => void;
+  /**
+   * The replicas named in this replica's settings (--peers): they may receive rights
+   * before the membership document lists them. Any other replica must be a member
+   * (joining, active or draining) in the document.
+   */
+  readonly configuredPeerIds?: readonly string[];
+  /** Told of the members whenever the document or the links may have changed (main.ts dials new members). */
+  readonly onMembersChanged?: (members: readonly MemberView[]) => void;
 }
 
 /** How long a release waits to catch up with every reachable peer first. */
@@ -76,6 +84,8 @@ const lateRightsSweepMs = 1000;
 const leavePassesMax = 5;
 /** How long leave() waits for every other replica to confirm it moves no more rights here. */
 const leaveSettleWaitMsMax = 10_000;
+/** How often join() looks again for a member it has learned of. */
+const joinPollMs = 50;
 /** How often leave() looks again while it waits for those confirmations. */
 const leaveSettlePollMs = 50;
 /** Keys handed over per durable, acked step while leaving. */
@@ -222,6 +232,7 @@ export class Replica {
       durable: () => this.commit.durable(),
       // Rights are asked of responsive peers only: rights held by a silent one are refused at once (409), not after a wait.
       responsivePeers: () => this.replicator.responsivePeers(),
+      mayReceiveRights: (peerId) => this.mayReceiveRights(peerId),
       retryPauseMs: 5,
       log: options.log,
     });
@@ -447,6 +458,56 @@ export class Replica {
   /** Enter (or refresh) this replica's entry in the membership document. */
   announce(self: Announcement): void {
     this.gossip.announce(self);
+    this.membershipChanged();
+  }
+
+  /**
+   * This replica's own state in the membership document, if it has an entry: a
+   * replica with none, or still joining, joins (join()) rather than restarts.
+   */
+  ownMembership(): MemberState | undefined {
+    return this.gossip.membership.member(this.identity.replicaId)?.state;
+  }
+
+  /**
+   * Join a running cluster (docs/DESIGN.md, "Joining"): wait until the document,
+   * learned through a seed's link, lists an active member; enter this replica as
+   * joining (peers accept its states, spread it no rights yet); catch up with every
+   * active member (at most `waitMsMax`); then turn active, so that new rights are
+   * spread to it and donors hand it rights when it asks. Returns the members it
+   * could not catch up with in time (it turns active anyway, as a restart serves).
+   */
+  async join(self: Announcement, waitMsMax: number, onWaiting: (waitedMs: number) => void = () => {}): Promise<PeerId[]> {
+    const startedAt = this.clock.now();
+    let toldAt = startedAt;
+    while (this.activeMemberIds().length === 0) {
+      if (this.clock.now() - toldAt >= waitMsMax) {
+        toldAt = this.clock.now();
+        onWaiting(toldAt - startedAt);
+      }
+      await new Promise<void>((resolve) => this.clock.after(joinPollMs, resolve));
+    }
+    this.gossip.announce(self, "joining");
+    this.membershipChanged();
+    const notCaughtUp = await this.catchUp(this.activeMemberIds(), waitMsMax);
+    if (this.ownMembership() === "joining") this.gossip.setState(this.identity.replicaId, "active");
+    this.membershipChanged();
+    return notCaughtUp;
+  }
+
+  /** Active members other than this replica, as the document shows them. */
+  private activeMemberIds(): PeerId[] {
+    return this.gossip
+      .view()
+      .filter((member) => member.state === "active" && member.replicaId !== this.identity.replicaId)
+      .map((member) => member.replicaId);
+  }
+
+  /** Rights go only to configured peers and to members of the document (not retired): never to a stranger. */
+  private mayReceiveRights(peerId: PeerId): boolean {
+    if (this.options.configuredPeerIds?.includes(peerId) === true) return true;
+    const state = this.gossip.membership.member(peerId)?.state;
+    return state !== undefined && state !== "retired";
   }
 
   /**
@@ -615,13 +676,18 @@ export class Replica {
     this.lifecycle = lifecycleAfter(this.lifecycle, stateOf.get(this.identity.replicaId) ?? "active");
     const peers = this.activePeerActors(members);
     this.shop.spreadActors = this.lifecycle !== "serving" && peers.length > 0 ? peers : [this.shop.actor, ...peers];
-    const leavingPeers = this.replicator.upPeers().filter((peer) => (stateOf.get(peer.replicaId) ?? "active") !== "active");
+    const leavingPeers = this.replicator.upPeers().filter((peer) => isLeaving(stateOf.get(peer.replicaId)));
     this.drainHandshake.tellLeaving(leavingPeers.map((peer) => ({ replicaId: peer.replicaId, retired: stateOf.get(peer.replicaId) === "retired" })));
+    this.options.onMembersChanged?.(members);
   }
 
   private ownMemberState(): MemberState {
     return this.gossip.membership.member(this.identity.replicaId)?.state ?? "active";
   }
+}
+
+function isLeaving(state: MemberState | undefined): boolean {
+  return state === "draining" || state === "retired";
 }
 
 /** A leaving replica's refusal: a 409 (docs/API.md: "this replica is leaving the cluster, or has left"). */

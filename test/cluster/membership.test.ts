@@ -146,7 +146,7 @@ describe("Membership basics", () => {
     expect(() => replica.announce({ ...announcement("r1"), actor: "" })).toThrow(RangeError);
     replica.announce(announcement("r1"));
     expect(() => replica.setState("r9", "draining")).toThrow(/unknown replica "r9"/);
-    expect(() => replica.setState("r1", "gone" as MemberState)).toThrow(/must be one of active, draining, retired/);
+    expect(() => replica.setState("r1", "gone" as MemberState)).toThrow(/must be one of joining, active, draining, retired/);
     expect(replica.setState("r1", "active")).toBe(false);
     expect(replica.setState("r1", "draining")).toBe(true);
     expect(replica.setState("r1", "active")).toBe(true);
@@ -156,6 +156,44 @@ describe("Membership basics", () => {
     expect(replica.setState("r1", "retired")).toBe(false);
     expect(() => Membership.load("bad id")).toThrow(RangeError);
     expect(() => replica.syncMessageFor("")).toThrow(RangeError);
+  });
+
+  it("a joiner enters as joining, the others see it, and it turns active; nothing goes back to joining", () => {
+    const replicas = cluster(["r1", "r2"]);
+    const joiner = reloaded("r3", get(replicas, "r1").save(), 0);
+    expect(joiner.announce(announcement("r3"), "joining")).toBe(true);
+    replicas.set("r3", joiner);
+    syncUntilQuiet(replicas);
+    expect(get(replicas, "r1").member("r3")?.state).toBe("joining");
+    expect(get(replicas, "r2").member("r3")?.state).toBe("joining");
+    // A restart while joining keeps joining: the entry exists, its state is kept.
+    expect(joiner.announce(announcement("r3", 1), "active")).toBe(true);
+    expect(joiner.member("r3")?.state).toBe("joining");
+    expect(joiner.setState("r3", "active")).toBe(true);
+    syncUntilQuiet(replicas);
+    expectConverged(replicas);
+    expect(get(replicas, "r1").member("r3")?.state).toBe("active");
+    expect(() => joiner.setState("r3", "joining")).toThrow(/only a new entry is joining/);
+    expect(() => get(replicas, "r1").setState("r2", "joining")).toThrow(RangeError);
+  });
+
+  it("of a concurrent joining and active, active wins (the later state of a member's life)", () => {
+    const replicas = cluster(["r1", "r2"]);
+    const base = get(replicas, "r1").save();
+    const joiner = reloaded("r3", base, 0);
+    joiner.announce(announcement("r3"), "joining");
+    // Another copy of r3's document (an old disk) entered it as active, concurrently.
+    const other = reloaded("r3", base, 1);
+    other.announce(announcement("r3"), "active");
+    const bytes = other.save();
+    const merged = reloaded("r1", bytes, 2);
+    const pair = new Map([
+      ["r3", joiner],
+      ["r1", merged],
+    ]);
+    syncUntilQuiet(pair);
+    expect(joiner.member("r3")?.state).toBe("active");
+    expect(merged.member("r3")?.state).toBe("active");
   });
 
   it("refuses a new replica once replicasAnnouncedMax entries exist", () => {

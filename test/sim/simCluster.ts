@@ -184,6 +184,8 @@ export class SimCluster {
       ackWaitMsMax: this.settings.ackWaitMsMax,
       statesPerFrame: this.settings.statesPerFrame,
       rightsWaitMsMax: this.settings.rightsWaitMsMax,
+      // As main.ts passes --peers: the replicas the run starts with.
+      configuredPeerIds: this.settings.replicaIds,
       clock: this.scheduler.clock(life),
       defer: (callback) => void this.scheduler.after(this.random.real(...this.settings.flushDelayMs), callback, life),
       log: (level, message) => this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level, message }),

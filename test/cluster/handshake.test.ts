@@ -220,6 +220,31 @@ describe("handshake (mutual HMAC challenge-response)", () => {
     expect(refusedReason(handshakeStep(state, mirror))).toMatch(/reflected/);
   });
 
+  it("a dialer to a seed address (id unknown, a join) takes whichever replica answers, but never itself", () => {
+    const { hello, state } = startDialer(dialerSelf, null, nonce());
+    const acceptorState = startAcceptor({ ...acceptorSelf, replicaId: "c", actor: "c/3333" }, nonce(), acceptsA);
+    const challenge = reply(handshakeStep(acceptorState, hello));
+    const proof = reply(handshakeStep(state, challenge.frame));
+    const acceptorUp = authenticated(handshakeStep(challenge.next, proof.frame));
+    const dialerUp = authenticated(handshakeStep(proof.next, acceptorUp.frame!));
+    expect([dialerUp.peer, dialerUp.actor]).toEqual(["c", "c/3333"]);
+    expect(acceptorUp.peer).toBe("a");
+
+    // A seed address where this replica's own id answers (a copy of it, or itself): refused.
+    const dialerNonce = nonce();
+    const acceptorNonce = nonce();
+    const self = startDialer(dialerSelf, null, dialerNonce);
+    const transcript: Transcript = { dialerId: "a", dialerActor: dialerSelf.actor, dialerNonce, acceptorId: "a", acceptorActor: "a/9999", acceptorNonce };
+    const ownIdChallenge = encodeHandshake({
+      type: "challenge",
+      replicaId: "a",
+      actor: "a/9999",
+      nonce: acceptorNonce,
+      proof: proofOf(secret, "acceptor", transcript),
+    });
+    expect(refusedReason(handshakeStep(self.state, ownIdChallenge))).toMatch(/seed answered with our own replica id a/);
+  });
+
   it("an acceptor refuses a dialer claiming the acceptor's own id, or echoing its nonce", () => {
     const { hello } = startDialer({ ...dialerSelf, replicaId: "b" }, "b", nonce());
     expect(refusedReason(handshakeStep(startAcceptor(acceptorSelf, nonce(), acceptsA), hello))).toMatch(/our own replica id/);

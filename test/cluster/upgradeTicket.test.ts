@@ -3,7 +3,14 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { UpgradeTicketChecker, upgradeClockSkewMsMax, upgradeNonceBytes, upgradeTicket, upgradeTicketsRememberedMax } from "../../cluster/upgradeTicket.js";
+import {
+  UpgradeTicketChecker,
+  seedTicketTarget,
+  upgradeClockSkewMsMax,
+  upgradeNonceBytes,
+  upgradeTicket,
+  upgradeTicketsRememberedMax,
+} from "../../cluster/upgradeTicket.js";
 
 const secret = "correct horse battery staple";
 const nowMs = 1_800_000_000_000;
@@ -31,6 +38,16 @@ describe("upgrade tickets", () => {
     const [version, timestamp, nonce, mac] = ticket().split(".") as [string, string, string, string];
     expect(checker.check([version, String(Number(timestamp) + 1), nonce, mac].join("."), nowMs)).toBe("upgrade ticket with a wrong mac");
     expect(checker.check([version, timestamp, randomBytes(16).toString("base64url"), mac].join("."), nowMs)).toBe("upgrade ticket with a wrong mac");
+  });
+
+  it("a ticket to a seed address (a join, the id not known yet) passes at any replica, once, and only with the secret", () => {
+    const seedTicket = ticket({ acceptor: seedTicketTarget });
+    expect(new UpgradeTicketChecker(secret, "b").check(seedTicket, nowMs)).toBeNull();
+    expect(new UpgradeTicketChecker(secret, "c").check(ticket({ acceptor: seedTicketTarget }), nowMs)).toBeNull();
+    const checker = new UpgradeTicketChecker(secret, "b");
+    expect(checker.check(seedTicket, nowMs)).toBeNull();
+    expect(checker.check(seedTicket, nowMs)).toBe("replayed upgrade ticket");
+    expect(checker.check(ticket({ acceptor: seedTicketTarget, secret: "another secret of 16+" }), nowMs)).toBe("upgrade ticket with a wrong mac");
   });
 
   it("never throws on any header", () => {

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { type Socket, connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -160,6 +161,30 @@ describe("WsTransport mesh", () => {
       expect(made.recorder.events.filter((event) => event.kind !== "message")).toHaveLength(2);
       expect(made.recorder.logs.filter((line) => line.level !== "info")).toEqual([]);
     }
+  });
+
+  it("a joiner dials its seed address whatever the seed's id, stops at the first link, and keeps the link as that member's", async () => {
+    const [a, b] = [await replica("a"), await replica("b")];
+    connectAll([a, b]);
+    await waitForMesh([a, b]);
+    // "z" is no configured peer of b: b takes any id, as a replica open to joins does; its first seed is down.
+    const open = { acceptsPeer: () => true };
+    const openB = await replica("y", open);
+    const z = await replica("z", { seeds: ["127.0.0.1:1", openB.address.address] });
+    await waitFor("z links to its seed", () => z.recorder.isUp("y") && openB.recorder.isUp("z"));
+    expect(z.recorder.lastActor("y")).toBe(openB.actor);
+    expect(z.recorder.logged("info", /^link y .*: up, dialed$/)).toHaveLength(1);
+    expect(z.transport.send("y", { type: "ack", seq: 7 })).toBe(true);
+    await waitFor("y gets z's message", () => openB.recorder.messagesFrom("z").length === 1);
+    // A configured-only replica refuses the same joiner.
+    const refusing = await replica("x", { seeds: [b.address.address] });
+    await waitFor("b refuses x", () => b.recorder.logged("warn", /replica x may not link/).length > 0);
+    expect(refusing.recorder.isUp("b")).toBe(false);
+    // Once both know each other from the membership document, the seed's link stays y's link: no second dial, no churn.
+    openB.transport.setPeers([z.address]);
+    z.transport.setPeers([openB.address]);
+    await sleep(300);
+    expect([z.recorder.count("up", "y"), openB.recorder.count("up", "z")]).toEqual([1, 1]);
   });
 
   it("refuses to send a frame over bytesPerFrameMax (the caller must split)", async () => {

@@ -1,7 +1,7 @@
 // The admin token setting: --admin-token-file, ADMIN_TOKEN_FILE, ADMIN_TOKEN; a bad
 // token stops the replica at start with a message that says what is wrong.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readConfig } from "../../node/config.js";
@@ -61,5 +61,36 @@ describe("the admin token setting", () => {
 
   it("refuses the cluster secret as admin token", () => {
     expect(() => readConfig(["--peers", peers], { CLUSTER_SECRET: secret, ADMIN_TOKEN: secret })).toThrow(/admin token must differ from the cluster secret/);
+  });
+});
+
+describe("joining and the advertised host", () => {
+  const secret = "s".repeat(32);
+  const peers = "r1=shop-0.peers:9000,r2=shop-1.peers:9000";
+
+  it("--join (or JOIN) names seed addresses; a replica named in --peers founded the cluster and ignores it", () => {
+    expect(readConfig(["--replica-id", "r4", "--join", "10.0.0.1:9001, seed.example:9002"], { CLUSTER_SECRET: secret }).join).toEqual([
+      "10.0.0.1:9001",
+      "seed.example:9002",
+    ]);
+    expect(readConfig(["--replica-id", "r4", "--peers", peers], { CLUSTER_SECRET: secret, JOIN: "shop-0.peers:9000" }).join).toEqual(["shop-0.peers:9000"]);
+    expect(readConfig(["--replica-id", "r1", "--peers", peers], { CLUSTER_SECRET: secret, JOIN: "shop-0.peers:9000" }).join).toEqual([]);
+    expect(readConfig([], {}).join).toEqual([]);
+  });
+
+  it("refuses a join address without a port, with port 0, or without a cluster secret", () => {
+    expect(() => readConfig(["--replica-id", "r4", "--join", "seed.example"], { CLUSTER_SECRET: secret })).toThrow(
+      /join takes host:port addresses, got "seed.example"/,
+    );
+    expect(() => readConfig(["--replica-id", "r4", "--join", "seed.example:0"], { CLUSTER_SECRET: secret })).toThrow(/join needs a real port/);
+    expect(() => readConfig(["--replica-id", "r4", "--join", "seed.example:9000"], {})).toThrow(/needs a cluster secret/);
+  });
+
+  it("advertises the flag, else its own --peers entry's host, else --host, else the machine's name for a wildcard --host", () => {
+    expect(readConfig(["--advertise-host", "me.example", "--peers", peers, "--replica-id", "r1"], { CLUSTER_SECRET: secret }).advertiseHost).toBe("me.example");
+    expect(readConfig(["--peers", peers, "--replica-id", "r2"], { CLUSTER_SECRET: secret }).advertiseHost).toBe("shop-1.peers");
+    expect(readConfig(["--host", "127.0.0.1"], {}).advertiseHost).toBe("127.0.0.1");
+    expect(readConfig(["--host", "0.0.0.0"], {}).advertiseHost).toBe(hostname());
+    expect(readConfig([], { ADVERTISE_HOST: "from.env" }).advertiseHost).toBe("from.env");
   });
 });

@@ -101,7 +101,10 @@ const replica = await Replica.open({
 const memberIds = new Set([config.replicaId, ...config.peers.map((peer) => peer.replicaId)]);
 replica.shop.peerStatePolicy = memberStatePolicy({
   // A retired member may be gone from --peers; the membership document still lists it.
-  isMember: (replicaId) => memberIds.has(replicaId) || replica.status().members.some((member) => member.replicaId === replicaId),
+  // A joiner's seed sends states before the document that names their writers: until
+  // it lists anyone else, the joiner takes them as it takes the document, from its seed.
+  isMember: (replicaId) =>
+    memberIds.has(replicaId) || members.some((member) => member.replicaId === replicaId) || (config.join.length > 0 && !knowsOtherMembers()),
   wallClockMs: () => Date.now(),
   released: (actor) => replica.isReleased(actor),
 });
@@ -175,6 +178,11 @@ announcer.info(`replica ${config.replicaId} (incarnation ${replica.identity.inca
 if (process.send !== undefined) {
   const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
   process.send(serving);
+}
+
+/** Whether the membership document names any replica but this one. */
+function knowsOtherMembers(): boolean {
+  return members.some((member) => member.replicaId !== config.replicaId);
 }
 
 /** The configured peers, with the document's members: their addresses as they announced them (the document wins). */

@@ -3,6 +3,9 @@
 // every directed pair, so a cut between two replicas is a cut of real TCP links.
 // Replicas can be killed (SIGKILL) and started again, on their folder or on a
 // fresh empty one (a new incarnation), or frozen (SIGSTOP) and thawed (SIGCONT).
+// A new replica can join the running cluster through one member's peer port
+// (--join): its links do not pass through the proxy, whose routes are fixed at
+// start, so it is meant to leave before the next fault (remove()).
 // `close()` thaws and stops every process it started, closes the proxy and
 // removes every folder it made.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -19,6 +22,8 @@ import { freePort } from "../net/freePort.js";
 import { readyMessage, stdioWithReadySignal } from "../readySignal.js";
 
 const startWaitMsMax = 20_000;
+/** In the run's folder, next to the cluster secret: every replica gets it (a leave is an admin route). */
+const adminTokenFileName = "admin-token";
 const stopWaitMsMax = 10_000;
 const requestWaitMsMax = 5_000;
 /** Output kept per process for error messages: the last this many characters. */
@@ -43,10 +48,17 @@ export interface PeerLinkView {
   lag: number;
 }
 
+export interface MemberEntry {
+  replicaId: string;
+  state: string;
+  actor: string;
+}
+
 export interface ClusterView {
   replicaId: string;
   actor: string;
   peers: PeerLinkView[];
+  members: MemberEntry[];
 }
 
 /** One replica id: its fixed peer port, its current folder and process. */
@@ -62,6 +74,8 @@ export class ChaosReplica {
   exitExpected = false;
   /** Frozen by SIGSTOP, not yet sent SIGCONT. */
   paused = false;
+  /** How it finds the others: --peers (its proxy ports) for a founder, --join for a replica that joined. */
+  links: readonly string[] = [];
 
   constructor(
     readonly replicaId: string,
@@ -96,12 +110,16 @@ export class ChaosCluster {
   readonly crashes: string[] = [];
   /** Lines the replicas printed that only a bug prints, in order (the first troubleLinesMax). */
   readonly troubleLines: string[] = [];
+  /** Replicas that joined and were removed again: stopped, their ids never used again. */
+  private readonly removed: ChaosReplica[] = [];
 
   private constructor(
+    /** The members now, founders first, then those that joined. */
     readonly replicas: ChaosReplica[],
     readonly proxy: FaultProxy,
     private readonly options: ChaosClusterOptions,
     private readonly secretFile: string,
+    readonly adminToken: string,
     private readonly root: string,
   ) {}
 
@@ -111,6 +129,8 @@ export class ChaosCluster {
     rootsAlive.add(root);
     const secretFile = join(root, "secret");
     await writeFile(secretFile, randomBytes(24).toString("hex"));
+    const adminToken = randomBytes(24).toString("hex");
+    await writeFile(join(root, adminTokenFileName), adminToken);
     const replicas: ChaosReplica[] = [];
     for (const replicaId of options.replicaIds) replicas.push(new ChaosReplica(replicaId, await freePort(), join(root, `${replicaId}-1`)));
     let proxy: FaultProxy;
@@ -121,7 +141,8 @@ export class ChaosCluster {
       rootsAlive.delete(root);
       throw error;
     }
-    const cluster = new ChaosCluster(replicas, proxy, options, secretFile, root);
+    for (const replica of replicas) replica.links = ["--peers", proxy.peersOf(replica.replicaId)];
+    const cluster = new ChaosCluster(replicas, proxy, options, secretFile, adminToken, root);
     try {
       await Promise.all(replicas.map((replica) => cluster.launch(replica)));
       await cluster.waitForMesh(startWaitMsMax);
@@ -196,6 +217,29 @@ export class ChaosCluster {
     return replica;
   }
 
+  /**
+   * Starts a new replica, the next free id on a fresh folder and free ports, with
+   * --join at `seedId`'s real peer port; resolves once it serves (it caught up and
+   * turned active). It is a member from now on: the checks and the load include it.
+   */
+  async join(seedId: string): Promise<ChaosReplica> {
+    const seed = this.replica(seedId);
+    const replicaId = `r${this.replicas.length + this.removed.length + 1}`;
+    const replica = new ChaosReplica(replicaId, await freePort(), join(this.root, `${replicaId}-1`));
+    replica.links = ["--join", `127.0.0.1:${seed.peerPort}`];
+    this.replicas.push(replica);
+    await this.launch(replica);
+    return replica;
+  }
+
+  /** Stops a replica (SIGTERM) and takes it out of the members: for one that left the cluster. */
+  async remove(replicaId: string): Promise<void> {
+    const replica = this.replica(replicaId);
+    await stopProcess(replica);
+    this.replicas.splice(this.replicas.indexOf(replica), 1);
+    this.removed.push(replica);
+  }
+
   /** Until every running replica sees every other running replica up, not lagging. */
   async waitForMesh(waitMsMax: number): Promise<void> {
     const deadline = Date.now() + waitMsMax;
@@ -220,13 +264,13 @@ export class ChaosCluster {
 
   /** The last `chars` characters every replica printed, for a failure report. */
   output(chars = 4000): string {
-    return this.replicas.map((replica) => `--- ${replica.replicaId}\n${replica.output.slice(-chars)}`).join("\n");
+    return [...this.replicas, ...this.removed].map((replica) => `--- ${replica.replicaId}\n${replica.output.slice(-chars)}`).join("\n");
   }
 
   /** Stops every process (SIGCONT if paused, SIGTERM, then SIGKILL), closes the proxy, removes the folders. */
   async close(): Promise<void> {
     for (const replica of this.replicas) if (replica.paused) this.resume(replica.replicaId);
-    await Promise.all(this.replicas.map((replica) => stopProcess(replica)));
+    await Promise.all([...this.replicas, ...this.removed].map((replica) => stopProcess(replica)));
     await this.proxy.close();
     await rm(this.root, { recursive: true, force: true });
     rootsAlive.delete(this.root);
@@ -236,8 +280,8 @@ export class ChaosCluster {
     const args = [
       this.options.mainScriptPath,
       ...["--replica-id", replica.replicaId, "--host", "127.0.0.1", "--port", "0"],
-      ...["--peer-port", String(replica.peerPort), "--peers", this.proxy.peersOf(replica.replicaId)],
-      ...["--secret-file", this.secretFile, "--data-dir", replica.dataDir],
+      ...["--peer-port", String(replica.peerPort), ...replica.links],
+      ...["--secret-file", this.secretFile, "--admin-token-file", join(this.root, adminTokenFileName), "--data-dir", replica.dataDir],
       ...(this.options.extraArgs ?? []),
     ];
     replica.output += `\n[chaos: starting ${replica.replicaId} on ${replica.dataDir}]\n`;

@@ -62,4 +62,27 @@ describe("ChaosLoad", () => {
     expect(load.workersPeak[1]).toBeLessThanOrEqual(2 * workersPerShareMax);
     expect(load.inFlightAt(0) + load.inFlightAt(1)).toBe(0);
   });
+
+  it("gives a replica that joins workers of its own, and leaves the others theirs", async () => {
+    const members = [urls[0]!];
+    const load = new ChaosLoad({
+      urls: () => members,
+      shape: { items: 2, itemStock: 10, users: 2, userCredit: 10, orders: 50 },
+      concurrency: 3,
+      seed: 2,
+      timeoutMs: 600,
+    });
+    expect(() => load.addReplica()).toThrow(/not running/);
+    load.start();
+    expect(() => load.addReplica()).toThrow(/no URL for replica index 1/);
+    members.push(urls[0]!);
+    expect(load.addReplica()).toBe(1);
+    while (load.records.filter((record) => record.replicaIndex === 1).length < 20 && load.now() < 10_000) await sleep(20);
+    await load.stop();
+    expect(load.records.filter((record) => record.replicaIndex === 1 && record.outcome === "2xx").length).toBeGreaterThanOrEqual(20);
+    expect(load.records.filter((record) => record.replicaIndex === 0).length).toBeGreaterThan(0);
+    // Its share is the first replica's (a stuck request on a busy machine may add one more).
+    expect(load.workersPeak).toHaveLength(2);
+    expect(load.workersPeak[1]).toBeGreaterThanOrEqual(3);
+  });
 });

@@ -163,6 +163,25 @@ export class ChaosLoad {
     for (const [replicaIndex, share] of this.shares.entries()) for (let worker = 0; worker < share; worker++) this.spawn(replicaIndex);
   }
 
+  /**
+   * Gives a replica that joined (the next index of urls()) workers of its own, as
+   * many as the first replica's share: new clients come with a new replica, and the
+   * others keep theirs. Returns its index.
+   */
+  addReplica(): number {
+    if (!this.running) throw new Error("the load is not running");
+    const replicaIndex = this.shares.length;
+    if (this.options.urls().length <= replicaIndex) throw new RangeError(`no URL for replica index ${replicaIndex}`);
+    this.shares.push(this.shares[0]!);
+    this.workerCounts.push(0);
+    this.freshCounts.push(0);
+    this.workerPeaks.push(0);
+    this.answerTimes.push([]);
+    this.stuckAfterMs.push(this.stuckBounds[1]);
+    for (let worker = 0; worker < this.shares[0]!; worker++) this.spawn(replicaIndex);
+    return replicaIndex;
+  }
+
   /** Stops sending; resolves once every request in flight has its outcome (each is bounded by timeoutMs). */
   async stop(): Promise<void> {
     this.running = false;

@@ -3,7 +3,7 @@
 // G1-G6 (test/harness/chaos/runChaos.ts says what each fault does and checks).
 //
 //   npx tsc -p . && node dist/scripts/chaos.js [--fault-seconds 8] [--seed N]
-//     [--faults isolate,bridge,kill,wipe,pause] [--concurrency 24] [--orders 3000]
+//     [--faults isolate,bridge,kill,wipe,pause,join] [--concurrency 24] [--orders 3000]
 //
 // It starts (and stops) its own cluster on free ports: faults need the processes
 // and their links, so --replicas-urls accepts only "none". Prints one table row per fault and
@@ -21,6 +21,8 @@ const usage = `usage: node dist/scripts/chaos.js [options]
   --seed N            seed of the load and of the scenario runs (default: random)
   --faults LIST       comma-separated, of ${faultNames.join(",")} (default: all, in that order)
                       pause: SIGSTOP of r3 for 3/4 of the fault, then SIGCONT
+                      join: a new replica r4 joins through r1's peer port (--join),
+                      takes load once it serves, and leaves after the checks
   --concurrency N     load workers, dealt over the replicas; one whose request is stuck
                       (4x the median answer time, ${stuckAfterMsBoundsDefault.join("-")} ms) is replaced,
                       up to ${workersPerShareMax}x (default ${defaultChaosOptions.concurrency})

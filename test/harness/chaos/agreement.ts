@@ -160,3 +160,19 @@ function compareViews(views: readonly ShopRead[]): string[] {
   }
   return count === 0 ? [] : [`${count} keys differ or unread`, ...examples];
 }
+
+/** Every key whose agreed value differs between two reads of the shop (or is in one only), as "kind id: a vs b". */
+export function agreedDifferences(before: AgreedState, after: AgreedState): string[] {
+  const differences: string[] = [];
+  for (const [kind, a, b] of [
+    ["item", before.stock, after.stock],
+    ["user", before.credit, after.credit],
+    ["order", before.orders, after.orders],
+  ] as const) {
+    for (const id of new Set([...a.keys(), ...b.keys()])) {
+      const [was, is] = [JSON.stringify(a.get(id) ?? null), JSON.stringify(b.get(id) ?? null)];
+      if (was !== is) differences.push(`${kind} ${id}: ${was} vs ${is}`);
+    }
+  }
+  return differences;
+}

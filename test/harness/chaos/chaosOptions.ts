@@ -2,8 +2,9 @@
 import { defaultMainScriptPath } from "./chaosCluster.js";
 import type { ShopShape } from "./chaosLoad.js";
 
-export type FaultName = "isolate" | "bridge" | "kill" | "wipe" | "pause";
-export const faultNames: readonly FaultName[] = ["isolate", "bridge", "kill", "wipe", "pause"];
+export type FaultName = "isolate" | "bridge" | "kill" | "wipe" | "pause" | "join";
+export const faultNames: readonly FaultName[] = ["isolate", "bridge", "kill", "wipe", "pause", "join"];
+/** The founding replicas; a `join` fault adds the next free id (r4) and has it leave afterwards. */
 export const replicaIds = ["r1", "r2", "r3"] as const;
 
 export interface ChaosOptions {

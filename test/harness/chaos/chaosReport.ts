@@ -22,6 +22,8 @@ export interface SideReport {
 export interface FaultReport {
   readonly fault: FaultName;
   readonly description: string;
+  /** The fault's own figure, if it measures one (a joiner's time to serve): shown after the description. */
+  readonly figure: string | null;
   /** Requests that ended during the fault, per side of it. */
   readonly sides: readonly SideReport[];
   /** The replicas that stayed up (not cut off, frozen, killed or wiped), e.g. "r2+r3". */
@@ -75,7 +77,7 @@ function describeReducedService(fault: FaultReport): string {
 export function formatTable(report: ChaosReport): string {
   const header = ["fault", "requests served during it (2xx / 4xx / unknown)", "reduced service (stayed up)", "inconsistencies", "time to converge"];
   const rows = report.faults.map((fault, index) => [
-    `${index + 1} ${fault.fault}: ${fault.description}`,
+    `${index + 1} ${fault.fault}: ${fault.description}${fault.figure === null ? "" : ` (${fault.figure})`}`,
     fault.sides
       .map((side) => {
         const { ok2xx, client4xx, unknown, server5xx, refused } = side.served;
@@ -95,7 +97,7 @@ export function formatTable(report: ChaosReport): string {
 export function formatDetails(report: ChaosReport): string {
   const out: string[] = [];
   for (const [index, fault] of report.faults.entries()) {
-    out.push(`${index + 1} ${fault.fault} (${(fault.faultMs / 1000).toFixed(1)} s): ${fault.description}`);
+    out.push(`${index + 1} ${fault.fault} (${(fault.faultMs / 1000).toFixed(1)} s): ${fault.description}${fault.figure === null ? "" : ` (${fault.figure})`}`);
     for (const note of fault.notes) out.push(`   note: ${note}`);
     if (fault.detections.length > 0) {
       const seconds = (ms: number | null, otherwise: string) => (ms === null ? otherwise : `${(ms / 1000).toFixed(1)} s`);

@@ -1,15 +1,20 @@
 // What the records of one fault's load say, per side of it: who answered what
 // (G5), the pace, the common refusals, the slow requests, the proxy's traffic.
+// Replicas are load indexes; `names` gives their ids (a replica that joined is r4).
 import type { ChaosCluster } from "./chaosCluster.js";
 import type { OpKind, OpRecord } from "./chaosLoad.js";
-import { replicaIds } from "./chaosOptions.js";
 import type { FaultReport, Served } from "./chaosReport.js";
 
-export function availabilityOf(records: readonly OpRecord[], replicaIndex: number): FaultReport["availability"][number] {
+/** The ids of some replicas by their indexes, as a label: "r2+r3". */
+export function labelOf(names: readonly string[], replicaIndexes: readonly number[]): string {
+  return replicaIndexes.map((index) => names[index] ?? `replica ${index + 1}`).join("+");
+}
+
+export function availabilityOf(records: readonly OpRecord[], replicaIndex: number, names: readonly string[]): FaultReport["availability"][number] {
   const ok = records.filter((record) => record.replicaIndex === replicaIndex && record.outcome === "2xx");
   const count = (kinds: readonly OpKind[]) => ok.filter((record) => kinds.includes(record.kind)).length;
   return {
-    replicaId: replicaIds[replicaIndex]!,
+    replicaId: labelOf(names, [replicaIndex]),
     reads: count(["findItem", "findUser", "findOrder"]),
     increments: count(["addStock", "addFunds"]),
     decrements: count(["subtract", "pay", "checkout"]),
@@ -40,7 +45,7 @@ export function paceOf(records: readonly OpRecord[], fromMs: number, toMs: numbe
 }
 
 /** The most common refusals (and unknowns) of one side during the fault. */
-export function refusalNote(records: readonly OpRecord[], replicaIndexes: readonly number[]): string {
+export function refusalNote(records: readonly OpRecord[], replicaIndexes: readonly number[], names: readonly string[]): string {
   const counts = new Map<string, number>();
   for (const record of records) {
     if (!replicaIndexes.includes(record.replicaIndex) || record.outcome === "2xx") continue;
@@ -54,15 +59,14 @@ export function refusalNote(records: readonly OpRecord[], replicaIndexes: readon
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 4);
-  const label = replicaIndexes.map((index) => replicaIds[index]).join("+");
-  return `${label} not 2xx: ${top.length === 0 ? "none" : top.map(([key, count]) => `${count}× ${key}`).join("; ")}`;
+  return `${labelOf(names, replicaIndexes)} not 2xx: ${top.length === 0 ? "none" : top.map(([key, count]) => `${count}× ${key}`).join("; ")}`;
 }
 
 /** A request that took this long is slow for the notes. */
 const slowMs = 500;
 
 /** The survivors' slow requests that ended during the fault: what they were, how long they took, when they ended. */
-export function slowNote(records: readonly OpRecord[], replicaIndexes: readonly number[], faultStartMs: number): string {
+export function slowNote(records: readonly OpRecord[], replicaIndexes: readonly number[], faultStartMs: number, names: readonly string[]): string {
   const groups = new Map<string, { took: number[]; ended: number[] }>();
   for (const record of records) {
     const tookMs = record.endedMs - record.startedMs;
@@ -81,8 +85,7 @@ export function slowNote(records: readonly OpRecord[], replicaIndexes: readonly 
       ([key, { took, ended }]) =>
         `${took.length}× ${key} (took median ${seconds(middle(took))}, max ${seconds(Math.max(...took))}; ended ${seconds(Math.min(...ended))}..${seconds(Math.max(...ended))})`,
     );
-  const label = replicaIndexes.map((index) => replicaIds[index]).join("+");
-  return `${label} requests that took over ${slowMs} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
+  return `${labelOf(names, replicaIndexes)} requests that took over ${slowMs} ms: ${parts.length === 0 ? "none" : parts.join("; ")}`;
 }
 
 export function proxyNote(before: ReturnType<ChaosCluster["proxy"]["stats"]>, after: ReturnType<ChaosCluster["proxy"]["stats"]>): string {

@@ -1,8 +1,8 @@
 // The faults of a chaos run (runChaos.ts), each from its start to its heal: which
-// replicas it cuts, kills, wipes or freezes, and which must keep serving.
+// replicas it cuts, kills, wipes, freezes or adds, and which must keep serving.
 import { setTimeout as sleep } from "node:timers/promises";
 import { runPool, send } from "../net/httpClient.js";
-import { type ChaosCluster, clusterView } from "./chaosCluster.js";
+import { type ChaosCluster, type ChaosReplica, clusterView } from "./chaosCluster.js";
 import type { ChaosLoad, ShopShape } from "./chaosLoad.js";
 import { type FaultName, replicaIds } from "./chaosOptions.js";
 
@@ -16,6 +16,8 @@ export interface FaultPlan {
   readonly survivors: readonly number[];
   /** Runs the fault from its start to its heal; notes go to the report. */
   run(context: FaultContext): Promise<void>;
+  /** After the fault's checks, with the load stopped: undoes what must not outlast the fault (a joined replica leaves). */
+  settle?(context: FaultContext): Promise<void>;
 }
 
 export interface FaultContext {
@@ -24,6 +26,10 @@ export interface FaultContext {
   readonly shape: ShopShape;
   readonly faultMs: number;
   note(text: string): void;
+  /** The fault's own figure for the table (e.g. a joiner's time to serve). */
+  figure(text: string): void;
+  /** A check of the fault's own that failed: counted with the inconsistencies. */
+  problem(text: string): void;
   /** A replica's view of a cut link: when (ms after the cut) it first showed the link down. */
   detected(detection: Detection): void;
 }
@@ -153,18 +159,113 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
       await sleep(context.faultMs - (performance.now() - started));
     },
   },
+  // The joiner's links bypass the proxy (its routes are fixed): it leaves after the checks, before the next fault.
+  join: {
+    description: "r4 joins through r1's peer port, leaves after the checks",
+    sides: [[0, 1, 2], [3]],
+    mustServe: [0, 1, 2, 3],
+    survivors: [0, 1, 2],
+    async run(context) {
+      const started = performance.now();
+      const joiner = await context.cluster.join("r1");
+      const servingMs = performance.now() - started;
+      // Load index 3, the plan's last side: the founders are 0..2, and a joiner leaves at settle.
+      context.load.addReplica();
+      context.figure(`${joiner.replicaId} serving after ${(servingMs / 1000).toFixed(2)} s`);
+      context.note(
+        `${joiner.replicaId} started on an empty folder with --join at r1's peer port: serving (caught up, /ready 200) after ${Math.round(servingMs)} ms, incarnation ${joiner.incarnation}; then loaded like the others`,
+      );
+      const listWaitMs = Math.max(listedWaitMsMin, context.faultMs - (performance.now() - started));
+      const [complete, listed] = await Promise.all([
+        probeAfterRestart(context, joiner.replicaId),
+        waitUntilListed(context.cluster.replicas, joiner.replicaId, "active", listWaitMs).then((unlisted) => ({ unlisted, atMs: performance.now() - started })),
+      ]);
+      if (!complete) context.problem(`${joiner.replicaId} served before it could read every existing key (G6): see the probe's note`);
+      if (listed.unlisted.length > 0)
+        context.problem(`by the end of the fault, not every replica listed ${joiner.replicaId} active: ${listed.unlisted.join("; ")}`);
+      else context.note(`every replica listed ${joiner.replicaId} active ${Math.round(listed.atMs)} ms after its start`);
+      await sleep(context.faultMs - (performance.now() - started));
+      context.note(joinLogNote(joiner));
+    },
+    async settle(context) {
+      for (const joiner of context.cluster.replicas.slice(replicaIds.length)) await leave(context, joiner);
+    },
+  },
 };
+
+/** What the joiner itself logged of its join: its time from dialing to active, and its warnings (a catch-up cut short). */
+function joinLogNote(joiner: ChaosReplica): string {
+  const joinedMs = /joined the cluster in (\d+) ms/.exec(joiner.output)?.[1];
+  const warnings = joiner.output.split("\n").filter((line) => line.includes('"level":40'));
+  const shown = warnings.slice(0, 3).map((line) => (/"msg":"([^"]*)"/.exec(line)?.[1] ?? line).slice(0, 200));
+  return `${joiner.replicaId}'s log: joined the cluster in ${joinedMs ?? "?"} ms (from its first dial to active); ${warnings.length} warning(s)${shown.length > 0 ? `: ${shown.join("; ")}` : ""}`;
+}
+
+/** Even a join slower than the fault gets this long for every replica to list it active. */
+const listedWaitMsMin = 2_000;
+/** Bound on a leave (POST /cluster/leave waits up to 10 s per step) and on its news reaching every replica. */
+const leaveWaitMsMax = 30_000;
+
+/**
+ * The replica that joined leaves through the admin route (asked again while it is
+ * draining), every other replica must list it retired, then the harness stops it
+ * and takes it out of the members.
+ */
+async function leave({ cluster, note, problem }: FaultContext, joiner: ChaosReplica): Promise<void> {
+  const started = performance.now();
+  let answer = "";
+  let retired = false;
+  while (!retired && performance.now() - started < leaveWaitMsMax) {
+    try {
+      const response = await fetch(`${joiner.url}/cluster/leave`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${cluster.adminToken}` },
+        signal: AbortSignal.timeout(leaveWaitMsMax),
+      });
+      answer = `${response.status} ${await response.text()}`;
+      const report = response.ok ? (JSON.parse(answer.slice(4)) as { state: string; waitingFor: string[] }) : null;
+      retired = report?.state === "retired" && report.waitingFor.length === 0;
+    } catch (error) {
+      answer = error instanceof Error ? error.message : String(error);
+    }
+    if (!retired) await sleep(500);
+  }
+  const others = cluster.replicas.filter((replica) => replica !== joiner);
+  const unlisted = retired ? await waitUntilListed(others, joiner.replicaId, "retired", leaveWaitMsMax) : [];
+  if (!retired) problem(`${joiner.replicaId} did not leave within ${leaveWaitMsMax} ms: ${answer}`);
+  else if (unlisted.length > 0) problem(`${joiner.replicaId} retired, but not every replica listed it so: ${unlisted.join("; ")}`);
+  else note(`${joiner.replicaId} left (POST /cluster/leave: ${answer}); every replica listed it retired after ${Math.round(performance.now() - started)} ms`);
+  await cluster.remove(joiner.replicaId);
+}
+
+/**
+ * Polls GET /cluster of each replica until its members list `replicaId` in `state`,
+ * for at most `waitMs`; returns what those that never did showed last (empty: all did).
+ */
+async function waitUntilListed(replicas: readonly ChaosReplica[], replicaId: string, state: string, waitMs: number): Promise<string[]> {
+  const deadline = performance.now() + waitMs;
+  const pending = new Map(replicas.map((replica) => [replica, "no answer"]));
+  for (;;) {
+    for (const replica of [...pending.keys()]) {
+      const shown = (await clusterView(replica.url))?.members.find((member) => member.replicaId === replicaId)?.state ?? "not listed";
+      if (shown === state) pending.delete(replica);
+      else pending.set(replica, shown);
+    }
+    if (pending.size === 0 || performance.now() > deadline) return [...pending].map(([replica, shown]) => `${replica.replicaId} shows ${shown}`);
+    await sleep(50);
+  }
+}
 
 /** After SIGSTOP, before reading the process state (the signal is delivered asynchronously). */
 const stopSeenWaitMs = 50;
 
 /**
  * Reads every item and user at a replica the moment it serves again after a
- * restart. They all exist (batch_init'ed before the fault, acknowledged by every
- * replica), so a 404 is a stale read while the peers were reachable (G6). Only
- * reported in the notes: see the report of the chaos run for the bug.
+ * restart, or first serves after a join. They all exist (batch_init'ed before the
+ * fault, acknowledged by every replica), so a 404 is a stale read while the peers
+ * were reachable (G6). Noted; returns whether every read was a 200.
  */
-async function probeAfterRestart({ cluster, shape, note }: FaultContext, replicaId: string): Promise<void> {
+async function probeAfterRestart({ cluster, shape, note }: FaultContext, replicaId: string): Promise<boolean> {
   const url = cluster.replica(replicaId).url;
   const paths = [
     ...Array.from({ length: shape.items }, (_, index) => `/stock/find/${index}`),
@@ -179,8 +280,9 @@ async function probeAfterRestart({ cluster, shape, note }: FaultContext, replica
   });
   const summary = [...statuses].map(([status, count]) => `${count}× ${status}`).join(", ");
   note(
-    `G6 probe: ${replicaId}'s reads of the ${paths.length} existing items and users right after it served again (${Math.round(performance.now() - started)} ms): ${summary}`,
+    `G6 probe: ${replicaId}'s reads of the ${paths.length} existing items and users right after it served (${Math.round(performance.now() - started)} ms): ${summary}`,
   );
+  return statuses.size === 1 && statuses.has("200");
 }
 
 /** Waits (up to 2 s) until the replica has a checkout in flight, then SIGKILLs it in the same tick. */

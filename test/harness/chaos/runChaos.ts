@@ -7,6 +7,11 @@
 //   wipe     kill -9 of r3 mid-checkout, restarted on an empty folder (fresh incarnation)
 //   pause    r3 frozen (SIGSTOP) for 3/4 of the fault, then thawed (SIGCONT): a silent
 //            peer whose sockets stay open (only the silence check notices)
+//   join     a new replica r4 joins through r1's peer port (--join, empty folder) and
+//            takes its share of the load once it serves; every replica must list it
+//            active, and the checks below include it. After them, with no load, it
+//            leaves (POST /cluster/leave): every replica must list it retired and
+//            read the same values as before the leave; then it is stopped.
 // Each fault: fresh batch_init'ed shop, load, the fault for --fault-seconds under
 // load, heal, stop the load, then check:
 //   - every replica reads identical values (polled; the time from heal is reported);
@@ -25,14 +30,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ScenarioReport, runConsistencyScenario } from "../consistency/consistencyScenario.js";
 import { describeOutcome, isOk, send } from "../net/httpClient.js";
-import { type Agreement, waitForAgreement } from "./agreement.js";
+import { type Agreement, agreedDifferences, waitForAgreement } from "./agreement.js";
 import { ChaosCluster } from "./chaosCluster.js";
 import { type LedgerReport, checkLedger } from "./chaosLedger.js";
 import { ChaosLoad, type OpRecord, type ShopShape } from "./chaosLoad.js";
 import { type ChaosOptions, type FaultName, replicaIds } from "./chaosOptions.js";
 import type { ChaosReport, FaultReport } from "./chaosReport.js";
-import { availabilityOf, paceOf, proxyNote, refusalNote, servedBy, slowNote } from "./faultNotes.js";
-import { type Detection, type FaultPlan, faultPlans } from "./faultPlans.js";
+import { availabilityOf, labelOf, paceOf, proxyNote, refusalNote, servedBy, slowNote } from "./faultNotes.js";
+import { type Detection, type FaultContext, type FaultPlan, faultPlans } from "./faultPlans.js";
 import { bucketsAround, reducedServiceOf } from "./reducedService.js";
 
 /** The width of the buckets of 2xx answers the reduced service is measured on. */
@@ -85,27 +90,51 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   const crashesBefore = cluster.crashes.length;
   const troubleBefore = cluster.troubleLines.length;
   await setUpShop(cluster, options.shape, index % replicaIds.length, findings);
-  const { load, faultStartMs, healMs, notes, detections } = await runUnderLoad(cluster, options, fault, index);
-  notes.push(loadNote(load, options.shape));
+  const load = new ChaosLoad({
+    urls: () => cluster.urls,
+    shape: options.shape,
+    concurrency: options.concurrency,
+    seed: options.seed + index,
+    timeoutMs: options.requestTimeoutMs,
+  });
+  const notes: string[] = [];
+  const detections: Detection[] = [];
+  let figure: string | null = null;
+  const context: FaultContext = {
+    cluster,
+    load,
+    shape: options.shape,
+    faultMs: options.faultSeconds * 1000,
+    note: (text) => notes.push(text),
+    figure: (text) => (figure = text),
+    problem: (text) => findings.add(text),
+    detected: (detection) => detections.push(detection),
+  };
+  const { faultStartMs, healMs } = await runUnderLoad(context, options, fault, index);
+  // The replicas by load index as the fault left them (a replica that joined leaves again at settle).
+  const names = cluster.replicas.map((replica) => replica.replicaId);
+  notes.push(loadNote(load, options.shape, names));
   const touchedOrders = [...new Set(load.records.filter((record) => record.kind === "checkout").map((record) => record.id))];
   const agreement = await waitForAgreement(cluster, options, touchedOrders, () => load.now() - healMs);
   const ledger = checkAgreement(agreement, options, load, findings);
   const during = load.records.filter((record) => record.endedMs >= faultStartMs && record.endedMs <= healMs);
-  const availability = checkAvailability(plan, during, findings);
-  for (const side of plan.sides) notes.push(refusalNote(during, side));
+  const availability = checkAvailability(plan, during, names, findings);
+  for (const side of plan.sides) notes.push(refusalNote(during, side, names));
   notes.push(`2xx per second from the start of the fault (all replicas): ${paceOf(load.records, faultStartMs, healMs).join(" ")}`);
   const { buckets, reducedService } = measureReducedService(plan, load.records, faultStartMs, healMs);
-  notes.push(slowNote(during, plan.survivors, faultStartMs));
+  notes.push(slowNote(during, plan.survivors, faultStartMs, names));
   notes.push(proxyNote(linksBefore, cluster.proxy.stats()));
   await cluster.waitForMesh(options.convergeWaitMsMax);
   const scenario = await runScenario(cluster, options, index, findings);
+  if (plan.settle !== undefined) await settle(plan.settle, context, options, findings);
   for (const crash of cluster.crashes.slice(crashesBefore)) findings.add(`replica crashed: ${crash}`);
   for (const line of cluster.troubleLines.slice(troubleBefore)) findings.add(`replica printed: ${line}`);
   return {
     fault,
     description: plan.description,
-    sides: plan.sides.map((side) => ({ label: side.map((i) => replicaIds[i]).join("+"), served: servedBy(during, side) })),
-    survivors: plan.survivors.map((i) => replicaIds[i]).join("+"),
+    figure,
+    sides: plan.sides.map((side) => ({ label: labelOf(names, side), served: servedBy(during, side) })),
+    survivors: labelOf(names, plan.survivors),
     reducedService,
     survivorBuckets: buckets.during,
     baselineBuckets: buckets.before,
@@ -122,28 +151,10 @@ async function runFault(cluster: ChaosCluster, options: ChaosOptions, fault: Fau
   };
 }
 
-/** One fault under load, from its start to its heal. */
-interface FaultRun {
-  readonly load: ChaosLoad;
-  readonly faultStartMs: number;
-  readonly healMs: number;
-  /** The fault's notes so far. */
-  readonly notes: string[];
-  readonly detections: Detection[];
-}
-
-/** Starts the load, warms up, runs the fault until its heal, stops the load. */
-async function runUnderLoad(cluster: ChaosCluster, options: ChaosOptions, fault: FaultName, index: number): Promise<FaultRun> {
+/** Starts the context's load, warms up, runs the fault until its heal, stops the load; returns when the fault ran (load clock). */
+async function runUnderLoad(context: FaultContext, options: ChaosOptions, fault: FaultName, index: number): Promise<{ faultStartMs: number; healMs: number }> {
   const plan = faultPlans[fault];
-  const notes: string[] = [];
-  const detections: Detection[] = [];
-  const load = new ChaosLoad({
-    urls: () => cluster.urls,
-    shape: options.shape,
-    concurrency: options.concurrency,
-    seed: options.seed + index,
-    timeoutMs: options.requestTimeoutMs,
-  });
+  const { load } = context;
   options.log(`${fault}: ${plan.description}; warm-up ${options.warmupSeconds} s, fault ${options.faultSeconds} s`);
   load.start();
   let faultStartMs = 0;
@@ -151,23 +162,43 @@ async function runUnderLoad(cluster: ChaosCluster, options: ChaosOptions, fault:
   try {
     await sleep(options.warmupSeconds * 1000 + (index === 0 ? firstWarmupExtraMs : 0));
     faultStartMs = load.now();
-    await plan.run({
-      cluster,
-      load,
-      shape: options.shape,
-      faultMs: options.faultSeconds * 1000,
-      note: (text) => notes.push(text),
-      detected: (detection) => detections.push(detection),
-    });
+    await plan.run(context);
     healMs = load.now();
   } finally {
     await load.stop();
   }
-  return { load, faultStartMs, healMs, notes, detections };
+  return { faultStartMs, healMs };
 }
 
-function loadNote(load: ChaosLoad, shape: ShopShape): string {
-  const workers = load.workersPeak.map((peak, i) => `${replicaIds[i]} ${peak}`).join(", ");
+/**
+ * The fault's settling step (a leave), with no load: before it, every replica
+ * (a joiner too) must read the same value for every key, every order included;
+ * after it, the same values as before (moving rights changes no value).
+ */
+async function settle(step: NonNullable<FaultPlan["settle"]>, context: FaultContext, options: ChaosOptions, findings: Findings): Promise<void> {
+  const since = (startedMs: number) => () => performance.now() - startedMs;
+  const allOrders = Array.from({ length: options.shape.orders }, (_, id) => String(id));
+  const before = await waitForAgreement(context.cluster, options, allOrders, since(performance.now()));
+  await step(context);
+  const after = await waitForAgreement(context.cluster, options, allOrders, since(performance.now()));
+  if (before.agreed === null || after.agreed === null) {
+    findings.add(
+      `settle: the replicas did not agree ${before.agreed === null ? "before" : "after"} it: ${(before.agreed === null ? before : after).differences.join("; ")}`,
+    );
+    return;
+  }
+  const changed = agreedDifferences(before.agreed, after.agreed);
+  for (const difference of changed.slice(0, 4)) findings.add(`settle changed a value: ${difference}`, 0);
+  findings.count += changed.length;
+  if (changed.length === 0) {
+    context.note(
+      `settle: every replica read the same ${before.agreed.stock.size} items, ${before.agreed.credit.size} users and ${before.agreed.orders.size} orders before it, and the ${context.cluster.replicas.length} left the same after it`,
+    );
+  }
+}
+
+function loadNote(load: ChaosLoad, shape: ShopShape, names: readonly string[]): string {
+  const workers = load.workersPeak.map((peak, i) => `${labelOf(names, [i])} ${peak}`).join(", ");
   return `load: ${load.records.length} requests, ${shape.orders - load.ordersLeft} of ${shape.orders} orders sent to checkout; workers at most ${workers} (more than the share replace stuck requests)`;
 }
 
@@ -186,8 +217,8 @@ function checkAgreement(agreement: Agreement, options: ChaosOptions, load: Chaos
 }
 
 /** G5: each replica that must serve answered reads, increments and decrements with 2xx during the fault. */
-function checkAvailability(plan: FaultPlan, during: readonly OpRecord[], findings: Findings): FaultReport["availability"] {
-  const availability = plan.mustServe.map((replicaIndex) => availabilityOf(during, replicaIndex));
+function checkAvailability(plan: FaultPlan, during: readonly OpRecord[], names: readonly string[], findings: Findings): FaultReport["availability"] {
+  const availability = plan.mustServe.map((replicaIndex) => availabilityOf(during, replicaIndex, names));
   for (const served of availability) {
     const missing = (["reads", "increments", "decrements"] as const).filter((kind) => served[kind] === 0);
     if (missing.length > 0) findings.add(`${served.replicaId} answered no ${missing.join(", no ")} with 2xx during the fault (G5)`);

@@ -1,8 +1,9 @@
 // A short chaos run (test/harness/chaos/) against real replica processes whose peer
 // links pass through the TCP fault proxy: r1 black-holed from the others, a bridge
 // split (r1–r3 cut, r2 reaching both), kill -9 mid-checkout with a restart on the
-// same folder, kill -9 with a restart on an empty folder (fresh incarnation), and
-// r3 frozen by SIGSTOP, then thawed by SIGCONT. Under load, each. Afterwards every replica must read the same values (G3), the
+// same folder, kill -9 with a restart on an empty folder (fresh incarnation),
+// r3 frozen by SIGSTOP, then thawed by SIGCONT, and a new replica r4 joining
+// through r1's peer port (then leaving). Under load, each. Afterwards every replica must read the same values (G3), the
 // ledger of acknowledged writes must balance with nothing negative (G1, G2, G4),
 // the cut-off replicas must have kept serving (G5), and a consistency scenario
 // over all replicas must find zero inconsistencies. The seconds of reduced service
@@ -27,7 +28,7 @@ describe("chaos: partitions and crashes of real replica processes under load", (
     const log: string[] = [];
     const report = await runChaos({
       ...defaultChaosOptions,
-      faults: ["isolate", "bridge", "kill", "wipe", "pause"],
+      faults: ["isolate", "bridge", "kill", "wipe", "pause", "join"],
       faultSeconds,
       warmupSeconds: 1,
       seed,
@@ -90,7 +91,17 @@ describe("chaos: partitions and crashes of real replica processes under load", (
     expect(pause.notes.join("\n")).toMatch(/r3 thawed \(SIGCONT\) after \d+ ms/);
     expect(pause.sides.map((side) => side.label)).toEqual(["r3", "r1+r2"]);
     expect(pause.sides[1]!.served.ok2xx).toBeGreaterThan(0);
+    // join: r4 served once caught up, every replica listed it active, it took load
+    // (checked above with every fault), and it left cleanly after the checks.
+    const join = faultOf(report, "join");
+    const joinNotes = join.notes.join("\n");
+    expect(join.figure).toMatch(/^r4 serving after \d+\.\d\d s$/);
+    expect(joinNotes).toMatch(/r4 started on an empty folder with --join at r1's peer port: serving \(caught up, \/ready 200\) after \d+ ms/);
+    expect(joinNotes).toMatch(/every replica listed r4 active \d+ ms after its start/);
+    expect(joinNotes).toMatch(/r4 left \(POST \/cluster\/leave: 200 .*"waitingFor":\[\],"state":"retired"\}\); every replica listed it retired/);
+    expect(join.sides.map((side) => side.label)).toEqual(["r1+r2+r3", "r4"]);
+    expect(join.availability.map((served) => served.replicaId)).toEqual(["r1", "r2", "r3", "r4"]);
     // Every fault measured the reduced service of the replicas that stayed up.
     for (const fault of report.faults) expect(fault.reducedService.reducedSeconds, `${fault.fault} has a baseline`).not.toBeNull();
-  }, 150_000);
+  }, 180_000);
 });

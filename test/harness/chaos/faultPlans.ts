@@ -67,6 +67,21 @@ async function watchCutLinks(context: FaultContext, pairs: readonly (readonly [s
   for (const watched of pending.values()) context.detected({ ...watched, downAfterMs: null });
 }
 
+/**
+ * Before a cut: each pair must have a connection open through the proxy (the mesh is
+ * up, so its link is one). A pair linked around the proxy (at addresses other than
+ * its --peers) would make the cut cut nothing, and the fault pass for nothing.
+ */
+function checkLinkedThroughProxy({ cluster, problem }: FaultContext, pairs: readonly (readonly [string, string])[]): void {
+  const links = cluster.proxy.stats();
+  for (const [a, b] of pairs) {
+    const open = links.filter((link) => (link.from === a && link.to === b) || (link.from === b && link.to === a));
+    if (open.every((link) => link.connectionsOpen === 0)) {
+      problem(`${a} and ${b} had no connection through the proxy when the fault began: they link around it, so the cut cuts nothing`);
+    }
+  }
+}
+
 export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
   isolate: {
     description: "r1 cut off from r2, r3 (black hole)",
@@ -74,6 +89,10 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
     mustServe: [0, 1, 2],
     survivors: [1, 2],
     async run(context) {
+      checkLinkedThroughProxy(context, [
+        ["r1", "r2"],
+        ["r1", "r3"],
+      ]);
       context.cluster.proxy.isolate("r1");
       const pairs = [
         ["r1", "r2"],
@@ -91,6 +110,7 @@ export const faultPlans: Readonly<Record<FaultName, FaultPlan>> = {
     mustServe: [0, 1, 2],
     survivors: [0, 1, 2],
     async run(context) {
+      checkLinkedThroughProxy(context, [["r1", "r3"]]);
       context.cluster.proxy.resetBetween("r1", "r3");
       context.cluster.proxy.cutBetween("r1", "r3");
       const pairs = [

@@ -1,15 +1,17 @@
 // deploy/kubernetes.yaml, offline: every object validated against the Kubernetes
 // API schemas by kubernetes-models (a broken copy must fail the same check), then
-// the properties the cluster relies on, checked one by one.
+// the properties the cluster relies on, checked one by one; the join settings also
+// as each pod reads them (node/config.ts), after the kubelet's $(VAR) expansion.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Service } from "kubernetes-models/v1";
 import { StatefulSet } from "kubernetes-models/apps/v1";
 import { Ingress } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import type { IContainer, IVolume } from "kubernetes-models/v1";
+import type { IContainer, IEnvVar, IVolume } from "kubernetes-models/v1";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { type ReplicaConfig, readConfig } from "../../node/config.js";
 import { repositoryRoot } from "./deployFiles.js";
 
 interface Manifest {
@@ -68,6 +70,31 @@ const statefulSet = find<StatefulSet>("StatefulSet", "shop");
 const podSpec = statefulSet.spec!.template.spec!;
 const replica = podSpec.containers[0] as IContainer;
 
+/**
+ * A pod's environment as the kubelet makes it: metadata.name is the pod's name, and
+ * $(VAR) expands only a variable defined above it ($$ is a literal $; others stay as written).
+ */
+function podEnvironment(variables: readonly IEnvVar[], podName: string): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const variable of variables) {
+    if (variable.valueFrom !== undefined) {
+      if (variable.valueFrom.fieldRef?.fieldPath !== "metadata.name") throw new Error(`${variable.name}: only metadata.name is simulated here`);
+      environment[variable.name] = podName;
+      continue;
+    }
+    environment[variable.name] = (variable.value ?? "").replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name?: string) =>
+      name === undefined ? "$" : (environment[name] ?? whole),
+    );
+  }
+  return environment;
+}
+
+/** The settings a pod of the StatefulSet starts with; its secret files are not here, so a secret is given as a value. */
+function podConfig(variables: readonly IEnvVar[], podName: string): ReplicaConfig {
+  const { CLUSTER_SECRET_FILE: _secretFile, ADMIN_TOKEN_FILE: _tokenFile, ...environment } = podEnvironment(variables, podName);
+  return readConfig([], { ...environment, CLUSTER_SECRET: "a-cluster-secret-for-this-test" });
+}
+
 describe("deploy/kubernetes.yaml", () => {
   it("holds only objects that kubernetes-models validates without an error", () => {
     expect(manifests.map((manifest) => `${manifest.kind}/${manifest.metadata.name}`)).toEqual([
@@ -107,6 +134,48 @@ describe("deploy/kubernetes.yaml", () => {
     const peerList = replica.env?.find((variable) => variable.name === "PEERS")?.value ?? "";
     expect(peerList.split(",")).toEqual([0, 1, 2].map((index) => `shop-${index}=shop-${index}.shop-peers:9000`));
     expect(statefulSet.spec?.replicas).toBe(3);
+  });
+
+  it("grows by kubectl scale: pods beyond the founders join through the founders' peer ports, each advertising its stable name", () => {
+    const headless = find<Service>("Service", "shop-peers");
+    const domain = statefulSet.spec!.serviceName;
+    expect(domain).toBe(headless.metadata?.name);
+    const peerPort = headless.spec?.ports?.find((port) => port.name === "peer")?.port;
+    expect(replica.ports?.find((port) => port.name === "peer")?.containerPort).toBe(peerPort);
+    const variables = replica.env ?? [];
+    const valueOf = (name: string) => variables.find((variable) => variable.name === name)?.value;
+    expect(valueOf("PEER_PORT")).toBe(String(peerPort));
+    // The kubelet expands $(REPLICA_ID) only if it is defined above.
+    const order = variables.map((variable) => variable.name);
+    expect(order.indexOf("REPLICA_ID")).toBeLessThan(order.indexOf("ADVERTISE_HOST"));
+    expect(valueOf("ADVERTISE_HOST")).toBe(`$(REPLICA_ID).${domain}`);
+    const founders = [0, 1, 2].map((index) => `shop-${index}`);
+    const seeds = founders.map((pod) => `${pod}.${domain}:${peerPort}`);
+    expect(valueOf("JOIN")?.split(",")).toEqual(seeds);
+
+    // As each pod reads its settings: a founder ignores JOIN, any other pod joins; all advertise <pod>.<headless Service>.
+    for (const pod of founders) {
+      const config = podConfig(variables, pod);
+      expect(config.replicaId).toBe(pod);
+      expect(config.join, pod).toEqual([]);
+      expect(config.advertiseHost).toBe(`${pod}.${domain}`);
+      expect(config.peers.map((peer) => `${peer.replicaId}=${peer.address}`)).toEqual(
+        founders.filter((other) => other !== pod).map((other) => `${other}=${other}.${domain}:${peerPort}`),
+      );
+    }
+    for (const pod of ["shop-3", "shop-4"]) {
+      const config = podConfig(variables, pod);
+      expect(config.join, pod).toEqual(seeds);
+      expect(config.advertiseHost).toBe(`${pod}.${domain}`);
+      expect(config.peerPort).toBe(peerPort);
+    }
+  });
+
+  it("would advertise an unexpanded name with ADVERTISE_HOST above REPLICA_ID (so the order check can fail)", () => {
+    const variables = replica.env ?? [];
+    const advertise = variables.filter((variable) => variable.name === "ADVERTISE_HOST");
+    const reordered = [...advertise, ...variables.filter((variable) => variable.name !== "ADVERTISE_HOST")];
+    expect(podConfig(reordered, "shop-3").advertiseHost).toBe("$(REPLICA_ID).shop-peers");
   });
 
   it("bounds each replica's resources and keeps a disruption to one replica at a time", () => {

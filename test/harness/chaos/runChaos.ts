@@ -178,9 +178,13 @@ async function runUnderLoad(context: FaultContext, options: ChaosOptions, fault:
 async function settle(step: NonNullable<FaultPlan["settle"]>, context: FaultContext, options: ChaosOptions, findings: Findings): Promise<void> {
   const since = (startedMs: number) => () => performance.now() - startedMs;
   const allOrders = Array.from({ length: options.shape.orders }, (_, id) => String(id));
+  const started = performance.now();
   const before = await waitForAgreement(context.cluster, options, allOrders, since(performance.now()));
+  const stepStarted = performance.now();
   await step(context);
+  const stepEnded = performance.now();
   const after = await waitForAgreement(context.cluster, options, allOrders, since(performance.now()));
+  const took = `reads before ${Math.round(stepStarted - started)} ms, step ${Math.round(stepEnded - stepStarted)} ms, reads after ${Math.round(performance.now() - stepEnded)} ms`;
   if (before.agreed === null || after.agreed === null) {
     findings.add(
       `settle: the replicas did not agree ${before.agreed === null ? "before" : "after"} it: ${(before.agreed === null ? before : after).differences.join("; ")}`,
@@ -192,7 +196,7 @@ async function settle(step: NonNullable<FaultPlan["settle"]>, context: FaultCont
   findings.count += changed.length;
   if (changed.length === 0) {
     context.note(
-      `settle: every replica read the same ${before.agreed.stock.size} items, ${before.agreed.credit.size} users and ${before.agreed.orders.size} orders before it, and the ${context.cluster.replicas.length} left the same after it`,
+      `settle: every replica read the same ${before.agreed.stock.size} items, ${before.agreed.credit.size} users and ${before.agreed.orders.size} orders before it, and the ${context.cluster.replicas.length} left the same after it (${took})`,
     );
   }
 }

@@ -710,7 +710,9 @@ export class WsTransport implements Transport {
       this.dropLink(connection, orderly ? "info" : "warn", connection.dropReason ?? lost, null);
     } else if (connection.handshake !== null && connection.opened) {
       connection.handshake = null;
-      this.logUnauthenticated(connection, "warn", `${connection.where}: closed during the handshake (${said})`);
+      // A dial we stopped ourselves (a seed once another link was up, a peer dropped from the list) is no peer's fault.
+      const stopped = connection.dialPeer !== null && !this.dialTargets.has(connection.dialPeer);
+      this.logUnauthenticated(connection, stopped ? "info" : "warn", `${connection.where}: closed during the handshake (${said})`);
     }
     const target = connection.dialPeer === null ? undefined : this.dialTargets.get(connection.dialPeer);
     if (target !== undefined && target.ws === connection.ws) {

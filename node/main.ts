@@ -161,7 +161,10 @@ const advertised = {
 const joinStartedAt = performance.now();
 const notCaughtUp = joining
   ? await replica.join(advertised, config.catchUpMsMax, (waitedMs) =>
-      log("warn", `joining: no member reached through ${config.join.join(", ")} after ${Math.round(waitedMs / 1000)} s; still trying`),
+      log(
+        "warn",
+        `joining: no member reached through ${config.join.join(", ")} after ${Math.round(waitedMs / 1000)} s; still trying (is the secret right? a replica id that has left the cluster is refused for good: join under a new id)`,
+      ),
     )
   : await replica.catchUp(peerIds, config.catchUpMsMax);
 // A stop during the catch-up owns the rest: it closes everything and exits.
@@ -185,11 +188,15 @@ function knowsOtherMembers(): boolean {
   return members.some((member) => member.replicaId !== config.replicaId);
 }
 
-/** The configured peers, with the document's members: their addresses as they announced them (the document wins). */
+/**
+ * The configured peers at their configured addresses (which may be a proxy's, or a
+ * name behind NAT), and every other member the document lists at the address it
+ * announced: the document says who the members are, --peers only where to reach some.
+ */
 function peersToDial(settings: ReplicaConfig, view: readonly MemberView[]): PeerAddress[] {
   const dial = new Map(settings.peers.map((peer) => [peer.replicaId, peer.address]));
   for (const member of view) {
-    if (member.replicaId !== settings.replicaId && member.state !== "retired") dial.set(member.replicaId, member.peerAddress);
+    if (member.replicaId !== settings.replicaId && member.state !== "retired" && !dial.has(member.replicaId)) dial.set(member.replicaId, member.peerAddress);
   }
   return [...dial].map(([replicaId, address]) => ({ replicaId, address }));
 }

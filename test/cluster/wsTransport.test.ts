@@ -403,7 +403,7 @@ describe("WsTransport and misbehaving authenticated peers", () => {
     const a = await replica("a", { peers: [unreachablePeer("m")] });
     const impostors = [
       { replicaId: "m.1", actor: "m.1/1", reason: /refused, an id must match/ },
-      { replicaId: "stranger", actor: "stranger/1", reason: /refused, replica stranger is not a configured peer/ },
+      { replicaId: "stranger", actor: "stranger/1", reason: /refused, replica stranger may not link \(not a peer, or retired\)/ },
       { replicaId: "m", actor: "n/1", reason: /refused, an actor must be m\/<incarnation>/ },
     ];
     for (const { replicaId, actor, reason } of impostors) {

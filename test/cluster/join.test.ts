@@ -9,8 +9,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { waitForAgreement } from "../harness/chaos/agreement.js";
-import { type ChaosCluster, ChaosReplica } from "../harness/chaos/chaosCluster.js";
+import { type PolledCluster, waitForAgreement } from "../harness/chaos/agreement.js";
+import { ChaosReplica } from "../harness/chaos/chaosCluster.js";
 import { checkLedger } from "../harness/chaos/chaosLedger.js";
 import { ChaosLoad, type ShopShape } from "../harness/chaos/chaosLoad.js";
 import { defaultChaosOptions } from "../harness/chaos/chaosOptions.js";
@@ -86,7 +86,7 @@ describe("a replica that joins a running cluster with one seed address", () => {
     const touchedOrders = [...new Set(load.records.filter((record) => record.kind === "checkout").map((record) => record.id))];
     const agreementStarted = performance.now();
     const agreement = await waitForAgreement(
-      asChaosCluster(all),
+      asPolledCluster(all),
       { ...defaultChaosOptions, seed, shape, log: () => {} },
       touchedOrders,
       () => performance.now() - agreementStarted,
@@ -191,14 +191,14 @@ async function rightsRequestsSent(replica: ReplicaProcess): Promise<number> {
  * The four replicas as waitForAgreement reads a cluster: it uses only `urls` and each
  * replica's id, url and incarnation (to poll GET /cluster and the shop's reads).
  */
-function asChaosCluster(members: readonly ClusterMember[]): ChaosCluster {
+function asPolledCluster(members: readonly ClusterMember[]): PolledCluster {
   const replicas = members.map((member) => {
     const replica = new ChaosReplica(member.replicaId, member.peerPort, member.dataDir);
     replica.port = member.process.port;
     replica.incarnation = member.process.incarnation;
     return replica;
   });
-  return { replicas, urls: replicas.map((replica) => replica.url) } as unknown as ChaosCluster;
+  return { replicas, urls: replicas.map((replica) => replica.url) };
 }
 
 /** The error-level (and fatal) lines `replica` printed. */

@@ -22,8 +22,11 @@ export interface Agreement {
  * Then reads every order at r1 for the ledger (an order never sent to checkout must
  * read unpaid there).
  */
+/** What the agreement polls of a cluster: each replica's address and incarnation. */
+export type PolledCluster = Pick<ChaosCluster, "urls" | "replicas">;
+
 export async function waitForAgreement(
-  cluster: ChaosCluster,
+  cluster: PolledCluster,
   options: ChaosOptions,
   touchedOrders: readonly string[],
   sinceHealMs: () => number,
@@ -52,7 +55,7 @@ export async function waitForAgreement(
 }
 
 /** Why the mesh is not complete and idle (links down, lagging, batches unacked); empty when it is. */
-async function linksCaughtUp(cluster: ChaosCluster): Promise<string[]> {
+async function linksCaughtUp(cluster: PolledCluster): Promise<string[]> {
   const why: string[] = [];
   const views = await Promise.all(cluster.replicas.map((replica) => clusterView(replica.url)));
   for (const [index, view] of views.entries()) {

@@ -16,14 +16,15 @@ const usage = `usage: node dist/scripts/simulate.js [options]
   --from N        first seed (default 1)
   --size S        small (the CI's size) or large (default): chaos length, clients, faults
   --seed N        run this one seed and print its report (replay)
-  --gossip        run membership gossip in every seed (default: 1 seed in 20)
+  --gossip        run membership gossip in every seed (default: 1 seed in 20); only
+                  seeds with gossip have a replica leave, or new ones join
   --transitive    check reads strictly while replicas reach each other over any path
                   of links, not only directly (shows the bridge-partition gap)
   --strict        fail seeds that show a known issue instead of counting them:
                   "gap", replicas that differ after heal and quiet time until
                   every link reconnects; "stranded", rights held by a replica
                   that left for good
-  --weights K=N,… fault weights instead of the defaults, e.g. leave=20 or crash=0,wipe=0
+  --weights K=N,… fault weights instead of the defaults, e.g. join=20,leave=5 or crash=0,wipe=0
                   (kinds: ${Object.keys(defaultFaultWeights).join(", ")})
   --help`;
 

@@ -2,20 +2,34 @@
 // RightsBroker, membership gossip) in one process: memory-level databases, the
 // simulated network, and the scheduler's virtual clock. Replicas crash and
 // restart on the same database (storage intact) or on a fresh one (storage lost:
-// a new incarnation).
+// a new incarnation). With gossip, new replicas join the running cluster as main.ts
+// runs one started with --join.
 import { MemoryLevel } from "memory-level";
 import { pack } from "msgpackr";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "./simulatedTransport.js";
-import { Membership } from "../../cluster/membership.js";
-import { ShopState } from "../../crdt/shopState.js";
+import { type MemberView, Membership } from "../../cluster/membership.js";
+import { memberStatePolicy } from "../../cluster/memberStatePolicy.js";
+import { ShopState, generationCounterCeiling } from "../../crdt/shopState.js";
 import { Replica } from "../../node/replica.js";
 import { identityKey, membershipKey } from "../../node/storageLayout.js";
 import type { Random } from "../harness/random.js";
 import type { Life, Scheduler } from "./scheduler.js";
 
+/** A replica that joins the running cluster (main.ts with --join, not named in --peers). */
+export interface Joiner {
+  readonly replicaId: string;
+  /** The founders behind its --join addresses. */
+  readonly seeds: readonly string[];
+  /** Its --peers names the founders (one setting for a whole StatefulSet); otherwise it has none. */
+  readonly configured: boolean;
+}
+
 export interface ClusterSettings {
+  /** The founders: each one's --peers names them all. */
   readonly replicaIds: readonly string[];
+  /** Replicas that join later (gossip only), each started by the run. */
+  readonly joiners: readonly Joiner[];
   readonly ackWaitMsMax: number;
   readonly rightsWaitMsMax: number;
   /** How long a started replica waits to catch up with its peers before it serves clients (main.ts). */
@@ -50,7 +64,12 @@ export class ReplicaSlot {
   serving = false;
   /** Keys the running replica changed since the checkers last looked; undefined: look at all. */
   changed: Set<string> | undefined;
-  constructor(readonly replicaId: string) {}
+  /** It has served clients once: a joiner that joined (or a founder that caught up). */
+  servedOnce = false;
+  constructor(
+    readonly replicaId: string,
+    readonly joiner?: Joiner,
+  ) {}
 
   get running(): boolean {
     return this.life.alive && this.replica !== undefined;
@@ -70,6 +89,8 @@ export class SimCluster {
   /** Errors that must fail the run: write failures, rejected opens. */
   readonly errors: string[] = [];
   readonly log: LogLine[] = [];
+  /** How each join ended, in order: "active" or "active, not caught up with …". */
+  readonly joins: string[] = [];
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -80,9 +101,10 @@ export class SimCluster {
       ...settings.network,
       clock: scheduler.clock(),
       random: () => random.next(),
-      replicaIds: settings.replicaIds,
+      replicaIds: [...settings.replicaIds, ...settings.joiners.map((joiner) => joiner.replicaId)],
     });
-    this.slots = settings.replicaIds.map((id) => new ReplicaSlot(id));
+    for (const replicaId of settings.replicaIds) this.network.admit(replicaId);
+    this.slots = [...settings.replicaIds.map((id) => new ReplicaSlot(id)), ...settings.joiners.map((joiner) => new ReplicaSlot(joiner.replicaId, joiner))];
   }
 
   slot(replicaId: string): ReplicaSlot {
@@ -106,6 +128,7 @@ export class SimCluster {
     const life: Life = { alive: true };
     slot.life = life;
     slot.starts += 1;
+    this.network.admit(slot.replicaId);
     void this.open(slot, life).catch((error: unknown) => this.errors.push(`${slot.replicaId} failed to open: ${String(error)}`));
   }
 
@@ -177,32 +200,76 @@ export class SimCluster {
       await db.put(identityKey, pack({ replicaId: slot.replicaId, incarnation }));
       if (!this.settings.gossip) await db.put(membershipKey, agreedMembership(this.settings.replicaIds));
     }
+    const configured = slot.joiner === undefined || slot.joiner.configured ? this.settings.replicaIds.filter((id) => id !== slot.replicaId) : [];
+    let transport: SimulatedTransport | undefined;
     const replica = await Replica.open({
       db,
       replicaId: slot.replicaId,
-      transport: (actor) => this.traced(this.withoutGossip(this.network.transport(slot.replicaId, actor))),
+      transport: (actor) => (transport = this.traced(this.withoutGossip(this.network.transport(slot.replicaId, actor, slot.joiner?.seeds)))),
       ackWaitMsMax: this.settings.ackWaitMsMax,
       statesPerFrame: this.settings.statesPerFrame,
       rightsWaitMsMax: this.settings.rightsWaitMsMax,
-      // As main.ts passes --peers: the replicas the run starts with.
-      configuredPeerIds: this.settings.replicaIds,
+      // As main.ts passes --peers.
+      configuredPeerIds: configured,
+      // As main.ts: dial the configured peers and the members the document lists.
+      onMembersChanged: (members) => transport?.setPeers(peersToDial(slot.replicaId, configured, members)),
       clock: this.scheduler.clock(life),
       defer: (callback) => void this.scheduler.after(this.random.real(...this.settings.flushDelayMs), callback, life),
       log: (level, message) => this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level, message }),
       onWriteFailure: (error) => this.errors.push(`${slot.replicaId}: a write failed: ${String(error)}`),
     });
     if (!life.alive) return;
+    // As main.ts: rows only of members' actors (a joiner's are taken once the document lists
+    // it), but a joiner takes every row until its document lists another member.
+    const knowsOtherMembers = () => replica.status().members.some((member) => member.replicaId !== slot.replicaId);
+    replica.shop.peerStatePolicy = memberStatePolicy({
+      isMember: (replicaId) =>
+        replicaId === slot.replicaId ||
+        configured.includes(replicaId) ||
+        replica.status().members.some((member) => member.replicaId === replicaId) ||
+        (slot.joiner !== undefined && !knowsOtherMembers()),
+      wallClockMs: () => generationCounterCeiling,
+      released: (actor) => replica.isReleased(actor),
+    });
     slot.changed = undefined;
     watchChanges(replica.shop, (key) => slot.changed?.add(key));
-    if (this.settings.gossip) replica.announce({ peerAddress: `${slot.replicaId}:7000`, httpAddress: `${slot.replicaId}:8000`, actor: replica.shop.actor });
+    const self = { peerAddress: `${slot.replicaId}:7000`, httpAddress: `${slot.replicaId}:8000`, actor: replica.shop.actor };
     slot.replica = replica;
-    const peers = this.settings.replicaIds.filter((replicaId) => replicaId !== slot.replicaId);
-    const notCaughtUp = await replica.catchUp(peers, this.settings.catchUpMsMax);
-    if (!life.alive) return;
-    if (notCaughtUp.length > 0)
-      this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "info", message: `serving before catching up with ${notCaughtUp.join(", ")}` });
+    // As main.ts: a joiner with no entry of its own yet, or one still joining, joins; any other start catches up.
+    if (slot.joiner !== undefined && (replica.ownMembership() ?? "joining") === "joining") {
+      const notCaughtUp = await replica.join(self, this.settings.catchUpMsMax, (waitedMs) =>
+        this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "info", message: `joining: no member reached after ${waitedMs} ms` }),
+      );
+      if (!life.alive) return;
+      this.joins.push(notCaughtUp.length === 0 ? "active" : `active, not caught up with ${notCaughtUp.join(", ")}`);
+      this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "warn", message: `joined: ${this.joins.at(-1)!}` });
+    } else {
+      if (this.settings.gossip) replica.announce(self);
+      const members = replica
+        .status()
+        .members.filter((member) => member.state !== "retired")
+        .map((member) => member.replicaId);
+      const peers = [...new Set([...configured, ...members])].filter((replicaId) => replicaId !== slot.replicaId);
+      const notCaughtUp = await replica.catchUp(peers, this.settings.catchUpMsMax);
+      if (!life.alive) return;
+      if (notCaughtUp.length > 0)
+        this.log.push({
+          at: this.scheduler.now,
+          replicaId: slot.replicaId,
+          level: "info",
+          message: `serving before catching up with ${notCaughtUp.join(", ")}`,
+        });
+    }
     slot.serving = true;
+    slot.servedOnce = true;
   }
+}
+
+/** main.ts's peersToDial, by id: the configured peers and the document's members but the retired. */
+function peersToDial(selfId: string, configured: readonly string[], members: readonly MemberView[]): string[] {
+  const dial = new Set(configured);
+  for (const member of members) if (member.replicaId !== selfId && member.state !== "retired") dial.add(member.replicaId);
+  return [...dial];
 }
 
 function newDatabase(): SimDatabase {

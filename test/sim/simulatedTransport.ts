@@ -12,9 +12,12 @@
 //   it had in flight arrives up to a random point, then the close reaches the other
 //   side, which sees peerDown then (or at its own timeout, while still cut).
 // - The lower id dials the higher after a redial delay, whenever both run, their
-//   pair is not cut and the dialer has no link. One side goes up first; the other
-//   when the last handshake frame reaches it, so nothing arrives before peerUp. A
-//   side still up on an older link sees its peerDown before the new peerUp.
+//   pair is not cut and the dialer has no link; a transport given its peers
+//   (setPeers, as main.ts gives WsTransport the configured peers and the members
+//   the membership document lists) dials only those. A joiner also dials its seeds
+//   until its first link is up, whatever their ids. One side goes up first; the
+//   other when the last handshake frame reaches it, so nothing arrives before
+//   peerUp. A side still up on an older link sees its peerDown before the new peerUp.
 // - Duplicates and reordering come only across reconnects, where anti-entropy
 //   resends. Beyond what TCP does, `replayProbability` lets a new link first carry
 //   a few states frames that older links delivered to the same process, resent
@@ -31,7 +34,7 @@ export interface SimulatedNetworkOptions {
   readonly clock: Clock;
   /** Uniform in [0, 1): the only randomness the network uses. */
   readonly random: () => number;
-  /** Every replica that may take part; links form between all pairs. */
+  /** Every replica that may take part, joiners included; links form between pairs that run. */
   readonly replicaIds: readonly PeerId[];
   /** One-way delay of a frame. */
   readonly latencyMs: MsRange;
@@ -116,12 +119,30 @@ export class SimulatedTransport implements Transport {
   /** The link this side holds up (or is connecting) to each peer. */
   readonly links = new Map<PeerId, Link>();
   alive = true;
+  /** The peers this process dials (those whose id sorts after its own); undefined: every replica. */
+  peers: ReadonlySet<PeerId> | undefined;
+  /** A link of this process has been up: it dials its seeds no more (WsTransport). */
+  linkedOnce = false;
 
   constructor(
     private readonly network: SimulatedNetwork,
     readonly replicaId: PeerId,
     readonly actor: Actor,
+    /** The replicas behind a joiner's seed addresses (--join). */
+    readonly seeds: readonly PeerId[] = [],
   ) {}
+
+  /** Replace the peers to dial (WsTransport.setPeers). */
+  setPeers(peers: readonly PeerId[]): void {
+    this.peers = new Set(peers);
+    this.network.peersChanged(this);
+  }
+
+  /** Whether this process dials `peer` now. */
+  dials(peer: PeerId): boolean {
+    if (!this.linkedOnce && this.seeds.includes(peer)) return true;
+    return this.replicaId < peer && (this.peers === undefined || this.peers.has(peer));
+  }
 
   async start(events: TransportEvents): Promise<void> {
     this.events = events;
@@ -146,6 +167,8 @@ export class SimulatedNetwork {
   private readonly slowMs = new Map<string, number>();
   private readonly dialing = new Set<string>();
   private readonly retired = new Set<PeerId>();
+  /** The replicas of the cluster: each counts from its first start on (or from admit). */
+  private readonly admitted = new Set<PeerId>();
   /** Delivered states frames per direction ("from>to"), newest last, for replays. */
   private readonly deliveredStates = new Map<string, PeerMessage[]>();
   private nextLinkId = 1;
@@ -159,10 +182,10 @@ export class SimulatedNetwork {
 
   constructor(private readonly options: SimulatedNetworkOptions) {}
 
-  /** The transport of a new process of `replicaId` (give it to Replica.open). */
-  transport(replicaId: PeerId, actor: Actor): SimulatedTransport {
+  /** The transport of a new process of `replicaId` (give it to Replica.open); a joiner's dials `seeds` until a link is up. */
+  transport(replicaId: PeerId, actor: Actor, seeds: readonly PeerId[] = []): SimulatedTransport {
     if (!this.options.replicaIds.includes(replicaId)) throw new RangeError(`unknown replica ${replicaId}`);
-    return new SimulatedTransport(this, replicaId, actor);
+    return new SimulatedTransport(this, replicaId, actor, seeds);
   }
 
   /** The process of `replicaId` died: its links close as the kernel closes its sockets. */
@@ -194,7 +217,7 @@ export class SimulatedNetwork {
     this.closeEnd(link, side, true);
   }
 
-  /** `replicaId` left the cluster for good: connectivity no longer counts it. */
+  /** `replicaId` left the cluster for good (or a joiner was given up): connectivity no longer counts it. */
   retire(replicaId: PeerId): void {
     this.version += 1;
     this.retired.add(replicaId);
@@ -227,8 +250,16 @@ export class SimulatedNetwork {
     return reached.size === ids.length;
   }
 
-  private members(): PeerId[] {
-    return this.options.replicaIds.filter((id) => !this.retired.has(id));
+  /** `replicaId` is part of the cluster from now on: connectivity counts it. */
+  admit(replicaId: PeerId): void {
+    if (this.admitted.has(replicaId)) return;
+    this.version += 1;
+    this.admitted.add(replicaId);
+  }
+
+  /** The replicas connectivity counts: admitted, and not retired. */
+  members(): PeerId[] {
+    return this.options.replicaIds.filter((id) => this.admitted.has(id) && !this.retired.has(id));
   }
 
   /** The a–b link is up on both sides and not cut. */
@@ -246,6 +277,13 @@ export class SimulatedNetwork {
     if (previous !== undefined) this.stopped(previous, "crash");
     this.forgetDeliveredTo(transport.replicaId);
     this.transports.set(transport.replicaId, transport);
+    this.admit(transport.replicaId);
+    for (const other of this.options.replicaIds) if (other !== transport.replicaId) this.dialSoon(pairKey(transport.replicaId, other));
+  }
+
+  /** `transport` was given new peers: dial those it may now. */
+  peersChanged(transport: SimulatedTransport): void {
+    if (this.transports.get(transport.replicaId) !== transport) return;
     for (const other of this.options.replicaIds) if (other !== transport.replicaId) this.dialSoon(pairKey(transport.replicaId, other));
   }
 
@@ -282,12 +320,13 @@ export class SimulatedNetwork {
     });
   }
 
-  /** Both sides run, the pair is not cut, and the dialer (lower id) has no link. */
+  /** Both sides run, the pair is not cut, and a side that dials the other has no link to it. */
   private mayDial(key: string): boolean {
     const [low, high] = key.split("|") as [PeerId, PeerId];
-    const dialer = this.transports.get(low);
-    if (dialer === undefined || !this.transports.has(high) || this.cuts.has(key)) return false;
-    return !dialer.links.has(high);
+    const a = this.transports.get(low);
+    const b = this.transports.get(high);
+    if (a === undefined || b === undefined || this.cuts.has(key)) return false;
+    return (a.dials(high) && !a.links.has(high)) || (b.dials(low) && !b.links.has(low));
   }
 
   private connect(key: string): void {
@@ -315,6 +354,7 @@ export class SimulatedNetwork {
     const end = link.end(side);
     const other = link.other(side);
     end.state = "up";
+    end.transport.linkedOnce = true;
     end.transport.events!.peerUp(other, link.end(other).transport.actor);
     if (this.options.replayProbability > 0 && this.options.random() < this.options.replayProbability) this.replay(link, side);
   }

@@ -1,18 +1,19 @@
 // The deterministic simulation itself: a seed replays exactly; scripted scenarios
 // pin down the relay gap (merged states must travel on by anti-entropy, G3 and
-// G6) and the drain handshake (a replica that leaves strands nothing); the seed
-// sweeps (seeds*.test.ts) check G1-G6.
+// G6), the drain handshake (a replica that leaves strands nothing) and joins; the
+// seed sweeps (seeds*.test.ts) check G1-G6.
 import { describe, expect, it } from "vitest";
 import type { Replica } from "../../node/replica.js";
 import type { Op, ReadValue } from "./history.js";
 import { perform } from "./operations.js";
 import { Random } from "../harness/random.js";
 import { Scheduler } from "./scheduler.js";
-import { type ClusterSettings, SimCluster } from "./simCluster.js";
+import { type ClusterSettings, type Joiner, SimCluster } from "./simCluster.js";
 import { runSeed } from "./simulation.js";
 
 const settings: ClusterSettings = {
   replicaIds: ["r1", "r2", "r3"],
+  joiners: [],
   ackWaitMsMax: 100,
   rightsWaitMsMax: 300,
   catchUpMsMax: 500,
@@ -26,12 +27,13 @@ class Scenario {
   readonly scheduler = new Scheduler();
   readonly cluster: SimCluster;
 
-  constructor(gossip = false) {
-    this.cluster = new SimCluster(this.scheduler, new Random(1), { ...settings, gossip });
+  constructor(gossip = false, joiners: readonly Joiner[] = []) {
+    this.cluster = new SimCluster(this.scheduler, new Random(1), { ...settings, gossip, joiners });
   }
 
+  /** Start the founders and wait until they are linked. */
   async start(): Promise<void> {
-    for (const slot of this.cluster.slots) this.cluster.start(slot);
+    for (const slot of this.cluster.slots) if (slot.joiner === undefined) this.cluster.start(slot);
     await this.wait(100);
     expect(this.cluster.network.fullyConnected()).toBe(true);
   }
@@ -60,6 +62,22 @@ class Scenario {
 
   wait(ms: number): Promise<void> {
     return this.scheduler.runUntil(this.scheduler.now + ms, () => {});
+  }
+
+  /** Wait (at most `msMax`) until `ready` holds. */
+  async waitFor(what: string, ready: () => boolean, msMax = 5000): Promise<void> {
+    const until = this.scheduler.now + msMax;
+    while (!ready()) {
+      if (this.scheduler.now >= until) throw new Error(`${what}: not within ${msMax} ms`);
+      await this.wait(1);
+    }
+  }
+
+  /** How `of` sees `replicaId` in its membership document. */
+  memberState(of: string, replicaId: string): string | undefined {
+    return this.replica(of)
+      .status()
+      .members.find((member) => member.replicaId === replicaId)?.state;
   }
 }
 
@@ -206,8 +224,48 @@ describe("deterministic simulation", () => {
     expect(await scenario.run("r2", { f: "subtractStock", item: "x", amount: 9 })).toBe("ok");
   });
 
+  it("join: a new replica catches up through its seed, turns active everywhere, and is handed rights when it asks", async () => {
+    const scenario = new Scenario(true, [{ replicaId: "r4", seeds: ["r2"], configured: true }]);
+    await scenario.start();
+    expect(await scenario.run("r1", { f: "createItem", item: "x", price: 1 })).toBe("ok");
+    expect(await scenario.run("r1", { f: "addStock", item: "x", amount: 10 })).toBe("ok");
+    const joiner = scenario.cluster.slot("r4");
+    scenario.cluster.start(joiner);
+    await scenario.waitFor("r4 serving", () => joiner.serving);
+    expect(scenario.cluster.joins).toEqual(["active"]);
+    expect(await scenario.stock("r4", "x")).toBe(10);
+    await scenario.waitFor(
+      "every founder sees r4 active and linked",
+      () => scenario.cluster.network.fullyConnected() && ["r1", "r2", "r3"].every((id) => scenario.memberState(id, "r4") === "active"),
+    );
+    // Every unit of x is a founder's right: r4 must gather them from its peers.
+    expect(await scenario.run("r4", { f: "subtractStock", item: "x", amount: 3 })).toBe("ok");
+    await scenario.wait(100);
+    for (const replicaId of ["r1", "r2", "r3", "r4"]) expect(await scenario.stock(replicaId, "x")).toBe(7);
+  });
+
+  it("join: a joiner that crashes while its entry is still joining joins again when it restarts", async () => {
+    const scenario = new Scenario(true, [{ replicaId: "r4", seeds: ["r1", "r3"], configured: true }]);
+    await scenario.start();
+    expect(await scenario.run("r2", { f: "createUser", user: "u" })).toBe("ok");
+    const joiner = scenario.cluster.slot("r4");
+    scenario.cluster.start(joiner);
+    await scenario.waitFor("r4 announced as joining", () => joiner.replica?.ownMembership() === "joining");
+    // Its group commit writes the document with its entry; then it dies before turning active.
+    await scenario.wait(2);
+    expect(joiner.serving).toBe(false);
+    scenario.cluster.crash(joiner, false);
+    await scenario.wait(50);
+    scenario.cluster.start(joiner);
+    await scenario.waitFor("r4 restarted", () => joiner.replica !== undefined);
+    expect(joiner.replica!.ownMembership()).toBe("joining");
+    await scenario.waitFor("r4 serving", () => joiner.serving);
+    expect(joiner.replica!.ownMembership()).toBe("active");
+    expect(await scenario.run("r4", { f: "readUser", user: "u" })).toEqual({ kind: "user", credit: 0 });
+  });
+
   it("the checkers see the bridge gap when reads must see everything while every replica reaches every other over some path", async () => {
-    const bridgesOnly = { alone: 0, halves: 0, ring: 0, drop: 0, delay: 0, crash: 0, wipe: 0, leave: 0, bridge: 1 };
+    const bridgesOnly = { alone: 0, halves: 0, ring: 0, drop: 0, delay: 0, crash: 0, wipe: 0, leave: 0, join: 0, bridge: 1 };
     let caught: string | undefined;
     for (let seed = 1; seed <= 40 && caught === undefined; seed++) {
       const result = await runSeed(seed, { transitive: true, faultWeights: bridgesOnly });

@@ -1,8 +1,9 @@
 // One deterministic simulation run per seed: a cluster of 3-5 real replicas on the
-// simulated network and virtual clock, clients issuing the API's operations, a
-// nemesis injecting faults, then heal, quiet, and the checkers. The seed decides
-// everything (cluster size, timeouts, latencies, faults, operations), so a failing
-// seed replays exactly: `node dist/scripts/simulate.js --seed N --size small`.
+// simulated network and virtual clock (with gossip, up to two more join it),
+// clients issuing the API's operations, a nemesis injecting faults, then heal,
+// quiet, and the checkers. The seed decides everything (cluster size, timeouts,
+// latencies, faults, operations), so a failing seed replays exactly:
+// `node dist/scripts/simulate.js --seed N --size small`.
 import { createHash } from "node:crypto";
 import { statesPerFrameMax } from "../../cluster/messages.js";
 import type { Actor } from "../../crdt/boundedCounter.js";
@@ -96,6 +97,8 @@ export interface SeedResult {
     readonly framesDelivered: number;
     /** How each Replica.leave of the run ended: "retired", "draining" or a refusal's reason. */
     readonly leaves: readonly string[];
+    /** How each replica that joined ended: "active…" (SimCluster.joins) or "abandoned". */
+    readonly joins: readonly string[];
     /** How each release of a lost incarnation's rights ended: "released N" or a refusal's reason. */
     readonly releases: readonly string[];
   };
@@ -129,7 +132,7 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
   const flushMost = random.chance(0.1) ? random.real(5, 60) : random.real(0.05, 3);
   const ackWaitMsMax = random.chance(0.1) ? random.int(1, 10) : random.int(15, 150);
   const rightsWaitMsMax = random.chance(0.1) ? random.int(1, 20) : random.int(40, 500);
-  const cluster: ClusterSettings = {
+  const cluster: Omit<ClusterSettings, "joiners"> = {
     replicaIds,
     ackWaitMsMax,
     rightsWaitMsMax,
@@ -150,12 +153,14 @@ export function planSeed(seed: number, options: SimulationOptions = {}): Plan {
     chaosMs,
     faultsMax: large ? 8 : 4,
     holdMsMax: detectMs[0] - 10,
-    // Leaving needs membership gossip: peers must learn that the replica drains.
-    weights: { ...defaultFaultWeights, ...(cluster.gossip ? {} : { leave: 0 }), ...options.faultWeights },
+    // Leaving and joining need membership gossip: peers must learn that a replica drains, or
+    // that a new one exists (without gossip every disk starts with one document of the founders).
+    weights: { ...defaultFaultWeights, ...options.faultWeights, ...(cluster.gossip ? {} : { leave: 0, join: 0 }) },
   });
+  const joiners = faults.flatMap((fault) => (fault.kind === "join" ? [{ replicaId: fault.replicaId, seeds: fault.seeds, configured: fault.configured }] : []));
   return {
     seed,
-    cluster,
+    cluster: { ...cluster, joiners },
     clients: large ? random.int(2, 5) : random.int(2, 3),
     chaosMs,
     quietMs: 6000,
@@ -207,6 +212,7 @@ export async function runSeed(seed: number, options: SimulationOptions = {}): Pr
       virtualMs: run.scheduler.now,
       framesDelivered: run.cluster.network.framesDelivered,
       leaves: run.leaves,
+      joins: [...run.cluster.joins, ...[...run.abandoned].map(() => "abandoned")],
       releases: run.releases,
     },
   };
@@ -232,6 +238,8 @@ class Run {
   private readonly lostActors = new Set<Actor>();
   /** Replicas that left for good, with their last incarnation. */
   private readonly retired = new Map<string, Actor>();
+  /** Joiners that died before they joined and stay away (their entries stay joining). */
+  readonly abandoned = new Set<string>();
   private readonly windows: [number, number][] = [];
   private windowStart: number | undefined;
   private nextOrder = 0;
@@ -258,7 +266,7 @@ class Run {
   }
 
   async execute(): Promise<void> {
-    for (const slot of this.cluster.slots) this.scheduler.after(0, () => this.cluster.start(slot));
+    for (const slot of this.cluster.slots) if (slot.joiner === undefined) this.scheduler.after(0, () => this.cluster.start(slot));
     this.planClients();
     for (const fault of this.plan.faults) this.scheduleFault(fault);
     this.scheduler.after(this.chaosEndMs, () => this.heal());
@@ -398,6 +406,12 @@ class Run {
       case "leave":
         this.scheduler.after(at, () => this.leave(this.cluster.slot(fault.replicaId)));
         break;
+      case "join":
+        this.scheduler.after(at, () => this.cluster.start(this.cluster.slot(fault.replicaId)));
+        break;
+      case "abandon":
+        this.scheduler.after(at, () => this.abandon(this.cluster.slot(fault.replicaId)));
+        break;
     }
   }
 
@@ -419,14 +433,28 @@ class Run {
     this.cluster.network.setSlow(...fault.pair, active ? fault.extraMs : 0);
   }
 
+  /** A restart: not of a replica that left or was given up, nor of a joiner before its join. */
   private start(slot: ReplicaSlot): void {
-    if (!this.retired.has(slot.replicaId)) this.cluster.start(slot);
+    if (!this.retired.has(slot.replicaId) && !this.abandoned.has(slot.replicaId) && slot.starts > 0) this.cluster.start(slot);
   }
 
-  /** Replica.leave, as POST /cluster/leave does; once retired, the replica is stopped for good. */
+  /** A joiner that has not joined dies for good: the operator gives up on it. One that joined only crashes (heal restarts it). */
+  private abandon(slot: ReplicaSlot): void {
+    if (this.scheduler.now >= this.chaosEndMs || slot.starts === 0) return;
+    if (slot.servedOnce) return this.crash(slot, false);
+    this.cluster.crash(slot, false);
+    this.abandoned.add(slot.replicaId);
+    this.cluster.network.retire(slot.replicaId);
+  }
+
+  /**
+   * Replica.leave, as POST /cluster/leave does: the request waits while the replica
+   * catches up or joins (api/readiness.ts). Once retired, it is stopped for good.
+   */
   private leave(slot: ReplicaSlot): void {
     const replica = slot.replica;
     if (replica === undefined || !slot.life.alive || this.scheduler.now >= this.chaosEndMs) return;
+    if (!slot.serving) return void this.scheduler.after(10, () => this.leave(slot), slot.life);
     const life = slot.life;
     const log = (message: string) => this.cluster.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level: "warn", message });
     log("leaving");
@@ -458,9 +486,10 @@ class Run {
   /** Every link is up and every peer has acked all `replica` sent: nothing it acknowledged lives only on its disk. */
   private connectedAndAcked(replica: Replica): boolean {
     const peers = replica.status().peers;
+    const others = this.cluster.network.members().filter((replicaId) => replicaId !== replica.identity.replicaId);
     return (
       this.cluster.network.fullyConnected() &&
-      peers.length === this.plan.cluster.replicaIds.length - 1 &&
+      others.every((replicaId) => peers.some((peer) => peer.replicaId === replicaId)) &&
       peers.every((peer) => peer.up && !peer.lagging && peer.lag === 0)
     );
   }
@@ -555,7 +584,8 @@ class Run {
   }
 
   private async finalChecks(): Promise<void> {
-    const slots = this.cluster.slots.filter((slot) => !this.retired.has(slot.replicaId));
+    // Joiners included: each has started (joins happen during the chaos) and heal restarted it, unless given up.
+    const slots = this.cluster.slots.filter((slot) => !this.retired.has(slot.replicaId) && !this.abandoned.has(slot.replicaId));
     const notRunning = slots.filter((slot) => !slot.running || !slot.serving);
     if (notRunning.length > 0) this.fail(`replicas not serving after heal: ${notRunning.map((slot) => slot.replicaId).join(", ")}`);
     if (!this.cluster.network.fullyConnected()) this.fail("links still down after heal and quiet time");
@@ -585,7 +615,7 @@ class Run {
       // Live replication sends only a replica's own changes; merged ones travel by
       // anti-entropy when a link (re)connects. Reconnect every link once, and see.
       const stale = slots.map((slot) => snapshot(slot.replica!.shop));
-      const ids = this.plan.cluster.replicaIds;
+      const ids = this.cluster.network.members();
       for (const [index, a] of ids.entries()) for (const b of ids.slice(index + 1)) this.cluster.network.breakLink(a, b);
       const gone = new Set([...this.lostActors, ...this.retired.values()]);
       this.phase = "reconnect";
@@ -639,7 +669,7 @@ class Run {
     const network = plan.cluster.network;
     const lines = [
       `seed ${plan.seed} ${this.violations.length === 0 ? "passed" : "failed"}; replay: node dist/scripts/simulate.js --seed ${plan.seed}${replayFlags(this.options)}`,
-      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, ${plan.cluster.statesPerFrame} states a frame at most, settle ${plan.settleMs.toFixed(0)} ms${plan.batchInit ? ", set up by batch_init" : ""}`,
+      `  ${plan.cluster.replicaIds.length} replicas${plan.cluster.joiners.length > 0 ? ` and ${plan.cluster.joiners.length} that join` : ""}${plan.cluster.gossip ? " with membership gossip" : ""}, ${plan.clients} clients, chaos ${plan.chaosMs} ms from t=${startMs}; ack wait ${plan.cluster.ackWaitMsMax} ms, rights wait ${plan.cluster.rightsWaitMsMax} ms, catch-up wait ${plan.cluster.catchUpMsMax} ms, flush delay up to ${plan.cluster.flushDelayMs[1].toFixed(1)} ms, latency ${network.latencyMs.map((ms) => ms.toFixed(1)).join("-")} ms, ping timeout ${network.detectMs.map((ms) => ms.toFixed(0)).join("-")} ms, replays ${network.replayProbability}, ${plan.cluster.statesPerFrame} states a frame at most, settle ${plan.settleMs.toFixed(0)} ms${plan.batchInit ? ", set up by batch_init" : ""}`,
       ...(plan.readYourWrites ? [] : [`  ack wait under a round trip: reads are not held to G6`]),
       `  faults: ${plan.faults.length === 0 ? "none" : ""}`,
       ...plan.faults.map((fault) => `    ${describeFault(fault)}`),

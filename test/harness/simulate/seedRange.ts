@@ -19,12 +19,18 @@ export async function runSeedRange(
   let failed = 0;
   let events = 0;
   const leaveOutcomes = new Map<string, number>();
+  const joinOutcomes = new Map<string, number>();
   const releaseOutcomes = new Map<string, number>();
   const knownSeeds = new Map<string, number[]>();
   for (let seed = from; seed < from + count; seed++) {
     const result = await runSeed(seed, options);
     events += result.stats.events;
     for (const outcome of result.stats.leaves) leaveOutcomes.set(outcome, (leaveOutcomes.get(outcome) ?? 0) + 1);
+    for (const outcome of result.stats.joins) {
+      // "active, not caught up with r2" counts as one kind, whoever it missed.
+      const kind = outcome.replace(/ with .*/, "");
+      joinOutcomes.set(kind, (joinOutcomes.get(kind) ?? 0) + 1);
+    }
     for (const outcome of result.stats.releases) {
       const kind = outcome.startsWith("released") ? "released" : outcome.replace(/^[^:]*: /, "");
       releaseOutcomes.set(kind, (releaseOutcomes.get(kind) ?? 0) + 1);
@@ -51,6 +57,7 @@ export async function runSeedRange(
     `seeds ${from}..${from + count - 1}: ${events} events in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s of CPU), ${(count / seconds).toFixed(1)} seeds/s, ${((1000 * cpuSeconds) / count).toFixed(1)} ms of CPU per seed`,
   );
   if (leaveOutcomes.size > 0) print(`leaves: ${[...leaveOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
+  if (joinOutcomes.size > 0) print(`joins: ${[...joinOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
   if (releaseOutcomes.size > 0) print(`releases of lost incarnations: ${[...releaseOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
   for (const [kind, seeds] of knownSeeds) {
     print(`known issue "${kind}" in ${seeds.length} seeds (--strict fails them): ${seeds.slice(0, 20).join(" ")}${seeds.length > 20 ? " …" : ""}`);

@@ -11,6 +11,8 @@ export const mixes = [
   { name: "partition", weights: "alone=10,halves=10,bridge=10,ring=10", firstSeed: 3_000_001 },
   { name: "leave", weights: "leave=20", firstSeed: 4_000_001 },
   { name: "crash", weights: "crash=20,wipe=5", firstSeed: 5_000_001 },
+  // New replicas join (with a second join, a leave, a partition or their own crash at about the same time), and one may leave.
+  { name: "join", weights: "join=20,leave=5", firstSeed: 6_000_001 },
 ] as const;
 export type MixName = (typeof mixes)[number]["name"];
 

@@ -16,7 +16,7 @@
 //   bridges and lost disks, not for states every replica got first hand.
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError } from "../crdt/codec.js";
-import type { StateKey } from "../crdt/shopState.js";
+import { type StateKey, UnadmittedActorError } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
 import { type ActorBatch, type PeerMessage, type StateEntry, bytesPerFrameMax, knownPeersPerRequestMax, statesPerFrameMax } from "./messages.js";
 import type { PeerId, Transport } from "./transport.js";
@@ -141,6 +141,9 @@ class PeerReplication {
   }
 }
 
+/** Most states held for the membership at once (see Replicator.held): a few MB. */
+export const heldStatesMax = 20_000;
+
 export class Replicator {
   private readonly peers = new Map<PeerId, PeerReplication>();
   /** Batch in which each state last changed here (locally or by merge). */
@@ -160,6 +163,14 @@ export class Replicator {
   private readonly liveMerges = new Map<StateKey, { bytes: Uint8Array; actor: Actor; batch: number }>();
   /** States held exactly as a peer's live frame sent them (its own change in that batch). */
   private readonly sentBy = new Map<StateKey, { actor: Actor; batch: number }>();
+  /**
+   * Per peer, in arrival order: states with rows of an actor no member names yet
+   * (UnadmittedActorError), and every later state from that peer, merged once the
+   * membership admits it (retryHeld). Acked like the rest: they are not lost, and a
+   * peer's states keep their order (a paid order never before its charges).
+   */
+  private readonly held = new Map<PeerId, StateEntry[]>();
+  private heldCount = 0;
 
   constructor(private readonly deps: ReplicatorDeps) {}
 
@@ -344,17 +355,56 @@ export class Replicator {
 
   /** Merge a frame's states; `batch` > 0: they are the sender's own changes of that batch (live). */
   private mergeStates(peerId: PeerId, entries: readonly StateEntry[], actor: Actor, batch: number): void {
+    if (this.held.has(peerId)) return this.hold(peerId, entries);
     let refused = 0;
-    for (const [key, bytes] of entries) {
+    for (const [index, [key, bytes]] of entries.entries()) {
       try {
         if (this.deps.mergeState(key, bytes) && batch > 0) this.liveMerges.set(key, { bytes, actor, batch });
       } catch (error) {
+        if (error instanceof UnadmittedActorError) {
+          this.deps.log("warn", `holding ${key} and what follows from ${peerId} until the membership admits its writer: ${error.message}`);
+          this.hold(peerId, entries.slice(index));
+          break;
+        }
         if (!(error instanceof DecodeError)) throw error;
         refused += 1;
         if (refused === 1) this.deps.log("warn", `refused an invalid state ${key} from ${peerId}: ${error.message}`);
       }
     }
     if (refused > 1) this.deps.log("warn", `refused ${refused} invalid states from ${peerId} in one frame`);
+  }
+
+  private hold(peerId: PeerId, entries: readonly StateEntry[]): void {
+    const queue = this.held.get(peerId) ?? [];
+    this.held.set(peerId, queue);
+    queue.push(...entries);
+    this.heldCount += entries.length;
+    // Bounded: a peer that keeps sending rows nobody admits loses its oldest held states (forged, most likely).
+    while (this.heldCount > heldStatesMax && queue.length > 0) {
+      const [dropped] = queue.shift()!;
+      this.heldCount -= 1;
+      this.deps.log("warn", `dropped held state ${dropped} from ${peerId}: over ${heldStatesMax} states wait for the membership`);
+    }
+    if (queue.length === 0) this.held.delete(peerId);
+  }
+
+  /** The membership changed: merge, per peer in order, the held states it now admits. */
+  retryHeld(): void {
+    for (const [peerId, queue] of this.held) {
+      while (queue.length > 0) {
+        const [key, bytes] = queue[0]!;
+        try {
+          this.deps.mergeState(key, bytes);
+        } catch (error) {
+          if (error instanceof UnadmittedActorError) break;
+          if (!(error instanceof DecodeError)) throw error;
+          this.deps.log("warn", `refused an invalid state ${key} from ${peerId}: ${error.message}`);
+        }
+        queue.shift();
+        this.heldCount -= 1;
+      }
+      if (queue.length === 0) this.held.delete(peerId);
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
 //   order) and accepts authenticated links from the peers `acceptsPeer` names (by
 //   default the configured ones; a hello naming any other replica id is refused). A
 //   replica that joins also dials its seed addresses, whose ids it does not know yet,
-//   until its first link is up. If two links to one peer ever exist, the newer wins
+//   whenever it has no link up. If two links to one peer ever exist, the newer wins
 //   and the older is closed. Dials retry forever with exponential backoff plus
 //   jitter, until close().
 // - Before any WebSocket work, an accepted connection must send, within upgradeTimeoutMs,
@@ -119,7 +119,7 @@ export interface WsTransportOptions {
   readonly listenPort: number;
   /** The other replicas; may be empty and given later with setPeers(). */
   readonly peers: readonly PeerAddress[];
-  /** host:port of members to dial until the first link is up, whatever their id (a join). */
+  /** host:port of members to dial while no link is up, whatever their id (a join). */
   readonly seeds?: readonly string[];
   /** Which replica ids may link to us; default: the peers of the last setPeers(). */
   readonly acceptsPeer?: (replicaId: PeerId) => boolean;
@@ -421,15 +421,28 @@ export class WsTransport implements Transport {
     this.dialTargets.delete(peer);
   }
 
+  /** Stops a dial in progress and its next try, keeping the target (a seed, dialed again once no link is up). */
+  private pauseDial(target: DialTarget): void {
+    if (target.timer !== null) clearTimeout(target.timer);
+    target.timer = null;
+    target.ws?.terminate();
+    target.ws = null;
+  }
+
   private scheduleDial(peer: PeerId): void {
     const target = this.dialTargets.get(peer);
-    if (this.phase !== "running" || target === undefined) return;
+    if (this.phase !== "running" || target === undefined || this.seedWaits(peer)) return;
     if (target.timer !== null || target.ws !== null || this.links.has(peer)) return;
     const delayMs = reconnectDelayMs(target.attempt, this.timing, Math.random());
     target.timer = setTimeout(() => {
       target.timer = null;
-      if (this.phase === "running" && this.dialTargets.get(peer) === target && !this.links.has(peer)) this.dial(peer, target);
+      if (this.phase === "running" && this.dialTargets.get(peer) === target && !this.links.has(peer) && !this.seedWaits(peer)) this.dial(peer, target);
     }, delayMs);
+  }
+
+  /** A seed is dialed only while no link is up: a joiner whose links all dropped before the others knew it starts over. */
+  private seedWaits(peer: PeerId): boolean {
+    return isSeedKey(peer) && this.links.size > 0;
   }
 
   /** `peer`: a replica id, or a seed's key (its id unknown until its challenge). */
@@ -625,9 +638,8 @@ export class WsTransport implements Transport {
       target.ws = null;
       target.attempt = 0;
     }
-    // A join needs one link: the members' addresses come with the membership document.
-    for (const [key, seed] of this.dialTargets) if (isSeedKey(key) && seed !== target) this.stopDialing(key, seed);
-    if (target !== undefined && connection.dialPeer !== null && isSeedKey(connection.dialPeer)) this.dialTargets.delete(connection.dialPeer);
+    // A joiner needs one link (the members' addresses come with the membership document): its seeds wait while it has one.
+    for (const [key, seed] of this.dialTargets) if (isSeedKey(key) && seed !== target) this.pauseDial(seed);
     const older = this.links.get(peer);
     if (older !== undefined) this.dropLink(older, "info", "replaced by a newer link", 1000);
     connection.up = true;
@@ -689,6 +701,7 @@ export class WsTransport implements Transport {
     if (!link.up || link.peer === null) return;
     link.up = false;
     this.links.delete(link.peer);
+    if (this.links.size === 0) for (const key of this.dialTargets.keys()) if (isSeedKey(key)) this.scheduleDial(key);
     if (capped) this.refusals.write("link", level, `${link.where}: down, ${reason}`, performance.now());
     else this.log(level, `${link.where}: down, ${reason}`);
     try {
@@ -711,7 +724,7 @@ export class WsTransport implements Transport {
     } else if (connection.handshake !== null && connection.opened) {
       connection.handshake = null;
       // A dial we stopped ourselves (a seed once another link was up, a peer dropped from the list) is no peer's fault.
-      const stopped = connection.dialPeer !== null && !this.dialTargets.has(connection.dialPeer);
+      const stopped = connection.dialPeer !== null && (!this.dialTargets.has(connection.dialPeer) || this.seedWaits(connection.dialPeer));
       this.logUnauthenticated(connection, stopped ? "info" : "warn", `${connection.where}: closed during the handshake (${said})`);
     }
     const target = connection.dialPeer === null ? undefined : this.dialTargets.get(connection.dialPeer);

@@ -572,7 +572,7 @@ export class ShopState {
       const what = `batch record ${kind} ${record.generation.counter}`;
       this.checkGeneration(batchKey(kind), record.generation);
       if (maker === this.actor) throw new ForgedStateError(`${what} claims to be made by ${this.actor}, which did not make it`);
-      if (!this.peerStatePolicy.actorAdmitted(maker)) throw new ForgedStateError(`${what} is made by ${maker}, which is not a member's actor`);
+      if (!this.peerStatePolicy.actorAdmitted(maker)) throw new UnadmittedActorError(`${what} is made by ${maker}, which is not a member's actor`);
       if (this.peerStatePolicy.released?.(maker) === true) throw new ForgedStateError(`${what} is made by ${maker}, whose rights were released`);
     }
     const changed = records.merge(incoming);
@@ -599,7 +599,7 @@ export class ShopState {
         throw new ForgedStateError(`state ${id} holds more of ${this.actor}'s own row than ${this.actor} wrote`);
       }
       const stranger = this.unadmittedRowOwner(incoming.counter(), known);
-      if (stranger !== undefined) throw new ForgedStateError(`state ${id} holds new rows of ${stranger}, which is not a member's actor`);
+      if (stranger !== undefined) throw new UnadmittedActorError(`state ${id} holds new rows of ${stranger}, which is not a member's actor`);
       const zombie = this.releasedChanger(incoming.counter(), known);
       if (zombie !== undefined) throw new ForgedStateError(`state ${id} holds later changes of ${zombie}, whose rights were released`);
       const forgery = local !== undefined && known !== undefined ? incoming.forgedAgainst(local, this.actor) : null;
@@ -679,6 +679,13 @@ export class ShopState {
 
 /** A peer sent a state that claims changes only this replica could have made. */
 export class ForgedStateError extends DecodeError {}
+
+/**
+ * A state with rows of an actor that no member (as this replica knows them now)
+ * names: forged, or written by a replica that joined and whose entry has not
+ * reached this one yet. The replicator holds it until the membership says which.
+ */
+export class UnadmittedActorError extends ForgedStateError {}
 
 function batchKindOf(key: StateKey): BatchKind {
   const kind = key.slice(2);

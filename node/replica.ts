@@ -679,6 +679,8 @@ export class Replica {
     const leavingPeers = this.replicator.upPeers().filter((peer) => isLeaving(stateOf.get(peer.replicaId)));
     this.drainHandshake.tellLeaving(leavingPeers.map((peer) => ({ replicaId: peer.replicaId, retired: stateOf.get(peer.replicaId) === "retired" })));
     this.options.onMembersChanged?.(members);
+    // After the caller saw the members: its state policy decides what is admitted now.
+    this.replicator.retryHeld();
   }
 
   private ownMemberState(): MemberState {

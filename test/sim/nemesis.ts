@@ -29,7 +29,7 @@ export type Fault =
   | { readonly kind: "leave"; readonly at: number; readonly replicaId: string }
   /**
    * A new replica id starts on an empty disk and joins (Replica.join), as main.ts's
-   * --join does: it dials its seeds (founders) until its first link is up, and names
+   * --join does: it dials its seeds (founders) whenever it has no link up, and names
    * the founders as configured peers (--peers, one setting for a StatefulSet) or none.
    */
   | { readonly kind: "join"; readonly at: number; readonly replicaId: string; readonly seeds: readonly string[]; readonly configured: boolean }

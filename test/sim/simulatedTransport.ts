@@ -14,8 +14,8 @@
 // - The lower id dials the higher after a redial delay, whenever both run, their
 //   pair is not cut and the dialer has no link; a transport given its peers
 //   (setPeers, as main.ts gives WsTransport the configured peers and the members
-//   the membership document lists) dials only those. A joiner also dials its seeds
-//   until its first link is up, whatever their ids. One side goes up first; the
+//   the membership document lists) dials only those. A joiner also dials its seeds,
+//   whatever their ids, whenever it has no link. One side goes up first; the
 //   other when the last handshake frame reaches it, so nothing arrives before
 //   peerUp. A side still up on an older link sees its peerDown before the new peerUp.
 // - Duplicates and reordering come only across reconnects, where anti-entropy
@@ -121,8 +121,6 @@ export class SimulatedTransport implements Transport {
   alive = true;
   /** The peers this process dials (those whose id sorts after its own); undefined: every replica. */
   peers: ReadonlySet<PeerId> | undefined;
-  /** A link of this process has been up: it dials its seeds no more (WsTransport). */
-  linkedOnce = false;
 
   constructor(
     private readonly network: SimulatedNetwork,
@@ -140,7 +138,8 @@ export class SimulatedTransport implements Transport {
 
   /** Whether this process dials `peer` now. */
   dials(peer: PeerId): boolean {
-    if (!this.linkedOnce && this.seeds.includes(peer)) return true;
+    // As WsTransport: a joiner dials its seeds whenever it has no link.
+    if (this.links.size === 0 && this.seeds.includes(peer)) return true;
     return this.replicaId < peer && (this.peers === undefined || this.peers.has(peer));
   }
 
@@ -182,7 +181,7 @@ export class SimulatedNetwork {
 
   constructor(private readonly options: SimulatedNetworkOptions) {}
 
-  /** The transport of a new process of `replicaId` (give it to Replica.open); a joiner's dials `seeds` until a link is up. */
+  /** The transport of a new process of `replicaId` (give it to Replica.open); a joiner's dials `seeds` while it has no link. */
   transport(replicaId: PeerId, actor: Actor, seeds: readonly PeerId[] = []): SimulatedTransport {
     if (!this.options.replicaIds.includes(replicaId)) throw new RangeError(`unknown replica ${replicaId}`);
     return new SimulatedTransport(this, replicaId, actor, seeds);
@@ -354,7 +353,6 @@ export class SimulatedNetwork {
     const end = link.end(side);
     const other = link.other(side);
     end.state = "up";
-    end.transport.linkedOnce = true;
     end.transport.events!.peerUp(other, link.end(other).transport.actor);
     if (this.options.replayProbability > 0 && this.options.random() < this.options.replayProbability) this.replay(link, side);
   }
@@ -400,6 +398,8 @@ export class SimulatedNetwork {
     if (end.transport.links.get(other) === link) end.transport.links.delete(other);
     if (notify && wasUp && end.transport.alive) end.transport.events!.peerDown(other);
     this.dialSoon(pairKey(side, other));
+    // Its last link gone, a joiner dials its seeds again.
+    if (end.transport.links.size === 0 && end.transport.seeds.length > 0) this.peersChanged(end.transport);
   }
 
   private cut(key: string): void {

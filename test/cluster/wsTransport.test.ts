@@ -163,7 +163,7 @@ describe("WsTransport mesh", () => {
     }
   });
 
-  it("a joiner dials its seed address whatever the seed's id, stops at the first link, and keeps the link as that member's", async () => {
+  it("a joiner dials its seed address whatever the seed's id, stops dialing seeds once linked, and keeps the link as that member's", async () => {
     const [a, b] = [await replica("a"), await replica("b")];
     connectAll([a, b]);
     await waitForMesh([a, b]);
@@ -185,6 +185,19 @@ describe("WsTransport mesh", () => {
     z.transport.setPeers([openB.address]);
     await sleep(300);
     expect([z.recorder.count("up", "y"), openB.recorder.count("up", "z")]).toEqual([1, 1]);
+  });
+
+  it("a joiner whose every link drops dials its seeds again (nobody else knows it yet)", async () => {
+    const open = { acceptsPeer: () => true };
+    const seeds = [await replica("p", open), await replica("q", open)];
+    const z = await replica("z", { seeds: seeds.map((seed) => seed.address.address) });
+    await waitFor("z links to one seed", () => seeds.some((seed) => z.recorder.isUp(seed.id)));
+    await sleep(300);
+    const [first, second] = z.recorder.isUp("p") ? seeds : [seeds[1]!, seeds[0]!];
+    // While a link is up, the other seed is not dialed.
+    expect(z.recorder.isUp(second!.id)).toBe(false);
+    await first!.transport.close();
+    await waitFor("z dials its seeds again and links to the other", () => z.recorder.isUp(second!.id));
   });
 
   it("refuses to send a frame over bytesPerFrameMax (the caller must split)", async () => {

@@ -474,7 +474,8 @@ export class Replicator {
 
   private async finishSync(peerId: PeerId, actor: Actor, upTo: number): Promise<void> {
     await this.deps.durable();
-    if ((this.cursors.get(actor) ?? 0) < upTo) {
+    // States held for the membership are in memory only: the cursor stays, so that a restart asks for them again.
+    if ((this.cursors.get(actor) ?? 0) < upTo && !this.held.has(peerId)) {
       this.cursors.set(actor, upTo);
       this.deps.cursorMoved(actor);
       await this.deps.durable();

@@ -12,8 +12,8 @@ import { Readiness } from "../api/readiness.js";
 import { ReplicaMetrics } from "../api/replicaMetrics.js";
 import { isolatedTransport } from "../cluster/isolatedTransport.js";
 import { memberStatePolicy } from "../cluster/memberStatePolicy.js";
+import { type MemberSource, isMemberRule, peersToDial } from "../cluster/memberLinks.js";
 import type { MemberView } from "../cluster/membership.js";
-import type { PeerAddress } from "../cluster/transport.js";
 import { WsTransport } from "../cluster/wsTransport.js";
 import { type ReplicaConfig, configUsage, readConfig } from "./config.js";
 import { observedTransport } from "./observedTransport.js";
@@ -58,8 +58,12 @@ if (config.adminToken === undefined) log("warn", "no admin token (ADMIN_TOKEN, A
 const metrics = new ReplicaMetrics();
 let peerTransport: WsTransport | undefined;
 const configuredIds = new Set(config.peers.map((peer) => peer.replicaId));
-/** The members as the document last showed them: who may link, and whom to dial. */
-let members: readonly MemberView[] = [];
+/** The members as the document last showed them: who may link, whom to dial, whose rows are taken. */
+let members = new Map<string, MemberView>();
+const memberSource: MemberSource = {
+  member: (replicaId) => members.get(replicaId),
+  namesOthers: () => [...members.keys()].some((replicaId) => replicaId !== config.replicaId),
+};
 const replica = await Replica.open({
   replicaId: config.replicaId,
   dataDir: config.dataDir,
@@ -73,7 +77,7 @@ const replica = await Replica.open({
       peers: config.peers,
       seeds: config.join,
       // Any replica id but a retired member's may link: a new one joins (docs/DESIGN.md, "Joining").
-      acceptsPeer: (replicaId) => configuredIds.has(replicaId) || members.find((member) => member.replicaId === replicaId)?.state !== "retired",
+      acceptsPeer: (replicaId) => configuredIds.has(replicaId) || members.get(replicaId)?.state !== "retired",
       secret: config.clusterSecret!,
       log,
     });
@@ -81,8 +85,8 @@ const replica = await Replica.open({
   },
   configuredPeerIds: [...configuredIds],
   onMembersChanged: (view) => {
-    members = view;
-    peerTransport?.setPeers(peersToDial(config, view));
+    members = new Map(view.map((member) => [member.replicaId, member]));
+    peerTransport?.setPeers(peersToDial(config.replicaId, config.peers, view));
   },
   ackWaitMsMax: config.ackWaitMsMax,
   rightsWaitMsMax: config.rightsWaitMsMax,
@@ -98,19 +102,14 @@ const replica = await Replica.open({
 // Rows only of members' actors, generations only up to our clock plus the skew allowed
 // (cluster/memberStatePolicy.ts). Set before any peer's message can arrive: open()
 // resolves with no I/O turn between its transport's start and this line.
-const memberIds = new Set([config.replicaId, ...config.peers.map((peer) => peer.replicaId)]);
 replica.shop.peerStatePolicy = memberStatePolicy({
-  // A retired member may be gone from --peers; the membership document still lists it.
-  // A joiner's seed sends states before the document that names their writers: until
-  // it lists anyone else, the joiner takes them as it takes the document, from its seed.
-  isMember: (replicaId) =>
-    memberIds.has(replicaId) || members.some((member) => member.replicaId === replicaId) || (config.join.length > 0 && !knowsOtherMembers()),
+  isMember: isMemberRule(config.replicaId, configuredIds, config.join.length > 0, memberSource),
   wallClockMs: () => Date.now(),
   released: (actor) => replica.isReleased(actor),
 });
 
 // Catch up with the configured peers and every member the stored document lists (a replica that joined has no --peers).
-const memberIdsNow = members.filter((member) => member.state !== "retired").map((member) => member.replicaId);
+const memberIdsNow = [...members.values()].filter((member) => member.state !== "retired").map((member) => member.replicaId);
 const peerIds = [...new Set([...configuredIds, ...memberIdsNow])].filter((replicaId) => replicaId !== config.replicaId);
 // A replica not named in --peers with no entry of its own yet (or one still joining) joins through --join.
 const joining = config.join.length > 0 && (replica.ownMembership() ?? "joining") === "joining";
@@ -181,24 +180,6 @@ announcer.info(`replica ${config.replicaId} (incarnation ${replica.identity.inca
 if (process.send !== undefined) {
   const serving: ServingMessage = { type: "serving", replicaId: config.replicaId, incarnation: replica.identity.incarnation, port, dataDir: config.dataDir };
   process.send(serving);
-}
-
-/** Whether the membership document names any replica but this one. */
-function knowsOtherMembers(): boolean {
-  return members.some((member) => member.replicaId !== config.replicaId);
-}
-
-/**
- * The configured peers at their configured addresses (which may be a proxy's, or a
- * name behind NAT), and every other member the document lists at the address it
- * announced: the document says who the members are, --peers only where to reach some.
- */
-function peersToDial(settings: ReplicaConfig, view: readonly MemberView[]): PeerAddress[] {
-  const dial = new Map(settings.peers.map((peer) => [peer.replicaId, peer.address]));
-  for (const member of view) {
-    if (member.replicaId !== settings.replicaId && member.state !== "retired" && !dial.has(member.replicaId)) dial.set(member.replicaId, member.peerAddress);
-  }
-  return [...dial].map(([replicaId, address]) => ({ replicaId, address }));
 }
 
 function withConnectionsMax(server: Server): Server {

@@ -466,7 +466,12 @@ export class Replica {
    * replica with none, or still joining, joins (join()) rather than restarts.
    */
   ownMembership(): MemberState | undefined {
-    return this.gossip.membership.member(this.identity.replicaId)?.state;
+    return this.member(this.identity.replicaId)?.state;
+  }
+
+  /** A replica's entry in the membership document, if it has one. */
+  member(replicaId: PeerId): MemberView | undefined {
+    return this.gossip.membership.member(replicaId);
   }
 
   /**
@@ -506,7 +511,7 @@ export class Replica {
   /** Rights go only to configured peers and to members of the document (not retired): never to a stranger. */
   private mayReceiveRights(peerId: PeerId): boolean {
     if (this.options.configuredPeerIds?.includes(peerId) === true) return true;
-    const state = this.gossip.membership.member(peerId)?.state;
+    const state = this.member(peerId)?.state;
     return state !== undefined && state !== "retired";
   }
 

@@ -8,7 +8,8 @@ import { MemoryLevel } from "memory-level";
 import { pack } from "msgpackr";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "./simulatedTransport.js";
-import { type MemberView, Membership } from "../../cluster/membership.js";
+import { Membership } from "../../cluster/membership.js";
+import { type MemberSource, isMemberRule, peersToDial } from "../../cluster/memberLinks.js";
 import { memberStatePolicy } from "../../cluster/memberStatePolicy.js";
 import { ShopState, generationCounterCeiling } from "../../crdt/shopState.js";
 import { Replica } from "../../node/replica.js";
@@ -201,6 +202,7 @@ export class SimCluster {
       if (!this.settings.gossip) await db.put(membershipKey, agreedMembership(this.settings.replicaIds));
     }
     const configured = slot.joiner === undefined || slot.joiner.configured ? this.settings.replicaIds.filter((id) => id !== slot.replicaId) : [];
+    const configuredAt = configured.map((replicaId) => ({ replicaId, address: `${replicaId}:7000` }));
     let transport: SimulatedTransport | undefined;
     const replica = await Replica.open({
       db,
@@ -212,22 +214,20 @@ export class SimCluster {
       // As main.ts passes --peers.
       configuredPeerIds: configured,
       // As main.ts: dial the configured peers and the members the document lists.
-      onMembersChanged: (members) => transport?.setPeers(peersToDial(slot.replicaId, configured, members)),
+      onMembersChanged: (members) => transport?.setPeers(peersToDial(slot.replicaId, configuredAt, members).map((peer) => peer.replicaId)),
       clock: this.scheduler.clock(life),
       defer: (callback) => void this.scheduler.after(this.random.real(...this.settings.flushDelayMs), callback, life),
       log: (level, message) => this.log.push({ at: this.scheduler.now, replicaId: slot.replicaId, level, message }),
       onWriteFailure: (error) => this.errors.push(`${slot.replicaId}: a write failed: ${String(error)}`),
     });
     if (!life.alive) return;
-    // As main.ts: rows only of members' actors (a joiner's are taken once the document lists
-    // it), but a joiner takes every row until its document lists another member.
-    const knowsOtherMembers = () => replica.status().members.some((member) => member.replicaId !== slot.replicaId);
+    // As main.ts: rows only of members' actors (a joiner takes every row until its document lists another member).
+    const source: MemberSource = {
+      member: (replicaId) => replica.member(replicaId),
+      namesOthers: () => replica.status().members.some((member) => member.replicaId !== slot.replicaId),
+    };
     replica.shop.peerStatePolicy = memberStatePolicy({
-      isMember: (replicaId) =>
-        replicaId === slot.replicaId ||
-        configured.includes(replicaId) ||
-        replica.status().members.some((member) => member.replicaId === replicaId) ||
-        (slot.joiner !== undefined && !knowsOtherMembers()),
+      isMember: isMemberRule(slot.replicaId, new Set(configured), slot.joiner !== undefined, source),
       wallClockMs: () => generationCounterCeiling,
       released: (actor) => replica.isReleased(actor),
     });
@@ -266,12 +266,6 @@ export class SimCluster {
 }
 
 /** main.ts's peersToDial, by id: the configured peers and the document's members but the retired. */
-function peersToDial(selfId: string, configured: readonly string[], members: readonly MemberView[]): string[] {
-  const dial = new Set(configured);
-  for (const member of members) if (member.replicaId !== selfId && member.state !== "retired") dial.add(member.replicaId);
-  return [...dial];
-}
-
 function newDatabase(): SimDatabase {
   return new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" });
 }

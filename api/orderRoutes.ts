@@ -66,7 +66,7 @@ export const orderRoutes: FastifyPluginCallback<{ readonly replica: Replica }> =
     url: "/checkout/:order_id",
     params: { order_id: "id" },
     answer: async ({ order_id: orderId }, guard) => {
-      const refusal = await replica.mutate((shop) => shop.checkout(orderId), guard);
+      const refusal = await replica.checkout(orderId, guard);
       return refusal ?? `Checkout of order ${orderId} successful`;
     },
   });

@@ -48,6 +48,8 @@ export class ReplicaMetrics {
   private readonly totals = { requests: 0, checkoutsOk: 0, checkoutsRefused: 0 };
   /** Rights requests and grants (that moved rights), by direction. */
   private readonly rightsMessages = { sentRequest: 0, receivedRequest: 0, sentGrant: 0, receivedGrant: 0 };
+  /** Checkouts handed to the token's holder (sent) and run here for a peer (received). */
+  private readonly checkoutForwards = { sent: 0, received: 0 };
   private readonly hotItems = new HotKeys(hotKeysTracked);
   private readonly hotUsers = new HotKeys(hotKeysTracked);
   private watched: { readonly replica: Replica; readonly readiness: Readiness } | undefined;
@@ -86,6 +88,18 @@ export class ReplicaMetrics {
         this.labels("received", "request").inc(rights.receivedRequest);
         this.labels("sent", "grant").inc(rights.sentGrant);
         this.labels("received", "grant").inc(rights.receivedGrant);
+      },
+    });
+    const forwards = this.checkoutForwards;
+    new Counter({
+      name: "shop_checkout_forwards_total",
+      help: "Checkouts handed to the replica that holds the order's token (sent), and run here for a peer (received)",
+      labelNames: ["direction"],
+      registers,
+      collect() {
+        this.reset();
+        this.labels("sent").inc(forwards.sent);
+        this.labels("received").inc(forwards.received);
       },
     });
     const batchWriteSeconds = new FastHistogram(
@@ -198,6 +212,8 @@ export class ReplicaMetrics {
     } else if (message.type === "rightsGrant" && message.granted.length > 0) {
       if (direction === "sent") this.rightsMessages.sentGrant += 1;
       else this.rightsMessages.receivedGrant += 1;
+    } else if (message.type === "checkoutForward") {
+      this.checkoutForwards[direction] += 1;
     }
   }
 

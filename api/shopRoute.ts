@@ -4,6 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import { type Refusal, isRefusal } from "../crdt/shopState.js";
 import type { RequestGuard } from "../node/idempotency.js";
+import { OutcomeUnknownError } from "../node/replica.js";
 import { sendRefusal } from "./answers.js";
 import { type ParamKind, paramsSchema } from "./params.js";
 
@@ -38,7 +39,17 @@ export function shopRoute<Kinds extends ParamKinds>(app: FastifyInstance, route:
       ...(route.response === undefined ? {} : { response: { 200: route.response } }),
     },
     handler: async (request, reply) => {
-      const answer = await route.answer(paramValues(route.params, request.params), request.idempotencyGuard);
+      let answer: Answer | Refusal;
+      try {
+        answer = await route.answer(paramValues(route.params, request.params), request.idempotencyGuard);
+      } catch (error) {
+        if (!(error instanceof OutcomeUnknownError)) throw error;
+        // Neither a 2xx nor a 4xx would be the truth: the client sees what a crash shows, and a retry tells.
+        request.log.warn({ url: request.url }, error.message);
+        reply.hijack();
+        request.raw.socket.destroy();
+        return reply;
+      }
       if (typeof answer === "string") return reply.type("text/plain; charset=utf-8").send(answer);
       return isRefusal(answer) ? sendRefusal(reply, answer) : answer;
     },

@@ -4,7 +4,7 @@
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError, idLengthMax, readAmount, readId } from "../crdt/codec.js";
 import { packr } from "../crdt/msgpack.js";
-import type { Need, StateKey } from "../crdt/shopState.js";
+import type { Need, RefusalReason, StateKey } from "../crdt/shopState.js";
 
 export const protocolVersion = 2;
 /** Largest frame a replica sends or accepts (ws maxPayload). */
@@ -49,11 +49,40 @@ export type PeerMessage =
    * retired) and moves no more rights to it; every right it did move there is in
    * its batches up to `upTo`.
    */
-  | { readonly type: "drainSeen"; readonly upTo: number; readonly retired: boolean };
+  | { readonly type: "drainSeen"; readonly upTo: number; readonly retired: boolean }
+  /** Please check out this order: you hold its token (the sender does not). */
+  | { readonly type: "checkoutForward"; readonly requestId: number; readonly orderId: string }
+  /**
+   * How a forwarded checkout ended: paid (`refusal` null; the states that pay it were
+   * sent before this, and are durable and acked by the sender's up peers) or refused
+   * (nothing changed).
+   */
+  | { readonly type: "checkoutAnswer"; readonly requestId: number; readonly refusal: ForwardedRefusal | null };
+
+/** A refusal as it crosses a link: what the client is told. */
+export interface ForwardedRefusal {
+  readonly reason: RefusalReason;
+  readonly message: string;
+}
+
+/** Longest refusal message a checkout answer carries. */
+export const refusalMessageLengthMax = 2048;
+const refusalReasons: readonly RefusalReason[] = ["not-found", "bad-reference", "insufficient", "paid", "overflow", "rights-elsewhere", "leaving"];
 
 export class ProtocolError extends Error {}
 
-const typeCodes = ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership", "drainSeen"] as const;
+const typeCodes = [
+  "states",
+  "ack",
+  "syncRequest",
+  "syncDone",
+  "rightsRequest",
+  "rightsGrant",
+  "membership",
+  "drainSeen",
+  "checkoutForward",
+  "checkoutAnswer",
+] as const;
 
 export function encodeMessage(message: PeerMessage): Uint8Array {
   const code = typeCodes.indexOf(message.type);
@@ -74,6 +103,10 @@ export function encodeMessage(message: PeerMessage): Uint8Array {
       return packr.pack([protocolVersion, code, message.sync]);
     case "drainSeen":
       return packr.pack([protocolVersion, code, message.upTo, message.retired]);
+    case "checkoutForward":
+      return packr.pack([protocolVersion, code, message.requestId, message.orderId]);
+    case "checkoutAnswer":
+      return packr.pack([protocolVersion, code, message.requestId, message.refusal === null ? null : [message.refusal.reason, message.refusal.message]]);
   }
 }
 
@@ -106,7 +139,12 @@ function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
-  const expectedLength = type === "states" || type === "syncRequest" ? 5 : type === "rightsRequest" || type === "rightsGrant" || type === "drainSeen" ? 4 : 3;
+  const expectedLength =
+    type === "states" || type === "syncRequest"
+      ? 5
+      : type === "rightsRequest" || type === "rightsGrant" || type === "drainSeen" || type === "checkoutForward" || type === "checkoutAnswer"
+        ? 4
+        : 3;
   if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
   switch (type) {
     case "states": {
@@ -132,7 +170,23 @@ function readMessage(fields: unknown): PeerMessage {
     case "drainSeen":
       if (typeof fields[3] !== "boolean") throw new ProtocolError("retired must be a boolean");
       return { type, upTo: readCount(fields[2]), retired: fields[3] };
+    case "checkoutForward":
+      return { type, requestId: readCount(fields[2]), orderId: readId(fields[3], "an order id") };
+    case "checkoutAnswer":
+      return { type, requestId: readCount(fields[2]), refusal: readForwardedRefusal(fields[3]) };
   }
+}
+
+function readForwardedRefusal(value: unknown): ForwardedRefusal | null {
+  if (value === null) return null;
+  if (!Array.isArray(value) || value.length !== 2) throw new ProtocolError("a checkout answer's refusal must be null or [reason, message]");
+  const [reason, message] = value as unknown[];
+  const known = refusalReasons.find((candidate) => candidate === reason);
+  if (known === undefined) throw new ProtocolError("unknown refusal reason");
+  if (typeof message !== "string" || message.length > refusalMessageLengthMax) {
+    throw new ProtocolError(`a refusal message must be a string of at most ${refusalMessageLengthMax} characters`);
+  }
+  return { reason: known, message };
 }
 
 function readCount(value: unknown): number {

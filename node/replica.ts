@@ -14,6 +14,7 @@ import type { Announcement, MemberState, MemberView } from "../cluster/membershi
 import { MembershipGossip } from "../cluster/membershipGossip.js";
 import { type PeerMessage, statesPerFrameMax } from "../cluster/messages.js";
 import { type PeerStatus, Replicator, type ReplicatorDeps } from "../cluster/replicator.js";
+import { CheckoutForwarder } from "../cluster/checkoutForwarder.js";
 import { RightsBroker } from "../cluster/rightsBroker.js";
 import type { PeerId, Transport } from "../cluster/transport.js";
 import type { Database } from "./database.js";
@@ -90,6 +91,13 @@ const joinPollMs = 50;
 const leaveSettlePollMs = 50;
 /** Keys handed over per durable, acked step while leaving. */
 const keysPerHandOverStepMax = 2000;
+/** How often a checkout handed to the token's holder looks again for the order paid here. */
+const forwardedOutcomePollMs = 10;
+/** Most checkouts forwarded by peers that run here at once. */
+const forwardedCheckoutsInFlightMax = 10_000;
+
+/** A write that may or may not have happened: the client must be told neither (the connection closes unanswered). */
+export class OutcomeUnknownError extends Error {}
 
 /**
  * Where a replica is in its life (docs/DESIGN.md, "Leaving for good").
@@ -162,6 +170,7 @@ export class Replica {
   private readonly gossip: MembershipGossip;
   private readonly replicator: Replicator;
   private readonly broker: RightsBroker;
+  private readonly forwarder: CheckoutForwarder;
   private readonly drainHandshake: DrainHandshake;
   private lifecycle: Lifecycle = "starting";
   private leaveUnderway: Promise<LeaveReport | Refusal> | undefined;
@@ -236,6 +245,14 @@ export class Replica {
       retryPauseMs: 5,
       log: options.log,
     });
+    this.forwarder = new CheckoutForwarder({
+      transport: this.transport,
+      clock: this.clock,
+      mayForward: (peerId) => this.mayReceiveRights(peerId),
+      checkoutHere: (orderId) => this.mutate((shop) => shop.checkout(orderId)),
+      inFlightMax: forwardedCheckoutsInFlightMax,
+      log: options.log,
+    });
     this.drainHandshake = new DrainHandshake({
       transport: this.transport,
       durable: () => this.commit.durable(),
@@ -299,6 +316,9 @@ export class Replica {
     if (message.type === "rightsRequest" || message.type === "rightsGrant") {
       const peerActor = this.replicator.upPeerActor(peer);
       if (peerActor !== undefined) this.broker.receive(peer, peerActor, message);
+    } else if (message.type === "checkoutForward" || message.type === "checkoutAnswer") {
+      const peerActor = this.replicator.upPeerActor(peer);
+      if (peerActor !== undefined) this.forwarder.receive(peer, peerActor, message);
     } else if (message.type === "drainSeen") {
       const peerActor = this.replicator.upPeerActor(peer);
       if (peerActor !== undefined) this.drainHandshake.receive(peer, peerActor, message);
@@ -559,6 +579,45 @@ export class Replica {
     }
   }
 
+  /**
+   * A checkout (docs/DESIGN.md, "A checkout's path"). When a responsive peer holds
+   * the order's token, it is asked to decide the checkout (one hop) instead of
+   * handing the token over; otherwise, or with an Idempotency-Key (its record is
+   * written where the decision is), the checkout runs here as any write.
+   * Throws OutcomeUnknownError when a forwarded checkout may have happened but this
+   * replica could not learn so in time: neither a 2xx nor a 4xx would be the truth.
+   */
+  async checkout(orderId: string, guard?: RequestGuard): Promise<Refusal | null> {
+    const change = (shop: ShopState) => shop.checkout(orderId);
+    const holder = guard === undefined ? this.tokenHolderToAsk(orderId) : undefined;
+    if (holder === undefined) return this.mutate(change, guard);
+    const deadline = this.clock.now() + this.options.rightsWaitMsMax + this.options.ackWaitMsMax;
+    const outcome = await this.forwarder.forward(holder, orderId, deadline - this.clock.now());
+    // Never sent: nothing happened there, so it runs here as any write.
+    if (outcome.kind === "not-sent") return this.mutate(change, guard);
+    if (outcome.kind === "answered" && outcome.refusal !== null) return { ...outcome.refusal };
+    // Paid at the holder, or maybe: the answer is a 2xx once the order reads paid here, durably.
+    for (;;) {
+      if (this.shop.order(orderId)?.paid === true) {
+        await this.commit.durable();
+        return null;
+      }
+      if (this.clock.now() >= deadline) {
+        const why = outcome.kind === "unknown" ? outcome.why : `${holder} answered paid, but its states did not arrive`;
+        throw new OutcomeUnknownError(`checkout of order ${orderId} was handed to ${holder}, the holder of its token, and its outcome is unknown: ${why}`);
+      }
+      await new Promise<void>((resolve) => this.clock.after(forwardedOutcomePollMs, resolve));
+    }
+  }
+
+  /** The responsive peer to hand a checkout of `orderId` to: it holds the token, this replica does not. */
+  private tokenHolderToAsk(orderId: string): PeerId | undefined {
+    if (this.lifecycle !== "serving") return undefined;
+    const order = this.shop.order(orderId);
+    if (order === undefined || order.paid || order.holdsToken(this.shop.actor)) return undefined;
+    return this.replicator.responsivePeers().find((peer) => order.holdsToken(peer.actor))?.replicaId;
+  }
+
   /** Take `view` now; resolve once everything it may have seen is durable. */
   async read<T>(view: (shop: ShopState) => T): Promise<T> {
     const result = view(this.shop);
@@ -665,6 +724,7 @@ export class Replica {
   private peerDown(peer: PeerId): void {
     this.replicator.peerDown(peer);
     this.broker.peerDown(peer);
+    this.forwarder.peerDown(peer);
     this.gossip.peerDown(peer);
     this.drainHandshake.peerDown(peer);
     this.membershipChanged();

@@ -19,6 +19,7 @@ import { freePort } from "../harness/net/freePort.js";
 import { type ClusterMember, type ClusterView, LocalCluster, clusterView } from "../support/localCluster.js";
 import { ReplicaFleet, type ReplicaProcess } from "../support/replicaProcess.js";
 import { ShopClient } from "../support/shopClient.js";
+import { checkoutsForwarded, metricOf, rightsRequestsSent } from "../support/metrics.js";
 
 const seed = Number(process.env["TEST_SEED"] ?? 20261130);
 /** The load's shop: batch_init'ed before r4 exists, so r4 starts with none of its rights. */
@@ -160,31 +161,29 @@ function membershipProblems(view: ClusterView, members: readonly ClusterMember[]
  * A batch_init made at r1 after the join spreads its rights over the four active
  * members, in id order: r4 holds a quarter of each item's stock and user's credit,
  * and the token of every order k with k mod 4 = 3 (docs/DESIGN.md, "batch_init and
- * generations"). r4 spends them without one rights request. An order whose token is
- * at r1 then makes it ask, so the counter is seen to move when r4 lacks rights.
+ * generations"). r4 spends them without one rights request, and hands no checkout
+ * on. An order whose token is at r1 is handed to r1, and a subtraction past r4's
+ * share makes it ask: both counters are seen to move when r4 lacks rights.
  */
 async function expectSpendsRightsSpreadToIt(maker: ShopClient, joiner: ReplicaProcess): Promise<void> {
   const [items, users, orders] = [8, 40, 40];
   await maker.ok(`/stock/batch_init/${items}/100/1`);
   await maker.ok(`/payment/batch_init/${users}/100`);
   await maker.ok(`/orders/batch_init/${orders}/${items}/${users}/1`);
-  const asked = await rightsRequestsSent(joiner);
+  const asked = await metricOf(joiner, rightsRequestsSent);
+  const handedOn = await metricOf(joiner, checkoutsForwarded);
   const client = new ShopClient(joiner);
   for (let order = 3; order < orders; order += 4) expect([order, (await client.post(`/orders/checkout/${order}`)).status]).toEqual([order, 200]);
   for (let item = 0; item < items; item++) expect([item, (await client.post(`/stock/subtract/${item}/2`)).status]).toEqual([item, 200]);
   for (let user = 0; user < users; user += 5) expect([user, (await client.post(`/payment/pay/${user}/10`)).status]).toEqual([user, 200]);
-  expect(await rightsRequestsSent(joiner), "r4 asked for no rights: it held its share").toBe(asked);
+  expect(await metricOf(joiner, rightsRequestsSent), "r4 asked for no rights: it held its share").toBe(asked);
+  expect(await metricOf(joiner, checkoutsForwarded), "r4 handed no checkout on: it held the tokens").toBe(handedOn);
   expect((await client.post("/orders/checkout/0")).status).toBe(200);
-  expect(await rightsRequestsSent(joiner), "r4 asked r1 for order 0's token").toBeGreaterThan(asked);
+  expect(await metricOf(joiner, checkoutsForwarded), "r4 handed order 0's checkout to r1, its token's holder").toBe(handedOn + 1);
+  expect((await client.post("/stock/subtract/1/30")).status).toBe(200);
+  expect(await metricOf(joiner, rightsRequestsSent), "r4 asked for item 1's stock past its share").toBeGreaterThan(asked);
   for (const order of ["0", "3"]) expect((await maker.order(order)).paid).toBe(true);
-}
-
-/** shop_rights_messages_total{direction="sent",type="request"} of `replica`'s /metrics. */
-async function rightsRequestsSent(replica: ReplicaProcess): Promise<number> {
-  const text = (await replica.get("/metrics")).text;
-  const match = /^shop_rights_messages_total\{direction="sent",type="request"\} (\d+)$/m.exec(text);
-  if (match === null) throw new Error(`no sent rights requests in /metrics:\n${text.slice(0, 2000)}`);
-  return Number(match[1]);
+  expect((await client.order("0")).paid).toBe(true);
 }
 
 /**

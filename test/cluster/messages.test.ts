@@ -2,7 +2,9 @@
 // messages decode in order, and anything else is a ProtocolError, never a crash.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type PeerMessage, ProtocolError, decodeFrame, encodeMessage } from "../../cluster/messages.js";
+import { type PeerMessage, ProtocolError, decodeFrame, encodeMessage, protocolVersion, refusalMessageLengthMax } from "../../cluster/messages.js";
+import { idLengthMax } from "../../crdt/codec.js";
+import { packr } from "../../crdt/msgpack.js";
 
 const samples: PeerMessage[] = [
   {
@@ -37,6 +39,9 @@ const samples: PeerMessage[] = [
   { type: "rightsGrant", requestId: 3, granted: [["u:5", 12]] },
   { type: "membership", sync: Buffer.from([9, 9]) },
   { type: "drainSeen", upTo: 41, retired: true },
+  { type: "checkoutForward", requestId: 5, orderId: "o-17" },
+  { type: "checkoutAnswer", requestId: 5, refusal: null },
+  { type: "checkoutAnswer", requestId: 6, refusal: { reason: "insufficient", message: "not enough stock of item 3" } },
 ];
 
 describe("peer messages", () => {
@@ -61,6 +66,25 @@ describe("peer messages", () => {
       encodeMessage({ type: "rightsRequest", requestId: 1, needs: Array.from({ length: 1025 }, (_, index) => [`i:${index}`, 1] as const) }),
     ];
     for (const bytes of bad) expect(() => decodeFrame(bytes)).toThrow(ProtocolError);
+  });
+
+  it("refuse a forwarded checkout without a valid order id, and an answer with an unknown reason or an oversize message", () => {
+    const code = (type: string) =>
+      ["states", "ack", "syncRequest", "syncDone", "rightsRequest", "rightsGrant", "membership", "drainSeen", "checkoutForward", "checkoutAnswer"].indexOf(
+        type,
+      );
+    const bad = [
+      packr.pack([protocolVersion, code("checkoutForward"), 1, ""]),
+      packr.pack([protocolVersion, code("checkoutForward"), 1, "o".repeat(idLengthMax + 1)]),
+      packr.pack([protocolVersion, code("checkoutForward"), 1, 7]),
+      packr.pack([protocolVersion, code("checkoutAnswer"), 1, ["stolen", "all yours"]]),
+      packr.pack([protocolVersion, code("checkoutAnswer"), 1, ["insufficient"]]),
+      packr.pack([protocolVersion, code("checkoutAnswer"), 1, ["insufficient", "x".repeat(refusalMessageLengthMax + 1)]]),
+      packr.pack([protocolVersion, code("checkoutAnswer"), 1, "paid"]),
+    ];
+    for (const bytes of bad) expect(() => decodeFrame(bytes)).toThrow(ProtocolError);
+    const longest = { type: "checkoutAnswer", requestId: 2, refusal: { reason: "paid", message: "x".repeat(refusalMessageLengthMax) } } as const;
+    expect(decodeFrame(encodeMessage(longest))).toEqual([longest]);
   });
 
   it("decode arbitrary bytes to valid messages or a ProtocolError, nothing else", () => {

@@ -611,6 +611,9 @@ class RogueLink {
           rogueGrantAnswers += 1;
           rogueGrants.push(...message.granted);
           break;
+        case "checkoutAnswer":
+          rogueCheckoutAnswers.push(message.refusal === null ? "paid" : message.refusal.message);
+          break;
         default:
           break;
       }
@@ -743,6 +746,14 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
         fc.tuple(countArb, countArb).map(([requestId, amount]): PeerMessage => ({ type: "rightsGrant", requestId, granted: [["i:nothing", amount]] })),
         fc.uint8Array({ maxLength: 300 }).map((sync): PeerMessage => ({ type: "membership", sync })),
         fc.constant<PeerMessage>({ type: "states", seq: 0, entries: [] }),
+        countArb.map((requestId): PeerMessage => ({ type: "checkoutForward", requestId, orderId: "nothing" })),
+        fc
+          .tuple(countArb, fc.boolean())
+          .map(([requestId, paid]): PeerMessage => ({
+            type: "checkoutAnswer",
+            requestId,
+            refusal: paid ? null : { reason: "insufficient", message: "a lie" },
+          })),
       ),
     }),
   },
@@ -753,6 +764,8 @@ const rogueLinks: (RogueLink | undefined)[] = [];
 const rogueGrants: (readonly [string, number])[] = [];
 /** Every rightsGrant the rogue's links received, empty ones too. */
 let rogueGrantAnswers = 0;
+/** Every checkoutAnswer the rogue's links received: "paid", or the refusal's message. */
+const rogueCheckoutAnswers: string[] = [];
 
 async function rogueLink(index: number): Promise<RogueLink> {
   const existing = rogueLinks[index];
@@ -1051,6 +1064,22 @@ describe("the peer port under fuzz (3 replicas; r4 configured but not running)",
     stranger.close();
     // Every request answered, none with rights: nothing moved to the stranger, so nothing is stranded there.
     expect(rogueGrants.length).toBe(grantsBefore);
+    await expectReplicasMatchTheModel();
+  }, 60_000);
+
+  it("(c) a stranger's forwarded checkouts are refused: no order is paid for a non-member", async () => {
+    const orders = [...model.orders.keys()];
+    expect(orders.length).toBeGreaterThan(0);
+    const strangers = await Promise.all([0, 1, 2].map((index) => RogueLink.open(index, "stranger", "stranger/x")));
+    const answersBefore = rogueCheckoutAnswers.length;
+    let requestId = 1;
+    for (const stranger of strangers) for (const order of orders) stranger.send({ type: "checkoutForward", requestId: requestId++, orderId: order });
+    const sent = requestId - 1;
+    await waitFor(async () => (rogueCheckoutAnswers.length >= answersBefore + sent ? true : undefined), 10_000);
+    for (const stranger of strangers) stranger.close();
+    const answers = rogueCheckoutAnswers.slice(answersBefore);
+    expect(answers.filter((answer) => answer === "paid")).toEqual([]);
+    expect(answers.every((answer) => answer.includes("is not a member"))).toBe(true);
     await expectReplicasMatchTheModel();
   }, 60_000);
 

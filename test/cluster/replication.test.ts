@@ -4,6 +4,7 @@
 // that catches up (G3).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster, clusterView, waitFor } from "../support/localCluster.js";
+import { checkoutsForwarded, checkoutsRunForPeers, metricOf, rightsRequestsSent } from "../support/metrics.js";
 import { ReplicaFleet } from "../support/replicaProcess.js";
 import { ShopClient } from "../support/shopClient.js";
 
@@ -65,6 +66,39 @@ describe("a 3-replica cluster", () => {
     }
   });
 
+  it("hands a checkout to the replica that holds the order's token: no right moves, and it reads paid at once everywhere", async () => {
+    const item = await client(0).stockedItem(2, 30);
+    const user = await client(0).fundedUser(100);
+    const order = await client(0).orderWith(user, [[item, 3]]);
+    const [holder, lander] = [cluster.member(0), cluster.member(1)];
+    const before = await Promise.all([metricOf(lander, checkoutsForwarded), metricOf(holder, checkoutsRunForPeers), metricOf(lander, rightsRequestsSent)]);
+    expect((await client(1).post(`/orders/checkout/${order}`)).status).toBe(200);
+    const after = await Promise.all([metricOf(lander, checkoutsForwarded), metricOf(holder, checkoutsRunForPeers), metricOf(lander, rightsRequestsSent)]);
+    expect(after, "forwarded once, run once at the holder, no rights asked").toEqual([before[0] + 1, before[1] + 1, before[2]]);
+    for (const reader of clients) {
+      expect(await reader.order(order)).toMatchObject({ paid: true, total_cost: 6 });
+      expect((await reader.item(item)).stock).toBe(27);
+      expect((await reader.user(user)).credit).toBe(94);
+    }
+    // Again, and at the third replica: paid already, 200, charged once.
+    expect((await client(2).post(`/orders/checkout/${order}`)).status).toBe(200);
+    expect((await client(1).user(user)).credit).toBe(94);
+  });
+
+  it("relays the holder's refusal: a checkout handed on that cannot be paid is its 400, and changes nothing", async () => {
+    const item = await client(0).stockedItem(5, 30);
+    const user = await client(0).fundedUser(4);
+    const order = await client(0).orderWith(user, [[item, 1]]);
+    const forwarded = await metricOf(cluster.member(2), checkoutsForwarded);
+    const answer = await client(2).post(`/orders/checkout/${order}`);
+    expect([answer.status, answer.text]).toEqual([400, expect.stringContaining(`not enough credit of user ${user}`)]);
+    expect(await metricOf(cluster.member(2), checkoutsForwarded)).toBe(forwarded + 1);
+    for (const reader of clients) {
+      expect((await reader.order(order)).paid).toBe(false);
+      expect((await reader.user(user)).credit).toBe(4);
+    }
+  });
+
   it("G6: subtract and pay spend rights held elsewhere, and over-spending fails everywhere", async () => {
     const item = await client(0).stockedItem(1, 9);
     const user = await client(1).fundedUser(9);
@@ -95,6 +129,43 @@ describe("a 3-replica cluster", () => {
         cluster.members.map((other) => [other.replicaId, "active", `${other.replicaId}/${other.process.incarnation}`]),
       );
     }
+  });
+});
+
+describe("a checkout handed to a holder that freezes", () => {
+  const fleet = new ReplicaFleet();
+  afterEach(() => fleet.cleanup());
+
+  it("gets no answer, neither 2xx nor 4xx, once its outcome is unknown; the holder pays the order when it runs again", async () => {
+    const cluster = await LocalCluster.start(fleet, 3, ["--rights-wait-ms", "300", "--ack-wait-ms", "300"]);
+    const [holder, lander] = [cluster.member(0), cluster.member(1)];
+    const maker = new ShopClient(holder);
+    const item = await maker.stockedItem(1, 30);
+    const user = await maker.fundedUser(30);
+    const order = await maker.orderWith(user, [[item, 1]]);
+    process.kill(holder.pid, "SIGSTOP");
+    let outcome: string;
+    try {
+      // The lander still counts the holder responsive (no ack of it is overdue yet): it hands the checkout on.
+      outcome = await lander.post(`/orders/checkout/${order}`).then(
+        (answer) => `answered ${answer.status}`,
+        (error: unknown) => `no answer: ${(error as Error).message}`,
+      );
+    } finally {
+      process.kill(holder.pid, "SIGCONT");
+    }
+    // A 409 would say that nothing happened; but the holder got the checkout, and runs it now.
+    expect(outcome).toMatch(/^no answer: socket hang up/);
+    const paidEverywhere = async () =>
+      (await Promise.all(cluster.members.map((member) => new ShopClient(member.process).order(order)))).every((view) => view.paid);
+    await waitFor(async () => ((await paidEverywhere()) ? true : undefined), 10_000);
+    for (const member of cluster.members) {
+      const reader = new ShopClient(member.process);
+      expect((await reader.item(item)).stock).toBe(29);
+      expect((await reader.user(user)).credit).toBe(29);
+    }
+    // A retry tells the outcome.
+    expect((await lander.post(`/orders/checkout/${order}`)).status).toBe(200);
   });
 });
 

@@ -261,6 +261,8 @@ export interface HistoryContext {
   readonly settleMs: number;
   /** Incarnations whose storage was lost: what they acknowledged may be gone. */
   readonly lostActors: ReadonlySet<Actor>;
+  /** Per order id, the incarnations its checkouts were handed to: each may have run one. */
+  readonly checkoutsHandedTo?: ReadonlyMap<string, ReadonlySet<Actor>>;
 }
 
 export function checkHistory(history: History, final: ShopState, context: HistoryContext): Violation[] {
@@ -387,8 +389,15 @@ function addLostCheckouts(
   prices: ReadonlyMap<string, number>,
   addEffect: (effect: Effect) => void,
 ): void {
-  const lostCheckouts = invocations.filter((invocation) => invocation.op.f === "checkout" && attempted(invocation) && context.lostActors.has(invocation.actor));
-  if (lostCheckouts.length === 0) return;
+  const tried = invocations.filter((invocation) => invocation.op.f === "checkout" && attempted(invocation));
+  // A checkout runs at the replica it was sent to, or at the one it was handed to (the token's holder).
+  const lostRunners: { readonly actor: Actor; readonly invocation: Invocation }[] = [];
+  for (const invocation of tried) {
+    const op = invocation.op as { readonly order: string };
+    const runners = new Set([invocation.actor, ...(context.checkoutsHandedTo?.get(op.order) ?? [])]);
+    for (const actor of runners) if (context.lostActors.has(actor)) lostRunners.push({ actor, invocation });
+  }
+  if (lostRunners.length === 0) return;
   const create = invocations.find((invocation) => invocation.op.f === "createOrder");
   const userId = finalUserId ?? (create?.op.f === "createOrder" ? create.op.user : undefined);
   const quantities = new Map<string, number>();
@@ -399,8 +408,8 @@ function addLostCheckouts(
   }
   let costMost = 0;
   for (const [itemId, quantity] of quantities) costMost += quantity * (prices.get(itemId) ?? 0);
-  for (const actor of new Set(lostCheckouts.map((invocation) => invocation.actor))) {
-    const mine = lostCheckouts.filter((invocation) => invocation.actor === actor);
+  for (const actor of new Set(lostRunners.map((runner) => runner.actor))) {
+    const mine = lostRunners.filter((runner) => runner.actor === actor).map((runner) => runner.invocation);
     const common = {
       actor,
       certain: false,

@@ -6,6 +6,7 @@
 // runs one started with --join.
 import { MemoryLevel } from "memory-level";
 import { pack } from "msgpackr";
+import type { Actor } from "../../crdt/boundedCounter.js";
 import type { PeerMessage } from "../../cluster/messages.js";
 import { type MsRange, SimulatedNetwork, type SimulatedNetworkOptions, type SimulatedTransport } from "./simulatedTransport.js";
 import { Membership } from "../../cluster/membership.js";
@@ -92,6 +93,8 @@ export class SimCluster {
   readonly log: LogLine[] = [];
   /** How each join ended, in order: "active" or "active, not caught up with …". */
   readonly joins: string[] = [];
+  /** Per order id, the incarnations a checkout of it was handed to (Replica.checkout): any of them may have paid it. */
+  readonly checkoutsHandedTo = new Map<string, Set<Actor>>();
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -169,6 +172,22 @@ export class SimCluster {
     return transport;
   }
 
+  /** Notes where checkouts are handed (checkoutsHandedTo). */
+  private recordingForwards(transport: SimulatedTransport): SimulatedTransport {
+    const send = transport.send.bind(transport);
+    transport.send = (peer, message) => {
+      const sent = send(peer, message);
+      const runner = this.slots.find((slot) => slot.replicaId === peer)?.replica?.shop.actor;
+      if (sent && message.type === "checkoutForward" && runner !== undefined) {
+        const runners = this.checkoutsHandedTo.get(message.orderId) ?? new Set<Actor>();
+        runners.add(runner);
+        this.checkoutsHandedTo.set(message.orderId, runners);
+      }
+      return sent;
+    };
+    return transport;
+  }
+
   /** Without gossip, membership frames are not carried (every replica holds the same document). */
   private withoutGossip(transport: SimulatedTransport): SimulatedTransport {
     if (this.settings.gossip) return transport;
@@ -207,7 +226,8 @@ export class SimCluster {
     const replica = await Replica.open({
       db,
       replicaId: slot.replicaId,
-      transport: (actor) => (transport = this.traced(this.withoutGossip(this.network.transport(slot.replicaId, actor, slot.joiner?.seeds)))),
+      transport: (actor) =>
+        (transport = this.traced(this.recordingForwards(this.withoutGossip(this.network.transport(slot.replicaId, actor, slot.joiner?.seeds))))),
       ackWaitMsMax: this.settings.ackWaitMsMax,
       statesPerFrame: this.settings.statesPerFrame,
       rightsWaitMsMax: this.settings.rightsWaitMsMax,
@@ -298,6 +318,10 @@ function describeMessage(message: PeerMessage): string {
       return "membership";
     case "drainSeen":
       return `drainSeen${message.retired ? " (retired)" : ""} up to ${message.upTo}`;
+    case "checkoutForward":
+      return `checkoutForward #${message.requestId} o:${message.orderId}`;
+    case "checkoutAnswer":
+      return `checkoutAnswer #${message.requestId} ${message.refusal === null ? "paid" : message.refusal.reason}`;
   }
 }
 

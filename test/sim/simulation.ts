@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { statesPerFrameMax } from "../../cluster/messages.js";
 import type { Actor } from "../../crdt/boundedCounter.js";
 import { ShopState, isRefusal } from "../../crdt/shopState.js";
-import type { Replica } from "../../node/replica.js";
+import { OutcomeUnknownError, type Replica } from "../../node/replica.js";
 import {
   type HistoryContext,
   type Violation,
@@ -101,9 +101,14 @@ export interface SeedResult {
     readonly joins: readonly string[];
     /** How each release of a lost incarnation's rights ended: "released N" or a refusal's reason. */
     readonly releases: readonly string[];
+    /** Checkouts handed to the token's holder, and those of them whose outcome stayed unknown (the client got no answer). */
+    readonly checkoutsHandedOn: number;
+    readonly checkoutsUnknown: number;
   };
 }
 
+/** How the history marks an operation whose replica could not learn its outcome (OutcomeUnknownError). */
+const outcomeUnknownMark = "outcome unknown";
 /** Beyond the rights and ack waits, what an answer may take: flushes and a few frames. */
 const answerSlackMs = 50;
 /** Virtual time before the clients start: the replicas open and link up. */
@@ -214,6 +219,8 @@ export async function runSeed(seed: number, options: SimulationOptions = {}): Pr
       leaves: run.leaves,
       joins: [...run.cluster.joins, ...[...run.abandoned].map(() => "abandoned")],
       releases: run.releases,
+      checkoutsHandedOn: [...run.cluster.checkoutsHandedTo.values()].reduce((sum, runners) => sum + runners.size, 0),
+      checkoutsUnknown: run.history.invocations.filter((invocation) => invocation.reason?.includes(outcomeUnknownMark) === true).length,
     },
   };
 }
@@ -332,6 +339,13 @@ class Run {
         this.next(client);
       },
       (error: unknown) => {
+        if (!life.alive || invocation.outcome !== "pending") return;
+        // A checkout handed to its token's holder whose answer was lost: an outcome the replica may not guess.
+        if (error instanceof OutcomeUnknownError) {
+          this.history.complete(invocation, "unknown", this.scheduler.now, undefined, `${outcomeUnknownMark}: ${error.message}`);
+          this.next(client);
+          return;
+        }
         this.violations.push({ message: `${describeOpError(invocation)} threw: ${errorText(error)}`, invocations: [invocation.index], keys: [] });
         this.history.complete(invocation, "unknown", this.scheduler.now, undefined, "threw");
         this.next(client);
@@ -635,6 +649,7 @@ class Run {
       connectedWindows: this.plan.readYourWrites ? this.windows : [],
       settleMs: this.plan.settleMs,
       lostActors: this.lostActors,
+      checkoutsHandedTo: this.cluster.checkoutsHandedTo,
     };
     this.violations.push(...checkHistory(this.history, slots[0]!.replica!.shop, context));
     for (const [replicaId, actor] of this.retired) this.knownIssue("stranded", checkNothingStranded(replicaId, actor, slots[0]!.replica!.shop));

@@ -18,6 +18,8 @@ export async function runSeedRange(
   let passed = 0;
   let failed = 0;
   let events = 0;
+  let checkoutsHandedOn = 0;
+  let checkoutsUnknown = 0;
   const leaveOutcomes = new Map<string, number>();
   const joinOutcomes = new Map<string, number>();
   const releaseOutcomes = new Map<string, number>();
@@ -25,6 +27,8 @@ export async function runSeedRange(
   for (let seed = from; seed < from + count; seed++) {
     const result = await runSeed(seed, options);
     events += result.stats.events;
+    checkoutsHandedOn += result.stats.checkoutsHandedOn;
+    checkoutsUnknown += result.stats.checkoutsUnknown;
     for (const outcome of result.stats.leaves) leaveOutcomes.set(outcome, (leaveOutcomes.get(outcome) ?? 0) + 1);
     for (const outcome of result.stats.joins) {
       // "active, not caught up with r2" counts as one kind, whoever it missed.
@@ -56,6 +60,7 @@ export async function runSeedRange(
   print(
     `seeds ${from}..${from + count - 1}: ${events} events in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s of CPU), ${(count / seconds).toFixed(1)} seeds/s, ${((1000 * cpuSeconds) / count).toFixed(1)} ms of CPU per seed`,
   );
+  print(`checkouts handed to the token's holder: ${checkoutsHandedOn} (orders and holders), ${checkoutsUnknown} left without an answer (outcome unknown)`);
   if (leaveOutcomes.size > 0) print(`leaves: ${[...leaveOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
   if (joinOutcomes.size > 0) print(`joins: ${[...joinOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);
   if (releaseOutcomes.size > 0) print(`releases of lost incarnations: ${[...releaseOutcomes].map(([outcome, runs]) => `${runs} ${outcome}`).join(", ")}`);

@@ -747,13 +747,11 @@ const rogueActionArb: fc.Arbitrary<RogueAction> = fc.oneof(
         fc.uint8Array({ maxLength: 300 }).map((sync): PeerMessage => ({ type: "membership", sync })),
         fc.constant<PeerMessage>({ type: "states", seq: 0, entries: [] }),
         countArb.map((requestId): PeerMessage => ({ type: "checkoutForward", requestId, orderId: "nothing" })),
-        fc
-          .tuple(countArb, fc.boolean())
-          .map(([requestId, paid]): PeerMessage => ({
-            type: "checkoutAnswer",
-            requestId,
-            refusal: paid ? null : { reason: "insufficient", message: "a lie" },
-          })),
+        fc.tuple(countArb, fc.boolean()).map(([requestId, paid]): PeerMessage => ({
+          type: "checkoutAnswer",
+          requestId,
+          refusal: paid ? null : { reason: "insufficient", message: "a lie" },
+        })),
       ),
     }),
   },

@@ -595,7 +595,11 @@ export class Replica {
     const outcome = await this.forwarder.forward(holder, orderId, deadline - this.clock.now());
     // Never sent: nothing happened there, so it runs here as any write.
     if (outcome.kind === "not-sent") return this.mutate(change, guard);
-    if (outcome.kind === "answered" && outcome.refusal !== null) return { ...outcome.refusal };
+    if (outcome.kind === "answered" && outcome.refusal !== null) {
+      // The holder's own "leaving" would tell the client to go elsewhere, which is not the point: the token will move.
+      if (outcome.refusal.reason !== "leaving") return { ...outcome.refusal };
+      return { reason: "rights-elsewhere", message: `the token of order ${orderId} is at ${holder}, which is leaving the cluster: try again shortly` };
+    }
     // Paid at the holder, or maybe: the answer is a 2xx once the order reads paid here, durably.
     for (;;) {
       if (this.shop.order(orderId)?.paid === true) {
@@ -610,12 +614,18 @@ export class Replica {
     }
   }
 
-  /** The responsive peer to hand a checkout of `orderId` to: it holds the token, this replica does not. */
+  /**
+   * The responsive peer to hand a checkout of `orderId` to: it holds the token, this
+   * replica does not, and it is active (a draining one gathers no rights it lacks).
+   */
   private tokenHolderToAsk(orderId: string): PeerId | undefined {
     if (this.lifecycle !== "serving") return undefined;
     const order = this.shop.order(orderId);
     if (order === undefined || order.paid || order.holdsToken(this.shop.actor)) return undefined;
-    return this.replicator.responsivePeers().find((peer) => order.holdsToken(peer.actor))?.replicaId;
+    const holder = this.replicator.responsivePeers().find((peer) => order.holdsToken(peer.actor))?.replicaId;
+    if (holder === undefined) return undefined;
+    const state = this.member(holder)?.state;
+    return state === "active" || (state === undefined && this.options.configuredPeerIds?.includes(holder) === true) ? holder : undefined;
   }
 
   /** Take `view` now; resolve once everything it may have seen is durable. */

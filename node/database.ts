@@ -9,6 +9,12 @@ export interface DatabaseBatch {
   write(options: { readonly sync: boolean }): Promise<void>;
 }
 
+export interface DatabaseIterator extends AsyncIterable<[string, Uint8Array]> {
+  /** Up to `size` next entries; none once the end is reached. */
+  nextv(size: number): Promise<[string, Uint8Array][]>;
+  close(): Promise<void>;
+}
+
 /** A consistent, read-only view of the database as it was when it was taken. */
 export interface DatabaseSnapshot {
   close(): Promise<void>;
@@ -23,6 +29,7 @@ export interface Database {
   snapshot(): DatabaseSnapshot;
   put(key: string, value: Uint8Array, options: { readonly sync: boolean }): Promise<void>;
   batch(): DatabaseBatch;
-  iterator(): AsyncIterable<[string, Uint8Array]>;
+  /** Every entry in key order; `highWaterMarkBytes`: how much LevelDB reads ahead per trip to its thread pool. */
+  iterator(options?: { readonly highWaterMarkBytes?: number }): DatabaseIterator;
   keys(options: { readonly limit: number }): AsyncIterable<string>;
 }

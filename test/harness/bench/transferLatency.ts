@@ -1,5 +1,6 @@
 // Latency of a checkout whose rights are all at the replica it lands on, against
-// one that first needs an order token handed over by another replica.
+// one whose order token is at another replica (the checkout is handed to it:
+// docs/DESIGN.md, "A checkout handed to the token's holder").
 // Usage: node dist/test/harness/bench/transferLatency.js [--checkouts 500]
 // Starts its own 3-replica cluster on free ports, one request at a time on a
 // kept-alive connection, so the figures are the replicas' own latency.
@@ -67,11 +68,11 @@ try {
     return orders;
   };
   const local = await timeCheckouts(home, await makeOrders());
-  const transfer = await timeCheckouts(away, await makeOrders());
+  const handedOn = await timeCheckouts(away, await makeOrders());
   const row = (times: number[]) => ({ "p50 ms": +percentile(times, 0.5).toFixed(2), "p99 ms": +percentile(times, 0.99).toFixed(2) });
   console.log(`${checkouts} sequential checkouts each, 3 replicas on this machine:`);
-  console.table({ "rights all local": row(local), "token handed over first": row(transfer) });
-  console.log(`p50 ratio transfer / local: ${(percentile(transfer, 0.5) / percentile(local, 0.5)).toFixed(2)}`);
+  console.table({ "rights all local": row(local), "token elsewhere, checkout handed on": row(handedOn) });
+  console.log(`p50 ratio handed on / local: ${(percentile(handedOn, 0.5) / percentile(local, 0.5)).toFixed(2)}`);
 } finally {
   child.kill("SIGTERM");
   await new Promise((resolve) => child.once("exit", resolve));

@@ -17,6 +17,7 @@ import type { Refusal } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
 import { type ForwardedRefusal, type PeerMessage, refusalMessageLengthMax } from "./messages.js";
 import { isActorOf } from "./peerIds.js";
+import { PendingRequests } from "./pendingRequests.js";
 import type { PeerId, Transport } from "./transport.js";
 
 /** How a forwarded checkout ended, as far as the sender can tell. */
@@ -40,51 +41,29 @@ export interface CheckoutForwarderDeps {
   readonly log: (level: "info" | "warn", message: string) => void;
 }
 
-interface PendingForward {
-  readonly peerId: PeerId;
-  done(outcome: ForwardOutcome): void;
-}
-
 export class CheckoutForwarder {
-  private nextRequestId = 1;
-  private readonly pending = new Map<number, PendingForward>();
+  private readonly pending: PendingRequests<ForwardOutcome>;
   private inFlight = 0;
 
-  constructor(private readonly deps: CheckoutForwarderDeps) {}
+  constructor(private readonly deps: CheckoutForwarderDeps) {
+    this.pending = new PendingRequests(deps.clock);
+  }
 
   /** Ask `peerId` to check out `orderId`; its answer, or unknown after `waitMs` or once the link goes down. */
   forward(peerId: PeerId, orderId: string, waitMs: number): Promise<ForwardOutcome> {
-    const requestId = this.nextRequestId++;
-    if (!this.deps.transport.send(peerId, { type: "checkoutForward", requestId, orderId })) {
-      return Promise.resolve({ kind: "not-sent" });
-    }
-    return new Promise<ForwardOutcome>((resolve) => {
-      const cancelTimer = this.deps.clock.after(waitMs, () => {
-        this.pending.delete(requestId);
-        resolve({ kind: "unknown", why: `${peerId} did not answer within ${waitMs} ms` });
-      });
-      this.pending.set(requestId, {
-        peerId,
-        done: (outcome) => {
-          cancelTimer();
-          resolve(outcome);
-        },
-      });
-    });
+    const requestId = this.pending.newId();
+    if (!this.deps.transport.send(peerId, { type: "checkoutForward", requestId, orderId })) return Promise.resolve({ kind: "not-sent" });
+    return this.pending.wait(requestId, peerId, waitMs, (why) => unknownOutcome(peerId, why));
   }
 
   receive(peerId: PeerId, peerActor: Actor, message: PeerMessage): void {
     if (message.type === "checkoutForward") this.runForwarded(peerId, peerActor, message.requestId, message.orderId);
-    else if (message.type === "checkoutAnswer") this.answered(peerId, message.requestId, message.refusal);
+    else if (message.type === "checkoutAnswer") this.pending.answered(peerId, message.requestId, { kind: "answered", refusal: message.refusal });
   }
 
   /** Forwards to `peerId` will get no answer: their outcome is unknown. */
   peerDown(peerId: PeerId): void {
-    for (const [requestId, request] of this.pending) {
-      if (request.peerId !== peerId) continue;
-      this.pending.delete(requestId);
-      request.done({ kind: "unknown", why: `the link to ${peerId} went down before its answer` });
-    }
+    this.pending.peerDown(peerId, (why) => unknownOutcome(peerId, why));
   }
 
   private runForwarded(peerId: PeerId, peerActor: Actor, requestId: number, orderId: string): void {
@@ -108,13 +87,10 @@ export class CheckoutForwarder {
       })
       .finally(() => (this.inFlight -= 1));
   }
+}
 
-  private answered(peerId: PeerId, requestId: number, refusal: ForwardedRefusal | null): void {
-    const request = this.pending.get(requestId);
-    if (request === undefined || request.peerId !== peerId) return;
-    this.pending.delete(requestId);
-    request.done({ kind: "answered", refusal });
-  }
+function unknownOutcome(peerId: PeerId, why: "waited" | "link down"): ForwardOutcome {
+  return { kind: "unknown", why: why === "waited" ? `${peerId} did not answer in time` : `the link to ${peerId} went down before its answer` };
 }
 
 function forwardedRefusal(refusal: Refusal): ForwardedRefusal {

@@ -23,6 +23,7 @@ import type { Need, ShopState, StateKey } from "../crdt/shopState.js";
 import type { Clock } from "./clock.js";
 import { isActorOf } from "./peerIds.js";
 import { type PeerMessage, needsPerRequestMax } from "./messages.js";
+import { PendingRequests } from "./pendingRequests.js";
 import type { PeerId, Transport } from "./transport.js";
 
 export interface RightsBrokerDeps {
@@ -41,18 +42,17 @@ export interface RightsBrokerDeps {
   readonly log?: (level: "info" | "warn", message: string) => void;
 }
 
-interface PendingRequest {
-  readonly peerId: PeerId;
-  done(grantedAny: boolean): void;
-}
+/** A request that gets no grant: the caller goes on as if nothing was granted. */
+const grantedNothing = () => false;
 
 export class RightsBroker {
-  private nextRequestId = 1;
-  private readonly pending = new Map<number, PendingRequest>();
+  private readonly pending: PendingRequests<boolean>;
   /** Rights that this replica's waiting operations still need, per key. */
   private readonly waitingNeeds = new Map<StateKey, number>();
 
-  constructor(private readonly deps: RightsBrokerDeps) {}
+  constructor(private readonly deps: RightsBrokerDeps) {
+    this.pending = new PendingRequests(deps.clock);
+  }
 
   /**
    * Ask up peers for `missing`; resolves true when the caller should try again
@@ -86,16 +86,12 @@ export class RightsBroker {
         const log = this.deps.log ?? ((level, line) => console.error(`${level}: ${line}`));
         log("warn", `rights request ${message.requestId} of ${peerId} failed: ${error instanceof Error ? error.message : String(error)}`);
       });
-    } else if (message.type === "rightsGrant") this.granted(peerId, message.requestId, message.granted.length > 0);
+    } else if (message.type === "rightsGrant") this.pending.answered(peerId, message.requestId, message.granted.length > 0);
   }
 
   /** Requests to `peerId` will get no answer: let their callers go on. */
   peerDown(peerId: PeerId): void {
-    for (const [requestId, request] of this.pending) {
-      if (request.peerId !== peerId) continue;
-      this.pending.delete(requestId);
-      request.done(false);
-    }
+    this.pending.peerDown(peerId, grantedNothing);
   }
 
   /** Per need: ask the richest responsive peers, each for what the richer ones may not cover. */
@@ -123,28 +119,9 @@ export class RightsBroker {
   }
 
   private request(peerId: PeerId, needs: readonly Need[], waitMs: number): Promise<boolean> {
-    const requestId = this.nextRequestId++;
+    const requestId = this.pending.newId();
     if (!this.deps.transport.send(peerId, { type: "rightsRequest", requestId, needs })) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const cancelTimer = this.deps.clock.after(waitMs, () => {
-        this.pending.delete(requestId);
-        resolve(false);
-      });
-      this.pending.set(requestId, {
-        peerId,
-        done: (grantedAny) => {
-          cancelTimer();
-          resolve(grantedAny);
-        },
-      });
-    });
-  }
-
-  private granted(peerId: PeerId, requestId: number, grantedAny: boolean): void {
-    const request = this.pending.get(requestId);
-    if (request === undefined || request.peerId !== peerId) return;
-    this.pending.delete(requestId);
-    request.done(grantedAny);
+    return this.pending.wait(requestId, peerId, waitMs, grantedNothing);
   }
 
   private async grant(peerId: PeerId, peerActor: Actor, requestId: number, needs: readonly Need[]): Promise<void> {

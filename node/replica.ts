@@ -7,7 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { Level } from "level";
 import type { Actor } from "../crdt/boundedCounter.js";
-import { type ChangeOrigin, type Refusal, ShopState, type StateKey, openPeerStatePolicy } from "../crdt/shopState.js";
+import { type ChangeOrigin, type Refusal, ShopState, type StateKey, openPeerStatePolicy, orderKey } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
 import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
 import type { Announcement, MemberState, MemberView } from "../cluster/membership.js";
@@ -539,8 +539,14 @@ export class Replica {
    * Apply `change` now, gathering rights from peers while it says they are
    * elsewhere; resolve once the change is durable and acked by the up peers.
    * `guard`: the request's Idempotency-Key, whose decision is recorded with the change.
+   * `handOff`: asked once, before gathering rights, whether a peer should make the
+   * change instead; its answer then stands (undefined: go on here).
    */
-  async mutate(change: (shop: ShopState) => Refusal | null, guard?: RequestGuard): Promise<Refusal | null> {
+  async mutate(
+    change: (shop: ShopState) => Refusal | null,
+    guard?: RequestGuard,
+    handOff?: (refusal: Refusal) => Promise<Refusal | null | undefined>,
+  ): Promise<Refusal | null> {
     if (guard?.replay !== undefined) {
       // A repeat of a request with an Idempotency-Key: its first decision, nothing changed.
       if (!this.commit.idle) await this.commit.durable();
@@ -566,6 +572,10 @@ export class Replica {
       }
       // A leaving replica gathers no rights: they would only have to be handed on again.
       if (final) return refusal;
+      if (handOff !== undefined && deadline === undefined) {
+        const handedOff = await handOff(refusal);
+        if (handedOff !== undefined) return handedOff;
+      }
       deadline ??= this.clock.now() + this.options.rightsWaitMsMax;
       if (!(await this.broker.acquire(refusal.missing, deadline))) {
         const waited = this.clock.now() >= deadline;
@@ -580,23 +590,30 @@ export class Replica {
   }
 
   /**
-   * A checkout (docs/DESIGN.md, "A checkout's path"). When a responsive peer holds
-   * the order's token, it is asked to decide the checkout (one hop) instead of
-   * handing the token over; otherwise, or with an Idempotency-Key (its record is
-   * written where the decision is), the checkout runs here as any write.
-   * Throws OutcomeUnknownError when a forwarded checkout may have happened but this
+   * A checkout. Where the order's token is at an active, responsive peer, that peer
+   * decides it (docs/DESIGN.md, "A checkout handed to the token's holder") instead
+   * of handing the token over. With an Idempotency-Key it runs here as any write:
+   * the key's record is written where the decision is.
+   * Throws OutcomeUnknownError when a checkout handed on may have happened but this
    * replica could not learn so in time: neither a 2xx nor a 4xx would be the truth.
    */
-  async checkout(orderId: string, guard?: RequestGuard): Promise<Refusal | null> {
+  checkout(orderId: string, guard?: RequestGuard): Promise<Refusal | null> {
     const change = (shop: ShopState) => shop.checkout(orderId);
-    const holder = guard === undefined ? this.tokenHolderToAsk(orderId) : undefined;
-    if (holder === undefined) return this.mutate(change, guard);
+    if (guard !== undefined) return this.mutate(change, guard);
+    return this.mutate(change, undefined, (refusal) => this.handOffCheckout(orderId, refusal));
+  }
+
+  /** The holder's answer to a checkout this replica lacks the token for (undefined: nobody to hand it to, it runs here). */
+  private async handOffCheckout(orderId: string, refusal: Refusal): Promise<Refusal | null | undefined> {
+    if (refusal.missing?.some(([key]) => key === orderKey(orderId)) !== true) return undefined;
+    const holder = this.tokenHolderToAsk(orderId);
+    if (holder === undefined) return undefined;
     const deadline = this.clock.now() + this.options.rightsWaitMsMax + this.options.ackWaitMsMax;
     const outcome = await this.forwarder.forward(holder, orderId, deadline - this.clock.now());
-    // Never sent: nothing happened there, so it runs here as any write.
-    if (outcome.kind === "not-sent") return this.mutate(change, guard);
+    // Never sent: nothing happened there.
+    if (outcome.kind === "not-sent") return undefined;
     if (outcome.kind === "answered" && outcome.refusal !== null) {
-      // The holder's own "leaving" would tell the client to go elsewhere, which is not the point: the token will move.
+      // The holder's own "leaving" would send the client elsewhere; the token is what moves.
       if (outcome.refusal.reason !== "leaving") return { ...outcome.refusal };
       return { reason: "rights-elsewhere", message: `the token of order ${orderId} is at ${holder}, which is leaving the cluster: try again shortly` };
     }
@@ -614,14 +631,10 @@ export class Replica {
     }
   }
 
-  /**
-   * The responsive peer to hand a checkout of `orderId` to: it holds the token, this
-   * replica does not, and it is active (a draining one gathers no rights it lacks).
-   */
+  /** The responsive, active peer that holds `orderId`'s token (a draining one gathers no rights it lacks). */
   private tokenHolderToAsk(orderId: string): PeerId | undefined {
-    if (this.lifecycle !== "serving") return undefined;
     const order = this.shop.order(orderId);
-    if (order === undefined || order.paid || order.holdsToken(this.shop.actor)) return undefined;
+    if (order === undefined) return undefined;
     const holder = this.replicator.responsivePeers().find((peer) => order.holdsToken(peer.actor))?.replicaId;
     if (holder === undefined) return undefined;
     const state = this.member(holder)?.state;

@@ -4,7 +4,7 @@
 import type { Actor } from "../crdt/boundedCounter.js";
 import { DecodeError, idLengthMax, readAmount, readId } from "../crdt/codec.js";
 import { packr } from "../crdt/msgpack.js";
-import type { Need, RefusalReason, StateKey } from "../crdt/shopState.js";
+import { type Need, type RefusalReason, type StateKey, refusalReasons } from "../crdt/shopState.js";
 
 export const protocolVersion = 2;
 /** Largest frame a replica sends or accepts (ws maxPayload). */
@@ -67,7 +67,6 @@ export interface ForwardedRefusal {
 
 /** Longest refusal message a checkout answer carries. */
 export const refusalMessageLengthMax = 2048;
-const refusalReasons: readonly RefusalReason[] = ["not-found", "bad-reference", "insufficient", "paid", "overflow", "rights-elsewhere", "leaving"];
 
 export class ProtocolError extends Error {}
 

@@ -24,7 +24,8 @@ import { OrderState } from "./orderState.js";
 import { UserState } from "./userState.js";
 
 /** "leaving": this replica is leaving the cluster (or has left) and takes no more writes. */
-export type RefusalReason = "not-found" | "bad-reference" | "insufficient" | "paid" | "overflow" | "rights-elsewhere" | "leaving";
+export const refusalReasons = ["not-found", "bad-reference", "insufficient", "paid", "overflow", "rights-elsewhere", "leaving"] as const;
+export type RefusalReason = (typeof refusalReasons)[number];
 
 export interface Refusal {
   readonly reason: RefusalReason;

@@ -608,8 +608,10 @@ export class Replica {
     if (refusal.missing?.some(([key]) => key === orderKey(orderId)) !== true) return undefined;
     const holder = this.tokenHolderToAsk(orderId);
     if (holder === undefined) return undefined;
-    const deadline = this.clock.now() + this.options.rightsWaitMsMax + this.options.ackWaitMsMax;
-    const outcome = await this.forwarder.forward(holder, orderId, deadline - this.clock.now());
+    // The holder may gather rights, then wait for its peers' acks.
+    const waitMs = this.options.rightsWaitMsMax + this.options.ackWaitMsMax;
+    const deadline = this.clock.now() + waitMs;
+    const outcome = await this.forwarder.forward(holder, orderId, waitMs);
     // Never sent: nothing happened there.
     if (outcome.kind === "not-sent") return undefined;
     if (outcome.kind === "answered" && outcome.refusal !== null) {

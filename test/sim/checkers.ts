@@ -389,12 +389,11 @@ function addLostCheckouts(
   prices: ReadonlyMap<string, number>,
   addEffect: (effect: Effect) => void,
 ): void {
-  const tried = invocations.filter((invocation) => invocation.op.f === "checkout" && attempted(invocation));
   // A checkout runs at the replica it was sent to, or at the one it was handed to (the token's holder).
   const lostRunners: { readonly actor: Actor; readonly invocation: Invocation }[] = [];
-  for (const invocation of tried) {
-    const op = invocation.op as { readonly order: string };
-    const runners = new Set([invocation.actor, ...(context.checkoutsHandedTo?.get(op.order) ?? [])]);
+  for (const invocation of invocations) {
+    if (invocation.op.f !== "checkout" || !attempted(invocation)) continue;
+    const runners = new Set([invocation.actor, ...(context.checkoutsHandedTo?.get(invocation.op.order) ?? [])]);
     for (const actor of runners) if (context.lostActors.has(actor)) lostRunners.push({ actor, invocation });
   }
   if (lostRunners.length === 0) return;

@@ -177,8 +177,8 @@ export class SimCluster {
     const send = transport.send.bind(transport);
     transport.send = (peer, message) => {
       const sent = send(peer, message);
-      const runner = this.slots.find((slot) => slot.replicaId === peer)?.replica?.shop.actor;
-      if (sent && message.type === "checkoutForward" && runner !== undefined) {
+      const runner = sent && message.type === "checkoutForward" ? this.slots.find((slot) => slot.replicaId === peer)?.replica?.shop.actor : undefined;
+      if (runner !== undefined && message.type === "checkoutForward") {
         const runners = this.checkoutsHandedTo.get(message.orderId) ?? new Set<Actor>();
         runners.add(runner);
         this.checkoutsHandedTo.set(message.orderId, runners);

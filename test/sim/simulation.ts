@@ -107,8 +107,6 @@ export interface SeedResult {
   };
 }
 
-/** How the history marks an operation whose replica could not learn its outcome (OutcomeUnknownError). */
-const outcomeUnknownMark = "outcome unknown";
 /** Beyond the rights and ack waits, what an answer may take: flushes and a few frames. */
 const answerSlackMs = 50;
 /** Virtual time before the clients start: the replicas open and link up. */
@@ -220,7 +218,7 @@ export async function runSeed(seed: number, options: SimulationOptions = {}): Pr
       joins: [...run.cluster.joins, ...[...run.abandoned].map(() => "abandoned")],
       releases: run.releases,
       checkoutsHandedOn: [...run.cluster.checkoutsHandedTo.values()].reduce((sum, runners) => sum + runners.size, 0),
-      checkoutsUnknown: run.history.invocations.filter((invocation) => invocation.reason?.includes(outcomeUnknownMark) === true).length,
+      checkoutsUnknown: run.checkoutsUnknown,
     },
   };
 }
@@ -256,6 +254,8 @@ class Run {
   readonly known: string[] = [];
   readonly leaves: string[] = [];
   readonly releases: string[] = [];
+  /** Operations whose replica could not learn their outcome (OutcomeUnknownError). */
+  checkoutsUnknown = 0;
   /** Lost incarnations the operator releases after heal (Plan.releaseLost), and those released. */
   private readonly releasable: Actor[] = [];
   private readonly released: Actor[] = [];
@@ -342,7 +342,8 @@ class Run {
         if (!life.alive || invocation.outcome !== "pending") return;
         // A checkout handed to its token's holder whose answer was lost: an outcome the replica may not guess.
         if (error instanceof OutcomeUnknownError) {
-          this.history.complete(invocation, "unknown", this.scheduler.now, undefined, `${outcomeUnknownMark}: ${error.message}`);
+          this.checkoutsUnknown += 1;
+          this.history.complete(invocation, "unknown", this.scheduler.now, undefined, error.message);
           this.next(client);
           return;
         }

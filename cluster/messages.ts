@@ -70,18 +70,20 @@ export const refusalMessageLengthMax = 2048;
 
 export class ProtocolError extends Error {}
 
-const typeCodes = [
-  "states",
-  "ack",
-  "syncRequest",
-  "syncDone",
-  "rightsRequest",
-  "rightsGrant",
-  "membership",
-  "drainSeen",
-  "checkoutForward",
-  "checkoutAnswer",
-] as const;
+/** Each message type's fields on the wire (version and type code included); its index is its type code. */
+const fieldCounts = {
+  states: 5,
+  ack: 3,
+  syncRequest: 5,
+  syncDone: 3,
+  rightsRequest: 4,
+  rightsGrant: 4,
+  membership: 3,
+  drainSeen: 4,
+  checkoutForward: 4,
+  checkoutAnswer: 4,
+} as const satisfies Record<PeerMessage["type"], number>;
+const typeCodes = Object.keys(fieldCounts) as readonly PeerMessage["type"][];
 
 export function encodeMessage(message: PeerMessage): Uint8Array {
   const code = typeCodes.indexOf(message.type);
@@ -138,13 +140,7 @@ function readMessage(fields: unknown): PeerMessage {
   if (!Array.isArray(fields) || fields.length < 3) throw new ProtocolError("frame must be an array of at least 3 fields");
   if (fields[0] !== protocolVersion) throw new ProtocolError("unknown protocol version");
   const type = typeof fields[1] === "number" ? typeCodes[fields[1]] : undefined;
-  const expectedLength =
-    type === "states" || type === "syncRequest"
-      ? 5
-      : type === "rightsRequest" || type === "rightsGrant" || type === "drainSeen" || type === "checkoutForward" || type === "checkoutAnswer"
-        ? 4
-        : 3;
-  if (type === undefined || fields.length !== expectedLength) throw new ProtocolError("unknown message type or wrong field count");
+  if (type === undefined || fields.length !== fieldCounts[type]) throw new ProtocolError("unknown message type or wrong field count");
   switch (type) {
     case "states": {
       const batch = readCount(fields[4]);

@@ -2,32 +2,36 @@
 // states it keeps (made by create, or changed since their batch_init) and the
 // batch records every other key of the kind is computed from (crdt/batchRecord.ts).
 // A kept state is held decoded while it may change; once its encoding is written
-// (settle), it is held as that encoding alone, a latin1 string of a few dozen
-// bytes instead of a few hundred in Maps, and decoded again when next read.
+// (settle), only its generation stays in memory, and its bytes are read back from
+// where they were written (crdt/writtenStates.ts) and decoded when it is next read:
+// a replica's memory holds a Map entry for such a key, not the state.
 import type { Actor, BoundedCounter } from "./boundedCounter.js";
 import type { BatchRecord, BatchRecords } from "./batchRecord.js";
-import { type Generation, compareGenerations } from "./generation.js";
+import { type Generation, compareGenerations, sameGeneration } from "./generation.js";
+import type { WrittenStates } from "./writtenStates.js";
 
 interface KeptState {
   readonly generation: Generation;
   counter(): BoundedCounter;
 }
 
-/** A written state, as its encoding. */
+/** A written state: its generation alone, one object shared by the states of that generation. */
 class Settled {
-  constructor(
-    readonly generation: Generation,
-    readonly encoded: string,
-  ) {}
+  constructor(readonly generation: Generation) {}
 }
+
+/** How many generations' Settled objects are shared; states of any further one get their own. */
+const sharedSettledMax = 16;
 
 export class KeptStates<T extends KeptState> {
   private readonly stored = new Map<string, T | Settled>();
+  private readonly sharedSettled: Settled[] = [];
 
   constructor(
     readonly batches: BatchRecords,
     private readonly make: (record: BatchRecord, index: number) => T,
     private readonly decode: (bytes: Uint8Array) => T,
+    private readonly written: WrittenStates,
   ) {}
 
   /** The state of `id` now: the kept one unless a newer batch record covers the key. Not to be changed. */
@@ -35,9 +39,9 @@ export class KeptStates<T extends KeptState> {
     const entry = this.stored.get(id);
     // The common case, first: a state at least as new as every record of its kind.
     const newest = this.batches.newest;
-    if (newest === undefined || (entry !== undefined && compareGenerations(entry.generation, newest) >= 0)) return this.open(entry);
+    if (newest === undefined || (entry !== undefined && compareGenerations(entry.generation, newest) >= 0)) return this.open(id, entry);
     const record = this.batches.recordFor(id);
-    if (record === undefined || (entry !== undefined && compareGenerations(entry.generation, record.generation) >= 0)) return this.open(entry);
+    if (record === undefined || (entry !== undefined && compareGenerations(entry.generation, record.generation) >= 0)) return this.open(id, entry);
     return this.make(record, Number(id));
   }
 
@@ -53,12 +57,13 @@ export class KeptStates<T extends KeptState> {
     this.stored.set(id, state);
   }
 
-  /** Keep `state` for `id` as its encoding `bytes` at once (read from disk: nothing will change it before it is read again). */
+  /** Keep `state` for `id` as written at once: `bytes`, its encoding, were read from where they are written. */
   keepSettled(id: string, state: T, bytes: Uint8Array): void {
-    this.stored.set(id, new Settled(state.generation, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")));
+    this.written.written(this.keyOf(id), bytes);
+    this.stored.set(id, this.settledAt(state.generation));
   }
 
-  /** `bytes`, the encoding of `id`'s kept state, are written and nothing changed it since: hold those alone. */
+  /** `bytes`, the encoding of `id`'s kept state, are written and nothing changed it since: hold its generation alone. */
   settle(id: string, bytes: Uint8Array): void {
     const entry = this.stored.get(id);
     if (entry === undefined || entry instanceof Settled) return;
@@ -84,7 +89,7 @@ export class KeptStates<T extends KeptState> {
 
   /** Every key's state now, kept ones first, then the computed ones. */
   *entries(): Generator<[string, T]> {
-    for (const [id, entry] of this.stored) if (this.isCurrent(id, entry)) yield [id, this.open(entry)!];
+    for (const [id, entry] of this.stored) if (this.isCurrent(id, entry)) yield [id, this.open(id, entry)!];
     for (const [record, first, end] of this.batches.ranges()) {
       for (let index = first; index < end; index++) {
         const entry = this.stored.get(String(index));
@@ -111,7 +116,7 @@ export class KeptStates<T extends KeptState> {
    * actors gives it none, and is skipped whole).
    */
   *idsHolding(actor: Actor): Generator<string> {
-    for (const [id, entry] of this.stored) if (this.isCurrent(id, entry) && this.open(entry)!.counter().rights(actor) > 0) yield id;
+    for (const [id, entry] of this.stored) if (this.isCurrent(id, entry) && this.open(id, entry)!.counter().rights(actor) > 0) yield id;
     for (const [record, first, end] of this.batches.ranges()) {
       if (record.generation.actor !== actor && !record.spreadActors.includes(actor)) continue;
       for (let index = first; index < end; index++) {
@@ -127,7 +132,23 @@ export class KeptStates<T extends KeptState> {
     return record === undefined || compareGenerations(entry.generation, record.generation) >= 0;
   }
 
-  private open(entry: T | Settled | undefined): T | undefined {
-    return entry instanceof Settled ? this.decode(Buffer.from(entry.encoded, "latin1")) : entry;
+  private open(id: string, entry: T | Settled | undefined): T | undefined {
+    if (!(entry instanceof Settled)) return entry;
+    const key = this.keyOf(id);
+    const bytes = this.written.read(key);
+    if (bytes === undefined) throw new Error(`state ${key} was written, and is not where it was written`);
+    return this.decode(bytes);
+  }
+
+  /** The Settled of `generation`: shared while few generations are in use (most keys have one of a few). */
+  private settledAt(generation: Generation): Settled {
+    for (const settled of this.sharedSettled) if (sameGeneration(settled.generation, generation)) return settled;
+    const settled = new Settled(generation);
+    if (this.sharedSettled.length < sharedSettledMax) this.sharedSettled.push(settled);
+    return settled;
+  }
+
+  private keyOf(id: string): string {
+    return `${this.batches.kind}:${id}`;
   }
 }

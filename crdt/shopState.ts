@@ -22,6 +22,7 @@ import { type Generation, type GenerationalState, compareGenerations, generation
 import { ItemState } from "./itemState.js";
 import { OrderState } from "./orderState.js";
 import { UserState } from "./userState.js";
+import { type WrittenStates, WrittenStatesInMemory } from "./writtenStates.js";
 
 /** "leaving": this replica is leaving the cluster (or has left) and takes no more writes. */
 export const refusalReasons = ["not-found", "bad-reference", "insufficient", "paid", "overflow", "rights-elsewhere", "leaving"] as const;
@@ -103,9 +104,9 @@ export class ShopState {
   readonly batches = { i: new BatchRecords("i"), u: new BatchRecords("u"), o: new BatchRecords("o") } as const;
   // Every key made by create, and the keys of a batch_init that changed since (or were
   // merged); the others are computed from `batches` (crdt/keptStates.ts).
-  private readonly items = new KeptStates(this.batches.i, batchItem, decodeItem);
-  private readonly users = new KeptStates(this.batches.u, batchUser, decodeUser);
-  private readonly orders = new KeptStates(this.batches.o, batchOrder, decodeOrder);
+  private readonly items: KeptStates<ItemState>;
+  private readonly users: KeptStates<UserState>;
+  private readonly orders: KeptStates<OrderState>;
   /** Keys changed since a batch last took them to write: the bytes of that batch are not their state (settle). */
   private readonly unsettled = new Set<StateKey>();
   /** Lamport clock of generations: above every generation seen. */
@@ -123,8 +124,13 @@ export class ShopState {
     readonly actor: Actor,
     /** `bytes`: the received encoding, when the state kept is exactly the one received. */
     private readonly onChange: (key: StateKey, origin: ChangeOrigin, bytes?: Uint8Array) => void,
+    /** Where written states are read back from: the replica's database, or memory (crdt/writtenStates.ts). */
+    written: WrittenStates = new WrittenStatesInMemory(),
   ) {
     this.spreadActors = [actor];
+    this.items = new KeptStates(this.batches.i, batchItem, decodeItem, written);
+    this.users = new KeptStates(this.batches.u, batchUser, decodeUser, written);
+    this.orders = new KeptStates(this.batches.o, batchOrder, decodeOrder, written);
   }
 
   /** Report a changed key: it is not settled (see settle) until a batch takes it again. */
@@ -135,7 +141,7 @@ export class ShopState {
 
   /**
    * These encodings were written (a durable batch): each kept state that did not
-   * change since it was encoded is held as its encoding alone from now on.
+   * change since it was encoded is read back from where it was written from now on.
    */
   settle(written: readonly { readonly key: StateKey; readonly bytes: Uint8Array }[]): void {
     for (const { key, bytes } of written) {
@@ -338,29 +344,35 @@ export class ShopState {
    * and the order token, or nothing. A paid order is answered as done again.
    */
   checkout(orderId: string): Refusal | null {
-    const order = this.orders.toChange(orderId);
+    // Read, not kept: a refused or repeated checkout leaves a written state unheld.
+    const order = this.orders.current(orderId);
     if (order === undefined) return notFound("order", orderId);
     if (order.paid) return null;
     const plan = this.planCheckout(orderId, order);
     if (!(plan instanceof CheckoutPlan)) return plan;
     for (const [itemId, quantity] of plan.quantities) {
-      assert(plan.items.get(itemId)!.stock.decrement(this.actor, quantity) === null, "planned stock is held");
+      const item = plan.items.get(itemId)!;
+      assert(item.stock.decrement(this.actor, quantity) === null, "planned stock is held");
+      this.items.keep(itemId, item);
       this.changed(itemKey(itemId), "local");
     }
     assert(plan.user.credit.decrement(this.actor, order.totalCost) === null, "planned credit is held");
+    this.users.keep(order.userId, plan.user);
     this.changed(userKey(order.userId), "local");
     assert(order.token.decrement(this.actor, 1) === null && order.paid, "the held token pays the order");
+    this.orders.keep(orderId, order);
     this.changed(orderKey(orderId), "local");
     return null;
   }
 
   /** What a checkout would take, or why it cannot happen here and now. */
   private planCheckout(orderId: string, order: OrderState): CheckoutPlan | Refusal {
-    const user = this.users.toChange(order.userId);
+    const user = this.users.current(order.userId);
     if (user === undefined) return { reason: "bad-reference", message: `user ${order.userId} of order ${orderId} does not exist` };
     const plan = new CheckoutPlan(user);
     for (const [itemId, quantity] of order.lines) {
-      const item = this.items.toChange(itemId);
+      // The same item on two lines: one state, read once, takes the summed quantity.
+      const item = plan.items.get(itemId) ?? this.items.current(itemId);
       if (item === undefined) return { reason: "bad-reference", message: `item ${itemId} of order ${orderId} does not exist` };
       plan.items.set(itemId, item);
       const summed = (plan.quantities.get(itemId) ?? 0) + quantity;

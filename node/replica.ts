@@ -33,7 +33,7 @@ import {
   readBatchSeq,
   setAsideKeyPrefix,
 } from "./storageLayout.js";
-import { loadStoredStates } from "./storedStates.js";
+import { loadStoredStates, writtenStatesIn } from "./storedStates.js";
 
 /** Where a replica keeps its state: a LevelDB folder (made if missing), or a database the caller made (simulation tests: memory-level). */
 export type ReplicaStorage = { readonly dataDir: string } | { readonly db: Database };
@@ -202,7 +202,7 @@ export class Replica {
     const markLocal = (key: StateKey) => this.keyChanged(key, "local");
     this.clock = options.clock ?? realClock;
     this.transport = options.transport(actor);
-    this.shop = new ShopState(actor, (key, origin, bytes) => this.keyChanged(key, origin, bytes));
+    this.shop = new ShopState(actor, (key, origin, bytes) => this.keyChanged(key, origin, bytes), writtenStatesIn(db));
     this.idempotency = new IdempotencyStore({
       actor,
       nowMs: () => Date.now(),
@@ -219,7 +219,7 @@ export class Replica {
       onDurable: (batch) => {
         const replicated = batch.entries.filter((entry) => isReplicatedKey(entry.key));
         this.replicator.batchDurable(batch.seq, replicated);
-        // Written states unchanged since are held as their encoding alone (crdt/keptStates.ts).
+        // Written states unchanged since are read back from the database when next read (crdt/keptStates.ts).
         this.shop.settle(replicated);
       },
       onWriteFailure: options.onWriteFailure,

@@ -144,12 +144,27 @@ class PeerReplication {
 /** Most states held for the membership at once (see Replicator.held): a few MB. */
 export const heldStatesMax = 20_000;
 
+/**
+ * A state whose last change here was a merge alone (not resent live): the batch
+ * that wrote it, and, when it is held exactly as a peer's live frame sent it (that
+ * peer's own change in its batch `senderBatch`), the sender.
+ */
+class MergedChange {
+  constructor(
+    readonly seq: number,
+    readonly sender: Actor | undefined,
+    readonly senderBatch: number,
+  ) {}
+}
+
 export class Replicator {
   private readonly peers = new Map<PeerId, PeerReplication>();
-  /** Batch in which each state last changed here (locally or by merge). */
-  private readonly changedAt = new Map<StateKey, number>();
-  /** Batch in which each state last changed by a merge alone (not resent live). */
-  private readonly mergedAt = new Map<StateKey, number>();
+  /**
+   * How each state last changed here: the batch number of this replica's own
+   * change (or of the last stored batch, for a state loaded at start), or a
+   * MergedChange. One entry a key: this is most of a replicator's memory.
+   */
+  private readonly lastChanges = new Map<StateKey, number | MergedChange>();
   /** Per peer incarnation: its batches up to this number are all merged here. */
   private readonly cursors = new Map<Actor, number>();
   /** One shared wait per batch number, however many replies wait on it. */
@@ -161,8 +176,6 @@ export class Replicator {
   private readonly ackWaitMsBySeq = new Map<number, number>();
   /** States merged from live frames and not yet written: the bytes as received, their sender and batch. */
   private readonly liveMerges = new Map<StateKey, { bytes: Uint8Array; actor: Actor; batch: number }>();
-  /** States held exactly as a peer's live frame sent them (its own change in that batch). */
-  private readonly sentBy = new Map<StateKey, { actor: Actor; batch: number }>();
   /**
    * Per peer, in arrival order: states with rows of an actor no member names yet
    * (UnadmittedActorError), and every later state from that peer, merged once the
@@ -177,7 +190,7 @@ export class Replicator {
   /** At start: every loaded state counts as changed in the last stored batch. */
   loaded(keys: Iterable<StateKey>, cursors: ReadonlyMap<Actor, number>): void {
     const seq = this.deps.durableSeq();
-    for (const key of keys) this.changedAt.set(key, seq);
+    for (const key of keys) this.lastChanges.set(key, seq);
     for (const [actor, cursor] of cursors) this.cursors.set(actor, cursor);
   }
 
@@ -193,9 +206,7 @@ export class Replicator {
   /** States deleted here for good (expired records): nothing to serve or remember of them. */
   forget(keys: readonly StateKey[]): void {
     for (const key of keys) {
-      this.changedAt.delete(key);
-      this.mergedAt.delete(key);
-      this.sentBy.delete(key);
+      this.lastChanges.delete(key);
       this.liveMerges.delete(key);
     }
   }
@@ -253,11 +264,17 @@ export class Replicator {
   batchDurable(seq: number, entries: readonly { key: StateKey; bytes: Uint8Array; local: boolean }[]): void {
     const local: StateEntry[] = [];
     for (const { key, bytes, local: isLocal } of entries) {
-      this.changedAt.set(key, seq);
-      if (isLocal) this.mergedAt.delete(key);
-      else this.mergedAt.set(key, seq);
-      if (isLocal) local.push([key, bytes]);
-      this.noteSender(key, bytes, isLocal);
+      const live = this.liveMerges.get(key);
+      this.liveMerges.delete(key);
+      if (isLocal) {
+        this.lastChanges.set(key, seq);
+        local.push([key, bytes]);
+      } else {
+        // Held as its sender sent it if group commit wrote the very bytes a live frame
+        // brought (it writes received bytes as they came while no other change joined them).
+        const sentLive = live !== undefined && live.bytes === bytes;
+        this.lastChanges.set(key, sentLive ? new MergedChange(seq, live.actor, live.batch) : new MergedChange(seq, undefined, 0));
+      }
     }
     if (local.length === 0) return;
     // A batch_init of 100,000 keys takes peers a while to merge: allow for it.
@@ -266,18 +283,6 @@ export class Replicator {
     for (const [peerId, peer] of this.peers) {
       if (peer.up && this.sendStates(peerId, ordered, seq, seq)) peer.sent(seq, this.deps.clock.now());
     }
-  }
-
-  /**
-   * A written state is held as its sender sent it if group commit wrote the very
-   * bytes a live frame brought (it writes received bytes as they came while no
-   * other change joined them); else it is this replica's own, or a join.
-   */
-  private noteSender(key: StateKey, bytes: Uint8Array, isLocal: boolean): void {
-    const live = this.liveMerges.get(key);
-    this.liveMerges.delete(key);
-    if (!isLocal && live !== undefined && live.bytes === bytes) this.sentBy.set(key, { actor: live.actor, batch: live.batch });
-    else this.sentBy.delete(key);
   }
 
   /** Resolves when every up, non-lagging peer has acked batch `seq` (or lags). */
@@ -422,7 +427,9 @@ export class Replicator {
     const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: readonly StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
-        for (const [key, seq] of mergedOnly ? this.mergedAt : this.changedAt) if (seq > cursor && !this.heldBy(key, known)) keys.push(key);
+        for (const [key, change] of this.lastChanges) {
+          if (typeof change === "number" ? !mergedOnly && change > cursor : change.seq > cursor && !heldBy(change, known)) keys.push(key);
+        }
         resolve({ upTo: this.deps.durableSeq(), keys: inMergeOrder(keys, (key) => key), snapshot });
       }),
     );
@@ -448,12 +455,6 @@ export class Replicator {
     const byActor = new Map<Actor, number>(known);
     byActor.set(requester, Number.MAX_SAFE_INTEGER);
     return byActor;
-  }
-
-  /** The requester has this state: it is one a replica sent live in a batch the requester has merged. */
-  private heldBy(key: StateKey, known: ReadonlyMap<Actor, number>): boolean {
-    const sender = this.sentBy.get(key);
-    return sender !== undefined && sender.batch <= (known.get(sender.actor) ?? 0);
   }
 
   /**
@@ -603,4 +604,9 @@ export function inMergeOrder<T>(list: readonly T[], keyOf: (element: T) => State
     (kind === "b" ? records : kind === "o" ? orders : others).push(element);
   }
   return records.length + orders.length === 0 ? list : [...records, ...others, ...orders];
+}
+
+/** The requester has this state: it is one a replica sent live in a batch the requester has merged. */
+function heldBy(change: MergedChange, known: ReadonlyMap<Actor, number>): boolean {
+  return change.sender !== undefined && change.senderBatch <= (known.get(change.sender) ?? 0);
 }

@@ -10,7 +10,7 @@ const unitTests = [
   "test/sim/{checkers,simulation,simulatedTransport}.test.ts",
   "test/cluster/{frameAuth,handshake,membership,messages,rateLimitedLog,upgradeTicket}.test.ts",
   "test/cluster/{wsTransportLimits,wsTransportMitm}.test.ts",
-  "test/node/{config,idempotencyStore}.test.ts",
+  "test/node/{config,idempotencyStore,writtenStates}.test.ts",
   "test/api/hotKeys.test.ts",
   "test/harness/*.test.ts",
   "test/harness/chaos/{chaosLedger,chaosLoad,reducedService}.test.ts",

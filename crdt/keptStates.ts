@@ -4,9 +4,7 @@
 // A kept state is held decoded while it may change; once its encoding is written
 // (settle), only its generation stays in memory, and its bytes are read back from
 // where they were written (crdt/writtenStates.ts) and decoded when it is next read:
-// a replica's memory holds a Map entry for such a key, not the state. The states
-// written or read last are kept decoded a while longer (a bounded cache): a
-// checkout's answer, a poll for the order it paid and the metrics read them again.
+// a replica's memory holds a Map entry for such a key, not the state.
 import type { Actor, BoundedCounter } from "./boundedCounter.js";
 import type { BatchRecord, BatchRecords } from "./batchRecord.js";
 import { type Generation, compareGenerations, sameGeneration } from "./generation.js";
@@ -24,19 +22,10 @@ class Settled {
 
 /** How many generations' Settled objects are shared; states of any further one get their own. */
 const sharedSettledMax = 16;
-/** Written states kept decoded, per kind, at most: the last ones settled or read (a few MB). */
-export const recentStatesMax = 2048;
 
 export class KeptStates<T extends KeptState> {
   private readonly stored = new Map<string, T | Settled>();
   private readonly sharedSettled: Settled[] = [];
-  /**
-   * Settled states decoded, each exactly its written record: the newest in `recent`;
-   * when it is full it becomes `older` and the oldest are dropped whole (no per-entry
-   * eviction, whose deletions a Map pays for on every later scan).
-   */
-  private recent = new Map<string, T>();
-  private older = new Map<string, T>();
 
   constructor(
     readonly batches: BatchRecords,
@@ -72,8 +61,6 @@ export class KeptStates<T extends KeptState> {
   keepSettled(id: string, state: T, bytes: Uint8Array): void {
     this.written.written(this.keyOf(id), bytes);
     this.stored.set(id, this.settledAt(state.generation));
-    this.recent.delete(id);
-    this.older.delete(id);
   }
 
   /** `bytes`, the encoding of `id`'s kept state, are written and nothing changed it since: hold its generation alone. */
@@ -81,7 +68,6 @@ export class KeptStates<T extends KeptState> {
     const entry = this.stored.get(id);
     if (entry === undefined || entry instanceof Settled) return;
     this.keepSettled(id, entry, bytes);
-    this.remember(id, entry);
   }
 
   /** A state was ever kept for `id` (create refuses to make it twice). */
@@ -148,23 +134,10 @@ export class KeptStates<T extends KeptState> {
 
   private open(id: string, entry: T | Settled | undefined): T | undefined {
     if (!(entry instanceof Settled)) return entry;
-    const remembered = this.recent.get(id) ?? this.older.get(id);
-    if (remembered !== undefined) return remembered;
     const key = this.keyOf(id);
     const bytes = this.written.read(key);
     if (bytes === undefined) throw new Error(`state ${key} was written, and is not where it was written`);
-    const state = this.decode(bytes);
-    this.remember(id, state);
-    return state;
-  }
-
-  /** Keep a settled state decoded a while: at least the newest `recentStatesMax / 2` stay. */
-  private remember(id: string, state: T): void {
-    if (this.recent.size >= recentStatesMax / 2) {
-      this.older = this.recent;
-      this.recent = new Map();
-    }
-    this.recent.set(id, state);
+    return this.decode(bytes);
   }
 
   /** The Settled of `generation`: shared while few generations are in use (most keys have one of a few). */

@@ -8,7 +8,7 @@ import { defineConfig } from "vitest/config";
 const unitTests = [
   "test/crdt/**/*.test.ts",
   "test/sim/{checkers,simulation,simulatedTransport}.test.ts",
-  "test/cluster/{frameAuth,handshake,membership,messages,rateLimitedLog,upgradeTicket}.test.ts",
+  "test/cluster/{frameAuth,handshake,membership,messages,rateLimitedLog,replicatorSync,upgradeTicket}.test.ts",
   "test/cluster/{wsTransportLimits,wsTransportMitm}.test.ts",
   "test/node/{config,idempotencyStore,writtenStates}.test.ts",
   "test/api/hotKeys.test.ts",

@@ -427,9 +427,7 @@ export class Replicator {
     const { upTo, keys, snapshot } = await new Promise<{ upTo: number; keys: readonly StateKey[]; snapshot: DurableSnapshot }>((resolve) =>
       this.deps.whenQuiet((snapshot) => {
         const keys: StateKey[] = [];
-        for (const [key, change] of this.lastChanges) {
-          if (typeof change === "number" ? !mergedOnly && change > cursor : change.seq > cursor && !heldBy(change, known)) keys.push(key);
-        }
+        for (const [key, change] of this.lastChanges) if (isServed(change, cursor, mergedOnly, known)) keys.push(key);
         resolve({ upTo: this.deps.durableSeq(), keys: inMergeOrder(keys, (key) => key), snapshot });
       }),
     );
@@ -606,7 +604,13 @@ export function inMergeOrder<T>(list: readonly T[], keyOf: (element: T) => State
   return records.length + orders.length === 0 ? list : [...records, ...others, ...orders];
 }
 
-/** The requester has this state: it is one a replica sent live in a batch the requester has merged. */
-function heldBy(change: MergedChange, known: ReadonlyMap<Actor, number>): boolean {
-  return change.sender !== undefined && change.senderBatch <= (known.get(change.sender) ?? 0);
+/**
+ * A sync request after `cursor` gets a state changed after it: this replica's own
+ * changes only if it asks for all, and a merged state unless the requester holds it
+ * (one a replica sent live, in a batch the requester says it has merged).
+ */
+function isServed(change: number | MergedChange, cursor: number, mergedOnly: boolean, known: ReadonlyMap<Actor, number>): boolean {
+  if (typeof change === "number") return !mergedOnly && change > cursor;
+  const heldByRequester = change.sender !== undefined && change.senderBatch <= (known.get(change.sender) ?? 0);
+  return change.seq > cursor && !heldByRequester;
 }

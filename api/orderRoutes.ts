@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback } from "fastify";
 import { newId } from "../node/idempotency.js";
 import type { Replica } from "../node/replica.js";
+import type { ReplicaMetrics } from "./replicaMetrics.js";
 import { idReplySchema } from "./answers.js";
 import { BadInput } from "./params.js";
 import { shopRoute } from "./shopRoute.js";
@@ -17,7 +18,7 @@ const orderViewSchema = {
   required: ["order_id", "paid", "items", "user_id", "total_cost"],
 } as const;
 
-export const orderRoutes: FastifyPluginCallback<{ readonly replica: Replica }> = (app, { replica }, done) => {
+export const orderRoutes: FastifyPluginCallback<{ readonly replica: Replica; readonly metrics: ReplicaMetrics }> = (app, { replica, metrics }, done) => {
   shopRoute(app, {
     method: "POST",
     url: "/create/:user_id",
@@ -66,7 +67,8 @@ export const orderRoutes: FastifyPluginCallback<{ readonly replica: Replica }> =
     url: "/checkout/:order_id",
     params: { order_id: "id" },
     answer: async ({ order_id: orderId }, guard) => {
-      const refusal = await replica.checkout(orderId, guard);
+      const { refusal, order } = await replica.checkout(orderId, guard);
+      if (order !== undefined) metrics.checkoutOf(order);
       return refusal ?? `Checkout of order ${orderId} successful`;
     },
   });

@@ -7,6 +7,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { PeerMessage } from "../cluster/messages.js";
 import { itemKey, userKey } from "../crdt/shopState.js";
+import type { OrderState } from "../crdt/orderState.js";
 import type { BatchWritten } from "../node/groupCommit.js";
 import type { Replica } from "../node/replica.js";
 import { FastHistogram, type HistogramSeries } from "./fastHistogram.js";
@@ -189,12 +190,14 @@ export class ReplicaMetrics {
     record(statusCode, elapsedMs);
   }
 
-  /** A checkout of `orderId` was answered with `statusCode`. */
-  checkoutDone(orderId: string, statusCode: number): void {
+  /** A checkout was answered with `statusCode`. */
+  checkoutDone(statusCode: number): void {
     if (statusCode < 300) this.totals.checkoutsOk += 1;
     else if (statusCode < 500) this.totals.checkoutsRefused += 1;
-    const order = this.watched?.replica.shop.order(orderId);
-    if (order === undefined) return;
+  }
+
+  /** A checkout of `order` is answered: its user and items count towards the hottest. */
+  checkoutOf(order: Pick<OrderState, "userId" | "lines">): void {
     this.hotUsers.touch(order.userId);
     for (const [itemId] of order.lines) this.hotItems.touch(itemId);
   }

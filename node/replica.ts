@@ -7,6 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { Level } from "level";
 import type { Actor } from "../crdt/boundedCounter.js";
+import type { OrderState } from "../crdt/orderState.js";
 import { type ChangeOrigin, type Refusal, ShopState, type StateKey, openPeerStatePolicy, orderKey } from "../crdt/shopState.js";
 import { type Clock, realClock } from "../cluster/clock.js";
 import { DrainHandshake, type Writer } from "../cluster/drainHandshake.js";
@@ -98,6 +99,13 @@ const forwardedCheckoutsInFlightMax = 10_000;
 
 /** A write that may or may not have happened: the client must be told neither (the connection closes unanswered). */
 export class OutcomeUnknownError extends Error {}
+
+/** What a checkout decided, and its order as this replica reads it (the metrics' hot users and items). */
+export interface CheckoutAnswer {
+  readonly refusal: Refusal | null;
+  /** Undefined if there is no such order. Not to be changed. */
+  readonly order: OrderState | undefined;
+}
 
 /**
  * Where a replica is in its life (docs/DESIGN.md, "Leaving for good").
@@ -597,14 +605,26 @@ export class Replica {
    * Throws OutcomeUnknownError when a checkout handed on may have happened but this
    * replica could not learn so in time: neither a 2xx nor a 4xx would be the truth.
    */
-  checkout(orderId: string, guard?: RequestGuard): Promise<Refusal | null> {
-    const change = (shop: ShopState) => shop.checkout(orderId);
-    if (guard !== undefined) return this.mutate(change, guard);
-    return this.mutate(change, undefined, (refusal) => this.handOffCheckout(orderId, refusal));
+  async checkout(orderId: string, guard?: RequestGuard): Promise<CheckoutAnswer> {
+    // The order as the checkout last read it: a paid one is then not read back from
+    // LevelDB for the answer's metrics (it is written, and no longer held, by then).
+    const seen: { order: OrderState | undefined } = { order: undefined };
+    const change = (shop: ShopState) => {
+      const refusal = shop.checkout(orderId);
+      // Paid by this change, the order is held decoded: reading it is a Map lookup.
+      if (refusal === null) seen.order = shop.order(orderId);
+      return refusal;
+    };
+    const refusal =
+      guard !== undefined ? await this.mutate(change, guard) : await this.mutate(change, undefined, (refused) => this.handOffCheckout(orderId, refused, seen));
+    return { refusal, order: seen.order ?? this.shop.order(orderId) };
   }
 
-  /** The holder's answer to a checkout this replica lacks the token for (undefined: nobody to hand it to, it runs here). */
-  private async handOffCheckout(orderId: string, refusal: Refusal): Promise<Refusal | null | undefined> {
+  /**
+   * The holder's answer to a checkout this replica lacks the token for (undefined: nobody
+   * to hand it to, it runs here). `seen.order`: the order once it reads paid here.
+   */
+  private async handOffCheckout(orderId: string, refusal: Refusal, seen: { order: OrderState | undefined }): Promise<Refusal | null | undefined> {
     if (refusal.missing?.some(([key]) => key === orderKey(orderId)) !== true) return undefined;
     const holder = this.tokenHolderToAsk(orderId);
     if (holder === undefined) return undefined;
@@ -621,7 +641,9 @@ export class Replica {
     }
     // Paid at the holder, or maybe: the answer is a 2xx once the order reads paid here, durably.
     for (;;) {
-      if (this.shop.order(orderId)?.paid === true) {
+      const order = this.shop.order(orderId);
+      if (order?.paid === true) {
+        seen.order = order;
         await this.commit.durable();
         return null;
       }

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster, clusterView, waitFor } from "../support/localCluster.js";
 import { checkoutsForwarded, checkoutsRunForPeers, metricOf, rightsRequestsSent } from "../support/metrics.js";
-import { ReplicaFleet } from "../support/replicaProcess.js";
+import { ReplicaFleet, jsonOf } from "../support/replicaProcess.js";
 import { ShopClient } from "../support/shopClient.js";
 
 describe("a 3-replica cluster", () => {
@@ -83,6 +83,21 @@ describe("a 3-replica cluster", () => {
     // Again, and at the third replica: paid already, 200, charged once.
     expect((await client(2).post(`/orders/checkout/${order}`)).status).toBe(200);
     expect((await client(1).user(user)).credit).toBe(94);
+  });
+
+  it("counts checkouts handed on towards the hottest user and item of the replica that answered them", async () => {
+    const item = await client(0).stockedItem(1, 30);
+    const user = await client(0).fundedUser(100);
+    const orders = [];
+    for (let index = 0; index < 6; index++) orders.push(await client(0).orderWith(user, [[item, 1]]));
+    const lander = cluster.member(1);
+    const forwarded = await metricOf(lander, checkoutsForwarded);
+    for (const order of orders) expect((await client(1).post(`/orders/checkout/${order}`)).status).toBe(200);
+    expect(await metricOf(lander, checkoutsForwarded), "each one handed to the holder").toBe(forwarded + orders.length);
+    // No key at this replica was in more than 3 checkouts before: these two are the hottest.
+    const { hot } = jsonOf(await client(1).get("/dashboard/data")) as { hot: Record<"items" | "users", { id: string; count: number }[]> };
+    expect(hot.items[0]).toMatchObject({ id: item, count: orders.length });
+    expect(hot.users[0]).toMatchObject({ id: user, count: orders.length });
   });
 
   it("refuses where it lands a checkout whose total is short, without handing it on: 400, nothing changed", async () => {

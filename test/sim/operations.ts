@@ -33,7 +33,7 @@ export async function perform(replica: Replica, op: Op): Promise<OperationResult
     case "addItem":
       return answer(await replica.mutate((shop) => shop.addItem(op.order, op.item, op.quantity)));
     case "checkout":
-      return answer(await replica.checkout(op.order));
+      return answer((await replica.checkout(op.order)).refusal);
     case "batchInitItems":
       return answer(await replica.mutate((shop) => shop.batchInitItems(op.count, op.amount, op.price)));
     case "batchInitUsers":

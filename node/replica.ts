@@ -611,7 +611,7 @@ export class Replica {
     const seen: { order: OrderState | undefined } = { order: undefined };
     const change = (shop: ShopState) => {
       const refusal = shop.checkout(orderId);
-      // Paid by this change, the order is held decoded: reading it is a Map lookup.
+      // Paid by this change, the order is held decoded (a Map lookup); a repeat of a paid one reads it once here.
       if (refusal === null) seen.order = shop.order(orderId);
       return refusal;
     };

@@ -7,9 +7,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { PeerMessage } from "../cluster/messages.js";
 import { itemKey, userKey } from "../crdt/shopState.js";
-import type { OrderState } from "../crdt/orderState.js";
 import type { BatchWritten } from "../node/groupCommit.js";
-import type { Replica } from "../node/replica.js";
+import type { CheckedOutOrder, Replica } from "../node/replica.js";
 import { FastHistogram, type HistogramSeries } from "./fastHistogram.js";
 import { type HotKey, HotKeys } from "./hotKeys.js";
 import type { Readiness } from "./readiness.js";
@@ -197,7 +196,7 @@ export class ReplicaMetrics {
   }
 
   /** A checkout of `order` is answered: its user and items count towards the hottest. */
-  checkoutOf(order: Pick<OrderState, "userId" | "lines">): void {
+  checkoutOf(order: CheckedOutOrder): void {
     this.hotUsers.touch(order.userId);
     for (const [itemId] of order.lines) this.hotItems.touch(itemId);
   }

@@ -100,11 +100,13 @@ const forwardedCheckoutsInFlightMax = 10_000;
 /** A write that may or may not have happened: the client must be told neither (the connection closes unanswered). */
 export class OutcomeUnknownError extends Error {}
 
-/** What a checkout decided, and its order as this replica reads it (the metrics' hot users and items). */
+/** What of a checked-out order the answer's metrics count (its user and items), as this replica reads it. */
+export type CheckedOutOrder = Readonly<Pick<OrderState, "userId" | "lines">>;
+
+/** What a checkout decided, and its order (undefined if there is no such order). */
 export interface CheckoutAnswer {
   readonly refusal: Refusal | null;
-  /** Undefined if there is no such order. Not to be changed. */
-  readonly order: OrderState | undefined;
+  readonly order: CheckedOutOrder | undefined;
 }
 
 /**
